@@ -1,0 +1,71 @@
+//! The crate's error type.
+
+use std::fmt;
+use std::io;
+
+/// What can go wrong in corepush. Expected outcomes (a client that is gone, a flag nobody
+/// holds) are not errors: they are counts of 0 or `false`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A socket or thread operation failed. Check the address, permissions and limits.
+    Io(io::Error),
+    /// The configuration is invalid; the message says which setting. Fix it and build again.
+    Config(String),
+    /// A value could not be encoded or decoded by the server's data parser.
+    Encode(String),
+    /// The payload cannot be framed by this server's protocol (for example a raw payload with a
+    /// newline on a line-framed TCP server, or one larger than the frame format allows).
+    Frame(String),
+    /// No server by that name is running.
+    UnknownServer(String),
+    /// The call needs a core loop thread (for example `this_worker`), but the calling thread is
+    /// not one.
+    NotOnWorker,
+    /// The backend cannot carry the call (for example it is not connected); try again later.
+    Backend(String),
+    /// The runtime has shut down; the handle can no longer push.
+    Shutdown,
+    /// A core loop failed or panicked; the message says which and why. The runtime stopped.
+    Worker(String),
+}
+
+/// `Result` with corepush's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Config(m) => write!(f, "invalid configuration: {m}"),
+            Error::Encode(m) => write!(f, "encoding failed: {m}"),
+            Error::Frame(m) => write!(f, "cannot frame payload: {m}"),
+            Error::UnknownServer(n) => write!(f, "no server named {n:?} is running"),
+            Error::NotOnWorker => f.write_str("this call needs to run on a core loop thread"),
+            Error::Backend(m) => write!(f, "backend error: {m}"),
+            Error::Shutdown => f.write_str("the runtime has shut down"),
+            Error::Worker(m) => write!(f, "core loop failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Encode(e.to_string())
+    }
+}

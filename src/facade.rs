@@ -1,0 +1,547 @@
+//! The push facade: [`Server`], a cheap handle that any thread may clone and push through.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::backend::fpm::FpmBackend;
+use crate::backend::{Backend, Payload, Scope, Target};
+use crate::error::{Error, Result};
+use crate::id::{ClientId, WorkerId};
+use crate::parser::{DataParser, JsonParser, encode_with};
+use crate::worker::shared::current_worker;
+
+/// A handle on one named server: push to clients, flags, groups or everyone, close clients,
+/// ask who is connected, and message the core loops.
+///
+/// `Clone + Send + Sync` and cheap to clone: keep one wherever you need to push from, on any
+/// thread. Get one from [`Runtime::server`](crate::Runtime::server),
+/// [`get_server`](crate::get_server), or a handler's [`Context`](crate::Context).
+///
+/// # What the counts mean
+///
+/// Sends return how many connections the message was **queued to**: the targets that were
+/// connected to this server (on this instance, within the handle's scope, not excluded) when
+/// the call was made, each counted once. A connection that closes before its core loop gets to
+/// it is counted but receives nothing; delivery itself is asynchronous. `close` and
+/// `close_by_flag` count the connections asked to close the same way. `send_message` counts the
+/// core loops reached. On the Fpm backend every count is 0.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+    worker: Option<WorkerId>,
+    except: Arc<[ClientId]>,
+}
+
+struct Inner {
+    name: String,
+    backend: Arc<dyn Backend>,
+    parser: Arc<dyn DataParser>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("name", &self.inner.name)
+            .field("backend", &self.inner.backend)
+            .field("worker", &self.worker)
+            .field("except", &self.except)
+            .finish()
+    }
+}
+
+impl Server {
+    pub(crate) fn new(
+        name: String,
+        backend: Arc<dyn Backend>,
+        parser: Arc<dyn DataParser>,
+    ) -> Self {
+        Server {
+            inner: Arc::new(Inner {
+                name,
+                backend,
+                parser,
+            }),
+            worker: None,
+            except: Arc::from([]),
+        }
+    }
+
+    /// A handle on the request-scoped no-op backend: every push returns 0, `exists` is false,
+    /// every count is 0 and every list empty. Code written for the push server runs unchanged
+    /// on it.
+    pub fn fpm(name: impl Into<String>) -> Self {
+        Server::new(name.into(), Arc::new(FpmBackend), Arc::new(JsonParser))
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// How many core loops the server runs on (0 on the Fpm backend).
+    pub fn workers(&self) -> usize {
+        self.inner.backend.workers()
+    }
+
+    /// The server's data parser.
+    pub fn parser(&self) -> &dyn DataParser {
+        &*self.inner.parser
+    }
+
+    /// A handle confined to the connections of the core loop this thread runs (imi's
+    /// `toAllWorkers = false`). Fails with [`Error::NotOnWorker`] off a core loop of this
+    /// server's runtime; on the Fpm backend it returns the same no-op handle.
+    pub fn this_worker(&self) -> Result<Server> {
+        match self.inner.backend.runtime_id() {
+            None => Ok(self.clone()),
+            Some(rt) => match current_worker(rt) {
+                Some(w) => Ok(Server {
+                    worker: Some(w),
+                    ..self.clone()
+                }),
+                None => Err(Error::NotOnWorker),
+            },
+        }
+    }
+
+    /// A handle confined to the connections of one core loop, from any thread.
+    pub fn worker(&self, worker: WorkerId) -> Server {
+        Server {
+            worker: Some(worker),
+            ..self.clone()
+        }
+    }
+
+    /// The core loop this handle is confined to, if any.
+    pub fn scope(&self) -> Option<WorkerId> {
+        self.worker
+    }
+
+    /// A handle whose sends, closes and listings skip these clients (typically the sender).
+    /// The exclusion travels with every call made through the returned handle.
+    pub fn except(&self, ids: impl IntoIds) -> Server {
+        let mut all: Vec<ClientId> = self.except.to_vec();
+        all.extend(ids.into_ids());
+        all.sort_unstable();
+        all.dedup();
+        Server {
+            except: all.into(),
+            ..self.clone()
+        }
+    }
+
+    fn scope_ref(&self) -> Scope<'_> {
+        Scope {
+            worker: self.worker,
+            except: &self.except,
+        }
+    }
+
+    fn encode<T: Serialize + ?Sized>(&self, data: &T) -> Result<Vec<u8>> {
+        encode_with(&*self.inner.parser, data)
+    }
+
+    fn push_encoded<T: Serialize + ?Sized>(&self, target: Target, data: &T) -> Result<usize> {
+        let bytes = self.encode(data)?;
+        let payload = Payload {
+            is_text: self.inner.parser.is_text(),
+            bytes: &bytes,
+        };
+        self.inner.backend.push(target, payload, self.scope_ref())
+    }
+
+    fn push_raw<'a>(&self, target: Target, raw: impl Into<Raw<'a>>) -> Result<usize> {
+        let raw = raw.into();
+        let payload = Payload {
+            is_text: raw.is_text,
+            bytes: &raw.bytes,
+        };
+        self.inner.backend.push(target, payload, self.scope_ref())
+    }
+
+    /// Encodes `data` with the server's parser and sends it to one or more clients.
+    pub fn send<T: Serialize + ?Sized>(&self, data: &T, ids: impl IntoIds) -> Result<usize> {
+        self.push_encoded(Target::Clients(ids.into_ids()), data)
+    }
+
+    /// Sends bytes or text as they are to one or more clients.
+    pub fn send_raw<'a>(&self, raw: impl Into<Raw<'a>>, ids: impl IntoIds) -> Result<usize> {
+        self.push_raw(Target::Clients(ids.into_ids()), raw)
+    }
+
+    /// Encodes `data` and sends it to every connection bound to one or more flags.
+    pub fn send_by_flag<T: Serialize + ?Sized>(
+        &self,
+        data: &T,
+        flags: impl IntoNames,
+    ) -> Result<usize> {
+        self.push_encoded(Target::Flags(flags.into_names()), data)
+    }
+
+    /// Sends bytes or text as they are to every connection bound to one or more flags.
+    pub fn send_raw_by_flag<'a>(
+        &self,
+        raw: impl Into<Raw<'a>>,
+        flags: impl IntoNames,
+    ) -> Result<usize> {
+        self.push_raw(Target::Flags(flags.into_names()), raw)
+    }
+
+    /// Encodes `data` and sends it to every member of one or more groups (once per
+    /// connection, however many of the groups it is in).
+    pub fn send_to_group<T: Serialize + ?Sized>(
+        &self,
+        groups: impl IntoNames,
+        data: &T,
+    ) -> Result<usize> {
+        self.push_encoded(Target::Groups(groups.into_names()), data)
+    }
+
+    /// Sends bytes or text as they are to every member of one or more groups.
+    pub fn send_raw_to_group<'a>(
+        &self,
+        groups: impl IntoNames,
+        raw: impl Into<Raw<'a>>,
+    ) -> Result<usize> {
+        self.push_raw(Target::Groups(groups.into_names()), raw)
+    }
+
+    /// Encodes `data` and sends it to every connection of the server.
+    pub fn send_to_all<T: Serialize + ?Sized>(&self, data: &T) -> Result<usize> {
+        self.push_encoded(Target::All, data)
+    }
+
+    /// Sends bytes or text as they are to every connection of the server.
+    pub fn send_raw_to_all<'a>(&self, raw: impl Into<Raw<'a>>) -> Result<usize> {
+        self.push_raw(Target::All, raw)
+    }
+
+    /// Closes one or more clients (WebSocket close code 1000) after what is queued for them.
+    pub fn close(&self, ids: impl IntoIds) -> Result<usize> {
+        self.inner
+            .backend
+            .close(Target::Clients(ids.into_ids()), self.scope_ref())
+    }
+
+    /// Closes every connection bound to one or more flags.
+    pub fn close_by_flag(&self, flags: impl IntoNames) -> Result<usize> {
+        self.inner
+            .backend
+            .close(Target::Flags(flags.into_names()), self.scope_ref())
+    }
+
+    /// Whether the client is connected to this server.
+    pub fn exists(&self, id: ClientId) -> bool {
+        self.inner.backend.exists(id, self.scope_ref())
+    }
+
+    /// Whether any connection is bound to the flag.
+    pub fn flag_exists(&self, flag: &str) -> bool {
+        !self.flag_clients(flag).is_empty()
+    }
+
+    /// The connections bound to a flag.
+    pub fn flag_clients(&self, flag: &str) -> Vec<ClientId> {
+        self.inner.backend.flag_members(flag, self.scope_ref())
+    }
+
+    /// The flag a client is bound to.
+    pub fn flag_of(&self, id: ClientId) -> Option<String> {
+        self.inner.backend.flag_of(id)
+    }
+
+    /// Every connection of the server, sorted.
+    pub fn connections(&self) -> Vec<ClientId> {
+        self.inner.backend.connections(self.scope_ref())
+    }
+
+    /// How many connections the server has.
+    pub fn connection_count(&self) -> usize {
+        self.inner.backend.connection_count(self.scope_ref())
+    }
+
+    /// The members of a group, sorted.
+    pub fn group_members(&self, group: &str) -> Vec<ClientId> {
+        self.inner.backend.group_members(group, self.scope_ref())
+    }
+
+    /// How many connections a group has.
+    pub fn group_count(&self, group: &str) -> usize {
+        self.group_members(group).len()
+    }
+
+    /// The names of the groups that have members, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        self.inner.backend.group_names()
+    }
+
+    /// Stores a value on a connection, where its handler's [`Context`](crate::Context) can read
+    /// it too. False if the client is not connected.
+    pub fn set_data<T: Any + Send + Sync>(&self, id: ClientId, key: &str, value: T) -> bool {
+        self.inner.backend.set_data(id, key, Arc::new(value))
+    }
+
+    /// Reads a value stored on a connection, if it is there and of type `T`.
+    pub fn data<T: Any + Clone>(&self, id: ClientId, key: &str) -> Option<T> {
+        self.inner
+            .backend
+            .data(id, key)
+            .and_then(|v| v.downcast_ref::<T>().cloned())
+    }
+
+    /// Removes a value stored on a connection; returns whether one was there.
+    pub fn remove_data(&self, id: ClientId, key: &str) -> bool {
+        self.inner.backend.remove_data(id, key)
+    }
+
+    /// Encodes `data` and delivers it, with an action name, to the worker-message callback
+    /// of the chosen core loops. Returns how many core loops it was queued to.
+    pub fn send_message<T: Serialize + ?Sized>(
+        &self,
+        action: &str,
+        data: &T,
+        workers: impl Into<Workers>,
+    ) -> Result<usize> {
+        let bytes = self.encode(data)?;
+        self.inner
+            .backend
+            .send_message(Some(action), &bytes, &workers.into())
+    }
+
+    /// Delivers bytes or text as they are to the raw worker-message callback of the chosen
+    /// core loops. Returns how many core loops it was queued to.
+    pub fn send_message_raw<'a>(
+        &self,
+        raw: impl Into<Raw<'a>>,
+        workers: impl Into<Workers>,
+    ) -> Result<usize> {
+        let raw = raw.into();
+        self.inner
+            .backend
+            .send_message(None, &raw.bytes, &workers.into())
+    }
+}
+
+/// A payload sent as it is: text (a WebSocket text frame) or bytes (a binary frame).
+/// Built from `&str`/`String` (text) or `&[u8]`/`Vec<u8>` (binary).
+#[derive(Debug, Clone)]
+pub struct Raw<'a> {
+    is_text: bool,
+    bytes: Cow<'a, [u8]>,
+}
+
+impl<'a> Raw<'a> {
+    /// A text payload.
+    pub fn text(text: impl Into<Cow<'a, str>>) -> Self {
+        let bytes = match text.into() {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        };
+        Raw {
+            is_text: true,
+            bytes,
+        }
+    }
+
+    /// A binary payload.
+    pub fn binary(bytes: impl Into<Cow<'a, [u8]>>) -> Self {
+        Raw {
+            is_text: false,
+            bytes: bytes.into(),
+        }
+    }
+
+    /// Whether this is text.
+    pub fn is_text(&self) -> bool {
+        self.is_text
+    }
+
+    /// The payload.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl<'a> From<&'a str> for Raw<'a> {
+    fn from(s: &'a str) -> Self {
+        Raw::text(s)
+    }
+}
+impl<'a> From<&'a String> for Raw<'a> {
+    fn from(s: &'a String) -> Self {
+        Raw::text(s.as_str())
+    }
+}
+impl From<String> for Raw<'_> {
+    fn from(s: String) -> Self {
+        Raw::text(s)
+    }
+}
+impl<'a> From<&'a [u8]> for Raw<'a> {
+    fn from(b: &'a [u8]) -> Self {
+        Raw::binary(b)
+    }
+}
+impl<'a, const N: usize> From<&'a [u8; N]> for Raw<'a> {
+    fn from(b: &'a [u8; N]) -> Self {
+        Raw::binary(&b[..])
+    }
+}
+impl From<Vec<u8>> for Raw<'_> {
+    fn from(b: Vec<u8>) -> Self {
+        Raw::binary(b)
+    }
+}
+
+/// One client id or many: `ClientId`, `Option<ClientId>`, arrays, slices and `Vec`s of them.
+pub trait IntoIds {
+    /// The ids.
+    fn into_ids(self) -> Vec<ClientId>;
+}
+
+impl IntoIds for ClientId {
+    fn into_ids(self) -> Vec<ClientId> {
+        vec![self]
+    }
+}
+impl IntoIds for Option<ClientId> {
+    fn into_ids(self) -> Vec<ClientId> {
+        self.into_iter().collect()
+    }
+}
+impl IntoIds for Vec<ClientId> {
+    fn into_ids(self) -> Vec<ClientId> {
+        self
+    }
+}
+impl IntoIds for &Vec<ClientId> {
+    fn into_ids(self) -> Vec<ClientId> {
+        self.clone()
+    }
+}
+impl IntoIds for &[ClientId] {
+    fn into_ids(self) -> Vec<ClientId> {
+        self.to_vec()
+    }
+}
+impl<const N: usize> IntoIds for [ClientId; N] {
+    fn into_ids(self) -> Vec<ClientId> {
+        self.to_vec()
+    }
+}
+impl<const N: usize> IntoIds for &[ClientId; N] {
+    fn into_ids(self) -> Vec<ClientId> {
+        self.to_vec()
+    }
+}
+
+/// One name (flag or group) or many: `&str`, `String`, arrays, slices and `Vec`s of them.
+pub trait IntoNames {
+    /// The names.
+    fn into_names(self) -> Vec<String>;
+}
+
+impl IntoNames for &str {
+    fn into_names(self) -> Vec<String> {
+        vec![self.to_owned()]
+    }
+}
+impl IntoNames for String {
+    fn into_names(self) -> Vec<String> {
+        vec![self]
+    }
+}
+impl IntoNames for &String {
+    fn into_names(self) -> Vec<String> {
+        vec![self.clone()]
+    }
+}
+impl IntoNames for Vec<String> {
+    fn into_names(self) -> Vec<String> {
+        self
+    }
+}
+impl IntoNames for &[String] {
+    fn into_names(self) -> Vec<String> {
+        self.to_vec()
+    }
+}
+impl IntoNames for &Vec<String> {
+    fn into_names(self) -> Vec<String> {
+        self.clone()
+    }
+}
+impl IntoNames for Vec<&str> {
+    fn into_names(self) -> Vec<String> {
+        self.into_iter().map(str::to_owned).collect()
+    }
+}
+impl IntoNames for &[&str] {
+    fn into_names(self) -> Vec<String> {
+        self.iter().map(|s| (*s).to_owned()).collect()
+    }
+}
+impl<const N: usize> IntoNames for [&str; N] {
+    fn into_names(self) -> Vec<String> {
+        self.iter().map(|s| (*s).to_owned()).collect()
+    }
+}
+
+/// Which core loops a worker message goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workers {
+    /// Every core loop.
+    All,
+    /// These core loops; indices past the last core loop are skipped.
+    Some(Vec<WorkerId>),
+}
+
+impl Workers {
+    /// The chosen core loops that exist, each once, in order.
+    pub(crate) fn resolve(&self, workers: usize) -> Vec<WorkerId> {
+        match self {
+            Workers::All => (0..workers).map(|w| WorkerId(w as u16)).collect(),
+            Workers::Some(list) => {
+                let mut v: Vec<WorkerId> = list
+                    .iter()
+                    .copied()
+                    .filter(|w| w.index() < workers)
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+        }
+    }
+}
+
+impl From<WorkerId> for Workers {
+    fn from(w: WorkerId) -> Self {
+        Workers::Some(vec![w])
+    }
+}
+impl From<Vec<WorkerId>> for Workers {
+    fn from(v: Vec<WorkerId>) -> Self {
+        Workers::Some(v)
+    }
+}
+impl From<&[WorkerId]> for Workers {
+    fn from(v: &[WorkerId]) -> Self {
+        Workers::Some(v.to_vec())
+    }
+}
+impl<const N: usize> From<[WorkerId; N]> for Workers {
+    fn from(v: [WorkerId; N]) -> Self {
+        Workers::Some(v.to_vec())
+    }
+}
+impl From<Option<WorkerId>> for Workers {
+    /// `None` means every core loop.
+    fn from(w: Option<WorkerId>) -> Self {
+        w.map_or(Workers::All, |w| Workers::Some(vec![w]))
+    }
+}

@@ -1,0 +1,108 @@
+//! # corepush
+//!
+//! A thread-per-core push server for ordinary, synchronous Rust programs. WebSocket and
+//! framed-TCP clients stay connected, and any thread of the program can push to one client,
+//! to a user (a bound *flag*), to a *group*, or to everyone — through one facade, [`Server`],
+//! modelled on the server utility of the PHP framework imi (`send`, `sendByFlag`,
+//! `sendToGroup`, `sendToAll`, `close`, `exists`, `sendMessage` between workers …).
+//!
+//! No async runtime anywhere: your handler is plain `&mut self` code.
+//!
+//! ## Architecture
+//!
+//! ```text
+//!  process
+//!  ├─ core loop 0 ── mio::Poll ── listener (SO_REUSEPORT) ── its connections
+//!  ├─ core loop 1 ── mio::Poll ── listener (SO_REUSEPORT) ── its connections
+//!  │      ▲ commands: crossbeam channel + mio::Waker, drained in batches
+//!  └─ any thread: holds a `Server` handle and pushes from there
+//! ```
+//!
+//! * **One thread per core, each with its own `mio::Poll`.** The kernel spreads new
+//!   connections over the core loops' listeners. A core loop owns its connections outright:
+//!   no lock is taken to read from or write to a client.
+//! * **The mailbox is the only door between threads.** A push from any thread becomes one
+//!   command per core loop that owns a receiver, carried by a crossbeam channel; a burst of
+//!   commands costs one wake-up. The core loop drains a bounded batch per turn so that no
+//!   sender can starve its sockets.
+//! * **Frame once, write many.** A broadcast is encoded and framed once; every connection
+//!   queues a reference to the same bytes, and each connection's queue is flushed with one
+//!   vectored write per loop turn.
+//! * **Identities route themselves.** A [`ClientId`] encodes the core loop (and, in a
+//!   cluster, the instance) that owns the connection, so a push to one client needs no lookup;
+//!   ids are never reused in the life of a process.
+//! * **Shared state is small.** Only the registries of flags, groups and connection data are
+//!   shared, behind `parking_lot` locks, and they are touched on open, close, bind and join —
+//!   never per frame.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use corepush::{Context, Handler, Message, Runtime, ServerConfig};
+//!
+//! struct Chat;
+//!
+//! impl Handler for Chat {
+//!     fn on_open(&mut self, ctx: &mut Context<'_>) {
+//!         ctx.join("lobby");
+//!     }
+//!     fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
+//!         if let Some(text) = message.as_text() {
+//!             // To everyone in the lobby but the sender.
+//!             let me = ctx.client_id();
+//!             let _ = ctx.server().except(me).send_raw_to_group("lobby", text);
+//!         }
+//!     }
+//! }
+//!
+//! fn main() -> corepush::Result<()> {
+//!     let runtime = Runtime::builder()
+//!         .server(ServerConfig::websocket("ws", "127.0.0.1:8080".parse().unwrap()).handler(|_| Chat))
+//!         .start()?;
+//!     // Any thread may push.
+//!     let server = runtime.server("ws").unwrap();
+//!     std::thread::spawn(move || {
+//!         let _ = server.send_to_all(&serde_json::json!({"hello": "everyone"}));
+//!     });
+//!     runtime.run() // until Ctrl-C
+//! }
+//! ```
+//!
+//! ## Choosing a backend
+//!
+//! | backend | scope |
+//! |---------|-------|
+//! | [`BackendConfig::Local`] (default) | every core loop of this process |
+//! | [`BackendConfig::Fpm`] | request-scoped code: every push is a no-op returning 0 |
+//!
+//! Application code does not change between backends.
+//!
+//! ## Shutdown
+//!
+//! [`Runtime::run`] blocks until Ctrl-C or SIGTERM; a [`ShutdownHandle`] stops the runtime
+//! from any thread. Shutdown is graceful: the listeners close, every client gets what was
+//! queued for it and then a close frame (1001, "going away"), and the core loops are joined.
+
+#![forbid(unsafe_code)]
+
+mod backend;
+mod codec;
+mod config;
+mod conn;
+mod error;
+mod facade;
+mod handler;
+mod id;
+mod parser;
+mod registry;
+mod server;
+mod worker;
+
+pub use codec::Message;
+pub use config::{BackendConfig, Protocol, RuntimeConfig, ServerConfig};
+pub use error::{Error, Result};
+pub use facade::{IntoIds, IntoNames, Raw, Server, Workers};
+pub use handler::{Context, Handler, HandshakeRequest, WorkerContext, WorkerMessage};
+pub use id::{ClientId, MAX_WORKERS, ParseClientIdError, WorkerId};
+pub use parser::{DataParser, JsonParser};
+pub use server::{Runtime, RuntimeBuilder, ServerSpec, ShutdownHandle, get_server};

@@ -1,0 +1,544 @@
+//! Building and running a runtime: its core loops, its named servers, shutdown.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use log::{error, info};
+use mio::Poll;
+use mio::net::TcpListener;
+use parking_lot::RwLock;
+use socket2::{Domain, Socket, Type};
+
+use crate::backend::Backend;
+use crate::backend::fpm::FpmBackend;
+use crate::backend::local::LocalBackend;
+use crate::config::{BackendConfig, RuntimeConfig, ServerConfig};
+use crate::error::{Error, Result};
+use crate::facade::Server;
+use crate::handler::{Handler, WorkerContext, WorkerMessage};
+use crate::id::{MAX_WORKERS, WorkerId};
+use crate::registry::Registry;
+use crate::worker::shared::{
+    Command, Mailbox, RuntimeShared, ServerShared, current_worker_runtime,
+};
+use crate::worker::{ServerSlot, WAKER, Worker};
+
+type ActionFn<H> = dyn Fn(&mut H, &mut WorkerContext<'_>, &WorkerMessage<'_>) + Send + Sync;
+
+/// A server's configuration together with its handler factory and worker-message actions.
+/// Made by [`ServerConfig::handler`].
+pub struct ServerSpec<H: Handler> {
+    config: ServerConfig,
+    factory: Arc<dyn Fn(WorkerId) -> H + Send + Sync>,
+    actions: HashMap<String, Arc<ActionFn<H>>>,
+}
+
+impl<H: Handler> fmt::Debug for ServerSpec<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSpec")
+            .field("config", &self.config)
+            .field("actions", &self.actions.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// Pairs this configuration with the factory that builds its handler, once per core loop.
+    pub fn handler<H: Handler>(
+        self,
+        factory: impl Fn(WorkerId) -> H + Send + Sync + 'static,
+    ) -> ServerSpec<H> {
+        ServerSpec {
+            config: self,
+            factory: Arc::new(factory),
+            actions: HashMap::new(),
+        }
+    }
+}
+
+impl<H: Handler> ServerSpec<H> {
+    /// Registers the callback for worker messages ([`Server::send_message`]) with this action
+    /// name. Actions with no callback go to [`Handler::on_worker_message`].
+    pub fn action(
+        mut self,
+        name: &str,
+        callback: impl Fn(&mut H, &mut WorkerContext<'_>, &WorkerMessage<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.actions.insert(name.to_owned(), Arc::new(callback));
+        self
+    }
+}
+
+/// A server spec with its handler type erased, as the runtime keeps it.
+trait ErasedSpec: Send + Sync {
+    fn config(&self) -> &ServerConfig;
+    fn make(&self, worker: WorkerId) -> Box<dyn HandlerBox>;
+}
+
+impl<H: Handler> ErasedSpec for ServerSpec<H> {
+    fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+    fn make(&self, worker: WorkerId) -> Box<dyn HandlerBox> {
+        Box::new(Typed {
+            handler: (self.factory)(worker),
+            actions: self.actions.clone(),
+        })
+    }
+}
+
+/// A handler with its action callbacks, as a core loop holds it.
+pub(crate) trait HandlerBox {
+    fn handler(&mut self) -> &mut dyn Handler;
+    /// Runs the callback registered for the message's action; false if there is none.
+    fn action(&mut self, ctx: &mut WorkerContext<'_>, msg: &WorkerMessage<'_>) -> bool;
+}
+
+struct Typed<H: Handler> {
+    handler: H,
+    actions: HashMap<String, Arc<ActionFn<H>>>,
+}
+
+impl<H: Handler> HandlerBox for Typed<H> {
+    fn handler(&mut self) -> &mut dyn Handler {
+        &mut self.handler
+    }
+    fn action(&mut self, ctx: &mut WorkerContext<'_>, msg: &WorkerMessage<'_>) -> bool {
+        match self.actions.get(msg.action()) {
+            Some(f) => {
+                f(&mut self.handler, ctx, msg);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Builds a [`Runtime`]: its settings and its servers.
+pub struct RuntimeBuilder {
+    config: RuntimeConfig,
+    specs: Vec<Box<dyn ErasedSpec>>,
+}
+
+impl fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("config", &self.config)
+            .field(
+                "servers",
+                &self
+                    .specs
+                    .iter()
+                    .map(|s| &s.config().name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Replaces the runtime settings.
+    pub fn config(mut self, config: RuntimeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::workers`].
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.config.workers = workers;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::instance`].
+    pub fn instance(mut self, instance: u16) -> Self {
+        self.config.instance = instance;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::shutdown_timeout`].
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Adds a server. The first one added is the default server.
+    pub fn server<H: Handler>(mut self, spec: ServerSpec<H>) -> Self {
+        self.specs.push(Box::new(spec));
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        let workers = self.config.workers;
+        if workers == 0 || workers > MAX_WORKERS {
+            return Err(Error::Config(format!(
+                "workers must be 1..={MAX_WORKERS}, not {workers}"
+            )));
+        }
+        if self.specs.is_empty() {
+            return Err(Error::Config("a runtime needs at least one server".into()));
+        }
+        if self.specs.len() > (u16::MAX as usize) {
+            return Err(Error::Config("too many servers".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &self.specs {
+            let c = s.config();
+            if c.name.is_empty() {
+                return Err(Error::Config("a server name must not be empty".into()));
+            }
+            if !names.insert(c.name.as_str()) {
+                return Err(Error::Config(format!("two servers are named {:?}", c.name)));
+            }
+            if c.max_message_size == 0 {
+                return Err(Error::Config(format!(
+                    "server {:?}: max_message_size must be > 0",
+                    c.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Binds every server's listeners (one per core loop, with SO_REUSEPORT), starts the core
+    /// loops, and returns the running runtime. Fails on an invalid configuration or an address
+    /// that cannot be bound.
+    pub fn start(self) -> Result<Runtime> {
+        self.validate()?;
+        let workers = self.config.workers;
+        let runtime_id = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed);
+
+        // Listeners: [server][worker]. Port 0 is resolved by the first bind and reused.
+        let mut listeners: Vec<Vec<TcpListener>> = Vec::new();
+        let mut addrs = Vec::new();
+        for spec in &self.specs {
+            let mut addr = spec.config().addr;
+            let mut per_worker = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let l = bind_reuseport(addr)?;
+                addr = l.local_addr()?;
+                per_worker.push(l);
+            }
+            addrs.push(addr);
+            listeners.push(per_worker);
+        }
+
+        let mut polls = Vec::with_capacity(workers);
+        let mut receivers = Vec::with_capacity(workers);
+        let mut mailboxes = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let poll = Poll::new()?;
+            let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+            let (tx, rx) = crossbeam_channel::unbounded();
+            mailboxes.push(Mailbox::new(tx, waker, runtime_id, WorkerId(w as u16)));
+            polls.push(poll);
+            receivers.push(rx);
+        }
+        let servers: Vec<Arc<ServerShared>> = self
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let c = s.config();
+                Arc::new(ServerShared {
+                    index: i as u16,
+                    name: c.name.clone(),
+                    protocol: c.protocol,
+                    parser: c.parser.clone(),
+                    registry: Registry::new(workers),
+                    max_message_size: c.max_message_size,
+                    handshake_timeout: c.handshake_timeout,
+                })
+            })
+            .collect();
+        let shared = Arc::new(RuntimeShared {
+            id: runtime_id,
+            instance: self.config.instance,
+            mailboxes,
+            servers,
+            stopping: Default::default(),
+        });
+        let facades: Vec<Server> = self
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let c = s.config();
+                let backend: Arc<dyn Backend> = match c.backend {
+                    BackendConfig::Local => Arc::new(LocalBackend::new(shared.clone(), i)),
+                    BackendConfig::Fpm => Arc::new(FpmBackend),
+                };
+                Server::new(c.name.clone(), backend, c.parser.clone())
+            })
+            .collect();
+
+        let specs: Arc<Vec<Box<dyn ErasedSpec>>> = Arc::new(self.specs);
+        let mut per_worker_listeners: Vec<Vec<TcpListener>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        for server_listeners in listeners {
+            for (w, l) in server_listeners.into_iter().enumerate() {
+                per_worker_listeners[w].push(l);
+            }
+        }
+        let mut threads = Vec::with_capacity(workers);
+        let work = polls.into_iter().zip(receivers).zip(per_worker_listeners);
+        for (w, ((poll, rx), worker_listeners)) in work.enumerate() {
+            let id = WorkerId(w as u16);
+            let specs = specs.clone();
+            let worker_facades = facades.clone();
+            let worker_shared = shared.clone();
+            let (batch, timeout) = (self.config.mailbox_batch, self.config.shutdown_timeout);
+            let spawn = std::thread::Builder::new()
+                .name(format!("corepush-{w}"))
+                .spawn(move || {
+                    let shared = worker_shared;
+                    let slots = specs
+                        .iter()
+                        .zip(worker_facades)
+                        .zip(worker_listeners)
+                        .enumerate()
+                        .map(|(i, ((spec, facade), listener))| ServerSlot {
+                            shared: shared.servers[i].clone(),
+                            facade,
+                            handler: spec.make(id),
+                            listener: Some(listener),
+                        })
+                        .collect();
+                    Worker::new(id, shared, poll, rx, slots, batch, timeout).run()
+                });
+            match spawn {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    let rt = Runtime::assemble(shared, threads, facades, addrs);
+                    let _ = rt.shutdown();
+                    return Err(Error::Io(e));
+                }
+            }
+        }
+        let runtime = Runtime::assemble(shared, threads, facades, addrs);
+        {
+            let mut global = GLOBAL.write();
+            for s in &runtime.servers {
+                global.push((runtime_id, s.clone()));
+            }
+        }
+        for (s, a) in runtime.servers.iter().zip(&runtime.addrs) {
+            info!(
+                "server {:?} listening on {a} ({workers} core loops)",
+                s.name()
+            );
+        }
+        Ok(runtime)
+    }
+}
+
+fn bind_reuseport(addr: SocketAddr) -> Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
+/// Every running server, by runtime, for [`get_server`].
+static GLOBAL: RwLock<Vec<(u64, Server)>> = RwLock::new(Vec::new());
+
+/// The handle of a running server by name, from any thread. With `None`, the default (first)
+/// server. On a core loop thread, the servers of that core loop's runtime come first; elsewhere
+/// the most recently started runtime that has the name.
+pub fn get_server<'a>(name: impl Into<Option<&'a str>>) -> Option<Server> {
+    let name = name.into();
+    let global = GLOBAL.read();
+    let current = current_worker_runtime();
+    let matches = |(rt, s): &&(u64, Server)| {
+        name.is_none_or(|n| s.name() == n) && current.is_none_or(|c| c == *rt)
+    };
+    let pick = |it: &mut dyn Iterator<Item = &(u64, Server)>| -> Option<Server> {
+        match name {
+            Some(_) => it.last().map(|(_, s)| s.clone()),
+            None => {
+                // The first server of the chosen runtime.
+                let all: Vec<&(u64, Server)> = it.collect();
+                let rt = all.last()?.0;
+                all.into_iter()
+                    .find(|(r, _)| *r == rt)
+                    .map(|(_, s)| s.clone())
+            }
+        }
+    };
+    pick(&mut global.iter().filter(matches))
+}
+
+/// Stops a runtime from any thread: see [`Runtime::shutdown_handle`].
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    shared: Arc<RuntimeShared>,
+}
+
+impl ShutdownHandle {
+    /// Starts a graceful shutdown: stop accepting, send each client what is queued and a
+    /// close frame (1001), then end the core loops. Returns at once; idempotent.
+    pub fn shutdown(&self) {
+        if self.shared.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for m in &self.shared.mailboxes {
+            m.send(Command::Shutdown);
+        }
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// A running runtime: its core loops and servers. Dropping it shuts it down and waits.
+pub struct Runtime {
+    shared: Arc<RuntimeShared>,
+    threads: Vec<JoinHandle<std::io::Result<()>>>,
+    servers: Vec<Server>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.shared.workers())
+            .field(
+                "servers",
+                &self.servers.iter().map(Server::name).collect::<Vec<_>>(),
+            )
+            .field("addrs", &self.addrs)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Starts building a runtime with default settings.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            config: RuntimeConfig::default(),
+            specs: Vec::new(),
+        }
+    }
+
+    fn assemble(
+        shared: Arc<RuntimeShared>,
+        threads: Vec<JoinHandle<std::io::Result<()>>>,
+        servers: Vec<Server>,
+        addrs: Vec<SocketAddr>,
+    ) -> Self {
+        Runtime {
+            shared,
+            threads,
+            servers,
+            addrs,
+        }
+    }
+
+    /// The handle of a server by name.
+    pub fn server(&self, name: &str) -> Option<Server> {
+        self.servers.iter().find(|s| s.name() == name).cloned()
+    }
+
+    /// The handle of the default (first) server.
+    pub fn default_server(&self) -> Server {
+        self.servers[0].clone()
+    }
+
+    /// The address a server listens on (with the port resolved, if 0 was asked for).
+    pub fn local_addr(&self, name: &str) -> Option<SocketAddr> {
+        let i = self.servers.iter().position(|s| s.name() == name)?;
+        self.addrs.get(i).copied()
+    }
+
+    /// How many core loops run.
+    pub fn workers(&self) -> usize {
+        self.shared.workers()
+    }
+
+    /// A handle that stops this runtime from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Blocks until Ctrl-C, SIGTERM or a [`ShutdownHandle`] stops the runtime, then returns
+    /// once every core loop has finished.
+    pub fn run(self) -> Result<()> {
+        install_signal_handler(self.shutdown_handle())?;
+        self.join()
+    }
+
+    /// Shuts down gracefully and waits for the core loops.
+    pub fn shutdown(self) -> Result<()> {
+        self.shutdown_handle().shutdown();
+        self.join()
+    }
+
+    /// Waits until the runtime has stopped (after a [`ShutdownHandle::shutdown`]).
+    pub fn join(mut self) -> Result<()> {
+        self.join_threads()
+    }
+
+    fn join_threads(&mut self) -> Result<()> {
+        let mut result = Ok(());
+        let threads = std::mem::take(&mut self.threads);
+        for (i, t) in threads.into_iter().enumerate() {
+            let outcome = match t.join() {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => format!("core loop {i}: {e}"),
+                Err(_) => format!("core loop {i} panicked"),
+            };
+            error!("{outcome}");
+            // A failed core loop stops the others: the runtime cannot serve its clients.
+            self.shutdown_handle().shutdown();
+            if result.is_ok() {
+                result = Err(Error::Worker(outcome));
+            }
+        }
+        GLOBAL.write().retain(|(rt, _)| *rt != self.shared.id);
+        result
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shutdown_handle().shutdown();
+            let _ = self.join_threads();
+        }
+    }
+}
+
+/// Runtimes that Ctrl-C / SIGTERM stop. `ctrlc` allows one handler per process.
+static SIGNAL_TARGETS: RwLock<Vec<ShutdownHandle>> = RwLock::new(Vec::new());
+static SIGNAL_INSTALLED: std::sync::Once = std::sync::Once::new();
+
+fn install_signal_handler(handle: ShutdownHandle) -> Result<()> {
+    {
+        let mut targets = SIGNAL_TARGETS.write();
+        targets.retain(|h| !h.is_shutting_down());
+        targets.push(handle);
+    }
+    let mut outcome = Ok(());
+    SIGNAL_INSTALLED.call_once(|| {
+        outcome = ctrlc::set_handler(|| {
+            info!("signal received: shutting down");
+            for h in SIGNAL_TARGETS.read().iter() {
+                h.shutdown();
+            }
+        })
+        .map_err(|e| Error::Config(format!("cannot install the signal handler: {e}")));
+    });
+    outcome
+}
