@@ -1,0 +1,131 @@
+//! Shared test helpers: start a runtime on 127.0.0.1:0, connect real clients, wait with
+//! deadlines.
+#![allow(dead_code)] // each test file uses a different subset of the helpers
+#![allow(unreachable_pub)] // a test crate module: `pub` is for the test files, not a public API
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tungstenite::protocol::WebSocket;
+use tungstenite::{Message, client};
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub type Ws = WebSocket<TcpStream>;
+
+/// Connects a WebSocket client, with a read timeout so a missing message fails the test.
+pub fn connect(addr: SocketAddr) -> Ws {
+    connect_path(addr, "/")
+}
+
+pub fn connect_path(addr: SocketAddr, path: &str) -> Ws {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (ws, _) = client(format!("ws://{addr}{path}"), stream).expect("websocket handshake");
+    ws
+}
+
+/// The next text message (pings and pongs skipped); panics after `WAIT`.
+pub fn recv_text(ws: &mut Ws) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no message within {WAIT:?}");
+        match ws.read() {
+            Ok(Message::Text(t)) => return t.to_string(),
+            Ok(Message::Binary(b)) => return String::from_utf8_lossy(&b).into_owned(),
+            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => {}
+            Ok(other) => panic!("expected a text message, got {other:?}"),
+            Err(e) => panic!("expected a text message, got error {e}"),
+        }
+    }
+}
+
+/// The next message parsed as JSON.
+pub fn recv_json(ws: &mut Ws) -> Value {
+    let text = recv_text(ws);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts that nothing arrives within `within` (used after a marker that proves ordering, so
+/// this is a bound on silence, not a synchronisation).
+pub fn assert_silent(ws: &mut Ws, within: Duration) {
+    ws.get_ref().set_read_timeout(Some(within)).unwrap();
+    match ws.read() {
+        Err(tungstenite::Error::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("expected silence, got {other:?}"),
+    }
+    ws.get_ref().set_read_timeout(Some(WAIT)).unwrap();
+}
+
+/// Waits until `f` is true, polling; panics with `what` after `WAIT`.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Reads until the peer closes; returns the close code it sent, if any.
+pub fn read_until_close(ws: &mut Ws) -> Option<u16> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no close within {WAIT:?}");
+        match ws.read() {
+            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
+                return None;
+            }
+            Err(e) => panic!("error while waiting for close: {e}"),
+        }
+    }
+}
+
+/// A raw TCP client with a read timeout.
+pub fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s
+}
+
+/// Reads one `\n`-terminated line.
+pub fn read_line(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = s.read(&mut byte).expect("read line");
+        assert!(
+            n == 1,
+            "connection closed before end of line: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        if byte[0] == b'\n' {
+            return String::from_utf8(out).unwrap();
+        }
+        out.push(byte[0]);
+    }
+}
+
+/// Reads one u32-length-prefixed frame.
+pub fn read_length_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("read length");
+    let mut body = vec![0; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).expect("read body");
+    body
+}
+
+pub fn write_length_frame(s: &mut TcpStream, body: &[u8]) {
+    s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(body).unwrap();
+}
