@@ -81,7 +81,11 @@ pub fn read_until_close(ws: &mut Ws) -> Option<u16> {
     loop {
         assert!(Instant::now() < deadline, "no close within {WAIT:?}");
         match ws.read() {
-            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(Message::Close(frame)) => {
+                // Send the close reply tungstenite queued, completing the close handshake.
+                let _ = ws.flush();
+                return frame.map(|f| u16::from(f.code));
+            }
             Ok(_) => {}
             Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
                 return None;
