@@ -106,3 +106,8 @@ pub use handler::{Context, Handler, HandshakeRequest, WorkerContext, WorkerMessa
 pub use id::{ClientId, MAX_WORKERS, ParseClientIdError, WorkerId};
 pub use parser::{DataParser, JsonParser};
 pub use server::{Runtime, RuntimeBuilder, ServerSpec, ShutdownHandle, get_server};
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
