@@ -21,6 +21,8 @@ pub(crate) type DataValue = Arc<dyn Any + Send + Sync>;
 struct Entry {
     flag: Option<Arc<str>>,
     groups: Vec<Arc<str>>,
+    // Boxed: 8 bytes on the many connections that store nothing, instead of an empty map's 48.
+    #[allow(clippy::box_collection)]
     data: Option<Box<HashMap<String, DataValue>>>,
 }
 
