@@ -1,0 +1,109 @@
+//! The websocket-shootout server (hashrocket's benchmark protocol) on corepush.
+//!
+//! ```sh
+//! cargo run --release --example shootout -- --port 3334 --workers 2
+//! ```
+//!
+//! `{"type":"echo","payload":P}` comes back to the sender; `{"type":"broadcast","payload":P}`
+//! goes to every client through the facade's send-to-all, then the sender gets
+//! `{"type":"broadcastResult","payload":P,"listenerCount":N}`. The payload is passed through
+//! as raw JSON, never re-parsed.
+
+use corepush::{Context, Handler, Message, Runtime, ServerConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct Reply<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    payload: &'a RawValue,
+    #[serde(rename = "listenerCount", skip_serializing_if = "Option::is_none")]
+    listener_count: Option<usize>,
+}
+
+struct Shootout;
+
+impl Handler for Shootout {
+    fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
+        let Ok(req) = serde_json::from_slice::<Request<'_>>(message.as_bytes()) else {
+            log::debug!("not a shootout request: {:?}", String::from_utf8_lossy(message.as_bytes()));
+            return;
+        };
+        let reply = |kind, listener_count| Reply {
+            kind,
+            payload: req.payload,
+            listener_count,
+        };
+        let result = match req.kind {
+            "echo" => ctx.send(&reply("echo", None)),
+            "broadcast" => ctx
+                .server()
+                .send_to_all(&reply("broadcast", None))
+                .and_then(|n| ctx.send(&reply("broadcastResult", Some(n)))),
+            other => {
+                log::debug!("unknown shootout type {other:?} ignored");
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            log::warn!("shootout reply failed: {e}");
+        }
+    }
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let mut port = 3334u16;
+    let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut host = "127.0.0.1".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next();
+        let ok = match (flag.as_str(), value) {
+            ("--port", Some(v)) => v.parse().map(|v| port = v).is_ok(),
+            ("--workers", Some(v)) => v.parse().map(|v| workers = v).is_ok(),
+            ("--host", Some(v)) => {
+                host = v;
+                true
+            }
+            _ => false,
+        };
+        if !ok {
+            eprintln!("usage: shootout [--port 3334] [--host 127.0.0.1] [--workers N]");
+            std::process::exit(2);
+        }
+    }
+    let addr = match format!("{host}:{port}").parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bad address {host}:{port}: {e}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = Runtime::builder()
+        .workers(workers)
+        .server(ServerConfig::websocket("shootout", addr).handler(|_| Shootout))
+        .start();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    let bound = runtime.local_addr("shootout").unwrap_or(addr);
+    println!("listening on ws://{bound}/ (workers={workers})");
+    if let Err(e) = runtime.run() {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
