@@ -11,6 +11,10 @@ use serde_json::Value;
 use tungstenite::protocol::WebSocket;
 use tungstenite::{Message, client};
 
+mod cmd;
+#[allow(unused_imports)] // not every test file drives the command handler
+pub use cmd::*;
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
