@@ -24,10 +24,10 @@ use super::{Ws, connect, connect_path, read_until_close, recv_text};
 /// | `join:G` / `leave:G` | → `ok` / whether it was a member |
 /// | `groups` | → the groups of this connection, comma-separated |
 /// | `set:K:V` / `get:K` | stores a `String` / → the `String` stored, or `none` |
-/// | `path` | → the path stored by `on_open` from the handshake request, or `none` |
+/// | `path` | → the path `on_open` stored from the handshake request (with `query` and `host`) |
 /// | `all:X` / `except-all:X` | pushes text `X` to everyone (but the sender) → `sent:N` |
 /// | `to:ID:X` | pushes text `X` to client `ID` → `sent:N` |
-/// | `local-all:X` | `this_worker().send_raw_to_all(X)` → `sent:N` |
+/// | `local-all:X` / `local-to:ID:X` | the same through `this_worker()` → `sent:N` |
 /// | `local-count` / `local-conns` | this core loop's connection count / ids, comma-separated |
 /// | `default-server` / `find-server:NAME` | `get_server` from the core loop → a name or `none` |
 /// | `close` / `panic` | closes the connection / panics (no reply) |
@@ -36,8 +36,18 @@ pub struct Cmd;
 
 impl Handler for Cmd {
     fn on_open(&mut self, ctx: &mut Context<'_>) {
-        if let Some(path) = ctx.request().map(|r| r.path().to_owned()) {
-            ctx.set("path", path);
+        let Some(request) = ctx.request() else {
+            return;
+        };
+        let path = request.path().to_owned();
+        let query = request.query().map(str::to_owned);
+        let host = request.header("host").map(str::to_owned);
+        ctx.set("path", path);
+        if let Some(query) = query {
+            ctx.set("query", query);
+        }
+        if let Some(host) = host {
+            ctx.set("host", host);
         }
     }
 
@@ -103,6 +113,12 @@ fn run(ctx: &mut Context<'_>, text: &str) -> Option<String> {
                 .expect("on a core loop")
                 .send_raw_to_all(arg),
         ),
+        "local-to" => {
+            let (id, payload) = arg.split_once(':').expect("local-to:ID:X");
+            let id: ClientId = id.parse().expect("a client id");
+            let local = ctx.server().this_worker().expect("on a core loop");
+            sent(local.send_raw(payload, id))
+        }
         "local-count" => Some(
             ctx.server()
                 .this_worker()
