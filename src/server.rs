@@ -356,10 +356,6 @@ static GLOBAL: RwLock<Vec<(u64, Server)>> = RwLock::new(Vec::new());
 pub fn get_server<'a>(name: impl Into<Option<&'a str>>) -> Option<Server> {
     let name = name.into();
     let global = GLOBAL.read();
-    let current = current_worker_runtime();
-    let matches = |(rt, s): &&(u64, Server)| {
-        name.is_none_or(|n| s.name() == n) && current.is_none_or(|c| c == *rt)
-    };
     let pick = |it: &mut dyn Iterator<Item = &(u64, Server)>| -> Option<Server> {
         match name {
             Some(_) => it.last().map(|(_, s)| s.clone()),
@@ -373,7 +369,16 @@ pub fn get_server<'a>(name: impl Into<Option<&'a str>>) -> Option<Server> {
             }
         }
     };
-    pick(&mut global.iter().filter(matches))
+    // Within one runtime (`Some`) or across all of them (`None`).
+    let find = |runtime: Option<u64>| {
+        let matches = |(rt, s): &&(u64, Server)| {
+            name.is_none_or(|n| s.name() == n) && runtime.is_none_or(|r| r == *rt)
+        };
+        pick(&mut global.iter().filter(matches))
+    };
+    current_worker_runtime()
+        .and_then(|rt| find(Some(rt)))
+        .or_else(|| find(None))
 }
 
 /// Stops a runtime from any thread: see [`Runtime::shutdown_handle`].

@@ -30,6 +30,7 @@ use super::{Ws, connect, connect_path, read_until_close, recv_text};
 /// | `local-all:X` / `local-to:ID:X` | the same through `this_worker()` → `sent:N` |
 /// | `local-count` / `local-conns` | this core loop's connection count / ids, comma-separated |
 /// | `default-server` / `find-server:NAME` | `get_server` from the core loop → a name or `none` |
+/// | `server-has-me:NAME` | whether `get_server(NAME)` holds this connection, or `none` |
 /// | `close` / `panic` | closes the connection / panics (no reply) |
 #[derive(Debug, Default)]
 pub struct Cmd;
@@ -134,6 +135,10 @@ fn run(ctx: &mut Context<'_>, text: &str) -> Option<String> {
         )),
         "default-server" => Some(name(get_server(None))),
         "find-server" => Some(name(get_server(arg))),
+        "server-has-me" => {
+            let me = ctx.client_id();
+            Some(get_server(arg).map_or_else(|| "none".into(), |s| s.exists(me).to_string()))
+        }
         "close" => {
             ctx.close();
             None
