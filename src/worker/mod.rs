@@ -404,6 +404,12 @@ impl Worker {
     /// Starts closing: queues the close frame after what is queued, tells the handler,
     /// unregisters the client. The socket goes once the output is written and the peer answered.
     fn begin_close(&mut self, slot: u32, code: u16, reason: &str) {
+        // In a shutdown, the configured shutdown timeout bounds the close instead, so that
+        // a slow client still gets what was queued for it.
+        let now = Instant::now();
+        let deadline = self
+            .stopping
+            .map_or(now + CLOSE_TIMEOUT, |d| d.max(now + CLOSE_TIMEOUT));
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
@@ -411,7 +417,7 @@ impl Worker {
             Phase::Open => {
                 conn.io.queue_close(code, reason);
                 conn.io.output_closed = true;
-                conn.phase = Phase::Closing(Instant::now() + CLOSE_TIMEOUT);
+                conn.phase = Phase::Closing(deadline);
                 self.notify_closed(slot);
                 self.mark_dirty(slot);
             }
