@@ -212,3 +212,29 @@ fn the_handshake_request_is_available_in_on_open() {
     drop((a, b));
     rt.shutdown().unwrap();
 }
+
+#[test]
+fn a_message_over_the_limit_closes_the_connection_with_1009() {
+    let rt = Runtime::builder()
+        .workers(2)
+        .server(
+            ServerConfig::websocket("life-limit", "127.0.0.1:0".parse().unwrap())
+                .max_message_size(64)
+                .handler(|_| Cmd),
+        )
+        .start()
+        .unwrap();
+    let addr = rt.local_addr("life-limit").unwrap();
+    let server = rt.server("life-limit").unwrap();
+    let (mut a, mut b) = pair_across_workers(addr);
+    let at_limit = format!("echo:{}", "x".repeat(59));
+    assert_eq!(at_limit.len(), 64);
+    assert_eq!(a.ask(&at_limit), "x".repeat(59));
+    a.say(&format!("echo:{}", "x".repeat(100)));
+    assert_eq!(read_until_close(&mut a.ws), Some(1009));
+    assert!(!server.exists(a.id));
+    assert_eq!(b.ask("echo:unaffected"), "unaffected");
+    assert_eq!(server.connections(), vec![b.id]);
+    drop(b);
+    rt.shutdown().unwrap();
+}
