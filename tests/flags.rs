@@ -133,3 +133,28 @@ fn a_flag_is_unbound_when_its_client_disconnects() {
     drop(c);
     rt.shutdown().unwrap();
 }
+
+#[test]
+fn racing_bind_nx_from_both_core_loops_grants_the_flag_once() {
+    let (rt, addr, server) = start_cmd("flags-race");
+    let mut clients: Vec<Client> = clients_by_worker(addr, 2, 4)
+        .into_iter()
+        .flatten()
+        .collect();
+    // All requests go out before any reply is read, so the two core loops race.
+    for c in &mut clients {
+        c.say("bindnx:race");
+    }
+    let winners: Vec<_> = clients
+        .iter_mut()
+        .filter_map(|c| match c.recv().as_str() {
+            "true" => Some(c.id),
+            "false" => None,
+            other => panic!("unexpected reply {other:?}"),
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "granted to {winners:?}");
+    assert_eq!(server.flag_clients("race"), winners);
+    drop(clients);
+    rt.shutdown().unwrap();
+}

@@ -230,8 +230,19 @@ fn the_builder_refuses_invalid_configurations() {
             .start(),
     );
     assert!(tiny.contains("max_message_size"), "{tiny}");
+    // An address that cannot be bound is an I/O error, and nothing is left running.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = ServerConfig::websocket("cfg-busy", taken.local_addr().unwrap());
+    match Runtime::builder()
+        .workers(2)
+        .server(busy.handler(|_| Nop))
+        .start()
+    {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse),
+        other => panic!("expected AddrInUse, got {other:?}"),
+    }
     // None of them left a server behind.
-    for name in ["cfg-a", "cfg-same", "", "cfg-tiny"] {
+    for name in ["cfg-a", "cfg-same", "", "cfg-tiny", "cfg-busy"] {
         assert!(get_server(name).is_none(), "{name:?}");
     }
 }
