@@ -2,37 +2,47 @@
 //!
 //! A [`ClientId`] packs, from the most significant bit down:
 //!
-//! | bits  | field      | meaning                                                   |
-//! |-------|------------|-----------------------------------------------------------|
-//! | 16    | instance   | the process in a cluster (0 on a single instance)         |
-//! | 8     | worker     | the core loop that owns the connection                    |
-//! | 20    | slot       | the connection's slot in that core loop's table           |
-//! | 20    | generation | how many times the slot has been used, starting at 1      |
+//! | bits | field    | meaning                                                        |
+//! |------|----------|----------------------------------------------------------------|
+//! | 16   | instance | the process in a cluster (0 on a single instance)              |
+//! | 8    | worker   | the core loop that owns the connection                         |
+//! | 40   | serial   | the connection's number among those of core loops with this index, from 1 |
 //!
-//! Routing a push to one client is a shift and a mask: no lookup. A slot whose generation
-//! would wrap is retired for good, so an id is never handed out twice in the life of a process
-//! (unlike file-descriptor ids, which a new stranger can inherit).
+//! Routing a push to one client is a shift and a mask to find its core loop. The serial comes
+//! from one process-wide counter per core loop index, shared by every runtime of the process,
+//! so an id is never handed out twice in the life of a process — not after its connection
+//! closed (unlike file-descriptor ids, which a new stranger can inherit), and not by another
+//! runtime of the same process. At 2^40 connections per core loop index the core loop refuses
+//! further connections rather than wrap.
 
 use std::fmt;
 use std::num::NonZeroU64;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-const GEN_BITS: u32 = 20;
-const SLOT_BITS: u32 = 20;
+const SERIAL_BITS: u32 = 40;
 const WORKER_BITS: u32 = 8;
-const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
-const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+const SERIAL_MASK: u64 = (1 << SERIAL_BITS) - 1;
 const WORKER_MASK: u64 = (1 << WORKER_BITS) - 1;
-const SLOT_SHIFT: u32 = GEN_BITS;
-const WORKER_SHIFT: u32 = GEN_BITS + SLOT_BITS;
-const INSTANCE_SHIFT: u32 = GEN_BITS + SLOT_BITS + WORKER_BITS;
+const WORKER_SHIFT: u32 = SERIAL_BITS;
+const INSTANCE_SHIFT: u32 = SERIAL_BITS + WORKER_BITS;
 
 /// The largest number of core loops a runtime can have.
 pub const MAX_WORKERS: usize = 1 << WORKER_BITS;
-/// The largest number of connections one core loop can hold at once.
-pub(crate) const MAX_SLOTS: u32 = 1 << SLOT_BITS;
-/// The last generation a slot may carry before it is retired.
-pub(crate) const MAX_GENERATION: u32 = GEN_MASK as u32;
+
+/// The next serial for a connection of a core loop with this index, process-wide; `None` once
+/// the serials are spent.
+pub(crate) fn next_serial(worker: WorkerId) -> Option<u64> {
+    static NEXT: [AtomicU64; MAX_WORKERS] = [const { AtomicU64::new(1) }; MAX_WORKERS];
+    let counter = NEXT.get(worker.index())?;
+    let serial = counter.fetch_add(1, Ordering::Relaxed);
+    if serial > SERIAL_MASK {
+        // Stay spent: never wrap back into used serials.
+        counter.store(SERIAL_MASK + 1, Ordering::Relaxed);
+        return None;
+    }
+    Some(serial)
+}
 
 /// The identity of one connection, unique for the life of the process and never reused.
 ///
@@ -42,25 +52,19 @@ pub(crate) const MAX_GENERATION: u32 = GEN_MASK as u32;
 pub struct ClientId(NonZeroU64);
 
 impl ClientId {
-    /// Packs the parts; `None` if a part does not fit its field or the generation is 0.
-    pub(crate) fn new(instance: u16, worker: WorkerId, slot: u32, generation: u32) -> Option<Self> {
-        if worker.0 as u64 > WORKER_MASK || slot as u64 > SLOT_MASK || generation as u64 > GEN_MASK
-        {
+    /// Packs the parts; `None` if a part does not fit its field or the serial is 0.
+    pub(crate) fn new(instance: u16, worker: WorkerId, serial: u64) -> Option<Self> {
+        if worker.0 as u64 > WORKER_MASK || serial > SERIAL_MASK || serial == 0 {
             return None;
         }
-        let raw = (instance as u64) << INSTANCE_SHIFT
-            | (worker.0 as u64) << WORKER_SHIFT
-            | (slot as u64) << SLOT_SHIFT
-            | generation as u64;
-        NonZeroU64::new(raw)
-            .filter(|_| generation != 0)
-            .map(ClientId)
+        let raw = (instance as u64) << INSTANCE_SHIFT | (worker.0 as u64) << WORKER_SHIFT | serial;
+        NonZeroU64::new(raw).map(ClientId)
     }
 
-    /// Rebuilds an id from its 64-bit form; `None` for 0 or a zero generation.
+    /// Rebuilds an id from its 64-bit form; `None` for 0 or a zero serial.
     pub fn from_u64(raw: u64) -> Option<Self> {
         NonZeroU64::new(raw)
-            .filter(|_| raw & GEN_MASK != 0)
+            .filter(|_| raw & SERIAL_MASK != 0)
             .map(ClientId)
     }
 
@@ -79,12 +83,9 @@ impl ClientId {
         WorkerId(((self.0.get() >> WORKER_SHIFT) & WORKER_MASK) as u16)
     }
 
-    pub(crate) fn slot(self) -> u32 {
-        ((self.0.get() >> SLOT_SHIFT) & SLOT_MASK) as u32
-    }
-
-    pub(crate) fn generation(self) -> u32 {
-        (self.0.get() & GEN_MASK) as u32
+    /// The connection's serial number (see the module docs).
+    pub(crate) fn serial(self) -> u64 {
+        self.0.get() & SERIAL_MASK
     }
 }
 
@@ -98,12 +99,11 @@ impl fmt::Debug for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "ClientId({}: instance {}, worker {}, slot {}, generation {})",
+            "ClientId({}: instance {}, worker {}, serial {})",
             self.0,
             self.instance(),
             self.worker().0,
-            self.slot(),
-            self.generation()
+            self.serial()
         )
     }
 }
@@ -168,31 +168,37 @@ mod tests {
 
     #[test]
     fn packs_and_unpacks_every_field() {
-        let id = ClientId::new(0xBEEF, WorkerId(200), MAX_SLOTS - 1, MAX_GENERATION).unwrap();
+        let id = ClientId::new(0xBEEF, WorkerId(200), SERIAL_MASK).unwrap();
         assert_eq!(id.instance(), 0xBEEF);
         assert_eq!(id.worker(), WorkerId(200));
-        assert_eq!(id.slot(), MAX_SLOTS - 1);
-        assert_eq!(id.generation(), MAX_GENERATION);
-        let small = ClientId::new(0, WorkerId(0), 0, 1).unwrap();
+        assert_eq!(id.serial(), SERIAL_MASK);
+        let small = ClientId::new(0, WorkerId(0), 1).unwrap();
         assert_eq!(small.as_u64(), 1);
     }
 
     #[test]
     fn rejects_fields_that_do_not_fit() {
-        assert!(ClientId::new(0, WorkerId(256), 0, 1).is_none());
-        assert!(ClientId::new(0, WorkerId(0), MAX_SLOTS, 1).is_none());
-        assert!(ClientId::new(0, WorkerId(0), 0, MAX_GENERATION + 1).is_none());
-        assert!(ClientId::new(0, WorkerId(0), 0, 0).is_none());
+        assert!(ClientId::new(0, WorkerId(256), 1).is_none());
+        assert!(ClientId::new(0, WorkerId(0), SERIAL_MASK + 1).is_none());
+        assert!(ClientId::new(0, WorkerId(0), 0).is_none());
         assert!(ClientId::from_u64(0).is_none());
         assert!(
-            ClientId::from_u64(1 << 20).is_none(),
-            "generation 0 is never issued"
+            ClientId::from_u64(1 << 40).is_none(),
+            "serial 0 is never issued"
         );
     }
 
     #[test]
+    fn serials_grow_per_worker_index_and_are_shared_process_wide() {
+        let a = next_serial(WorkerId(255)).unwrap();
+        let b = next_serial(WorkerId(255)).unwrap();
+        assert!(b > a);
+        assert!(next_serial(WorkerId(256)).is_none());
+    }
+
+    #[test]
     fn text_form_round_trips() {
-        let id = ClientId::new(3, WorkerId(1), 7, 9).unwrap();
+        let id = ClientId::new(3, WorkerId(1), 9).unwrap();
         let text = id.to_string();
         assert_eq!(text.parse::<ClientId>().unwrap(), id);
         assert!("".parse::<ClientId>().is_err());

@@ -278,7 +278,7 @@ mod tests {
     use super::*;
 
     fn id(worker: u16, slot: u32) -> ClientId {
-        ClientId::new(0, WorkerId(worker), slot, 1).unwrap()
+        ClientId::new(0, WorkerId(worker), slot as u64).unwrap()
     }
 
     #[test]

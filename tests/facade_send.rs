@@ -55,10 +55,10 @@ fn unknown_stale_and_foreign_ids_count_zero() {
     gone.hang_up();
     assert!(!server.exists(stale));
 
-    // Well-formed ids nobody holds: a slot never used, and a core loop the runtime lacks.
-    let unused_slot = ClientId::from_u64((1 << 40) | (4000 << 20) | 1).unwrap();
+    // Well-formed ids nobody holds: a serial never issued, and a core loop the runtime lacks.
+    let unissued = ClientId::from_u64((1 << 40) | ((1 << 40) - 1)).unwrap();
     let no_such_worker = ClientId::from_u64((9 << 40) | 1).unwrap();
-    assert_eq!(unused_slot.worker(), WorkerId(1));
+    assert_eq!(unissued.worker(), WorkerId(1));
     assert_eq!(no_such_worker.worker(), WorkerId(9));
 
     // A client of another instance (another runtime with instance number 7).
@@ -78,12 +78,12 @@ fn unknown_stale_and_foreign_ids_count_zero() {
         [
             server.send(&"x", stale).unwrap(),
             server.send_raw("x", stale).unwrap(),
-            server.send(&"x", unused_slot).unwrap(),
+            server.send(&"x", unissued).unwrap(),
             server.send(&"x", no_such_worker).unwrap(),
             server.send(&"x", foreign.id).unwrap(),
             server.close(foreign.id).unwrap(),
             server
-                .send(&"mixed", [stale, foreign.id, live.id, unused_slot])
+                .send(&"mixed", [stale, foreign.id, live.id, unissued])
                 .unwrap(),
         ]
     });

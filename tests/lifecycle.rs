@@ -7,10 +7,9 @@ use std::collections::HashSet;
 use corepush::{ClientId, Runtime, ServerConfig, WorkerId};
 use util::*;
 
-/// The slot and generation of an id (the two lowest 20-bit fields, see `ClientId`'s docs).
-fn slot_and_generation(id: ClientId) -> (u64, u64) {
-    let raw = id.as_u64();
-    ((raw >> 20) & 0xF_FFFF, raw & 0xF_FFFF)
+/// The serial of an id (the lowest 40 bits, see `ClientId`'s docs).
+fn serial(id: ClientId) -> u64 {
+    id.as_u64() & ((1 << 40) - 1)
 }
 
 #[test]
@@ -38,7 +37,7 @@ fn exists_turns_false_when_a_client_closes() {
 }
 
 #[test]
-fn ids_are_never_reused_although_slots_are() {
+fn ids_are_never_reused() {
     let rt = Runtime::builder()
         .workers(1)
         .server(
@@ -52,25 +51,22 @@ fn ids_are_never_reused_although_slots_are() {
     for _ in 0..30 {
         let c = Client::connect(addr);
         ids.push(c.id);
-        // The server frees the slot once its close reply is written, so the next
-        // connection takes the same slot with the next generation.
+        // The server frees the connection's slot (its poll token) once it is gone, so the next
+        // connection reuses the slot, but never the id.
         c.hang_up();
     }
     let distinct: HashSet<ClientId> = ids.iter().copied().collect();
     assert_eq!(distinct.len(), ids.len(), "an id was issued twice: {ids:?}");
-    let (slot, first_generation) = slot_and_generation(ids[0]);
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(id.worker(), WorkerId(0));
-        assert_eq!(
-            slot_and_generation(*id),
-            (slot, first_generation + i as u64),
-            "id #{i}: {id:?}"
-        );
+        if i > 0 {
+            assert!(serial(*id) > serial(ids[i - 1]), "serials grow: {ids:?}");
+        }
     }
 
-    // The slot is live again under a new generation: stale ids must not reach it.
+    // A new connection: stale ids must not reach it.
     let mut live = Client::connect(addr);
-    assert_eq!(slot_and_generation(live.id), (slot, first_generation + 30));
+    assert!(serial(live.id) > serial(ids[29]));
     for stale in &ids {
         assert!(!server.exists(*stale));
         assert_eq!(server.send_raw("stale", *stale).unwrap(), 0);
@@ -237,4 +233,28 @@ fn a_message_over_the_limit_closes_the_connection_with_1009() {
     assert_eq!(server.connections(), vec![b.id]);
     drop(b);
     rt.shutdown().unwrap();
+}
+
+#[test]
+fn two_runtimes_in_one_process_never_issue_the_same_id() {
+    let (rt_a, addr_a, server_a) = start_cmd("life-twin-a");
+    let (rt_b, addr_b, server_b) = start_cmd("life-twin-b");
+    let mut a: Vec<Client> = (0..4).map(|_| Client::connect(addr_a)).collect();
+    let b: Vec<Client> = (0..4).map(|_| Client::connect(addr_b)).collect();
+    let ids_a: HashSet<ClientId> = a.iter().map(|c| c.id).collect();
+    assert!(
+        b.iter().all(|c| !ids_a.contains(&c.id)),
+        "an id was issued by both runtimes"
+    );
+    // An id of runtime A names nobody on runtime B.
+    for c in &a {
+        assert!(!server_b.exists(c.id));
+        assert_eq!(server_b.send_raw("stranger", c.id).unwrap(), 0);
+    }
+    assert_eq!(server_a.send_raw("mine", a[0].id).unwrap(), 1);
+    assert_eq!(recv_text(&mut a[0].ws), "mine");
+    // Hang up first: a client that neither reads nor closes would hold shutdown to its timeout.
+    drop((a, b));
+    rt_a.shutdown().unwrap();
+    rt_b.shutdown().unwrap();
 }

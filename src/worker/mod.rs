@@ -26,7 +26,7 @@ use crate::conn::handshake::{BAD_REQUEST, Handshake, Step};
 use crate::conn::{Conn, ConnIo, Decoder, Phase};
 use crate::facade::Server;
 use crate::handler::{Context, WorkerContext, WorkerMessage};
-use crate::id::{ClientId, WorkerId};
+use crate::id::{ClientId, WorkerId, next_serial};
 use crate::server::HandlerBox;
 use shared::{Command, LocalTarget, RuntimeShared, ServerShared, set_current_worker};
 use slots::Slots;
@@ -199,18 +199,23 @@ impl Worker {
         let shared = self.servers[server].shared.clone();
         let (instance, worker) = (self.runtime.instance, self.id);
         let registry = self.poll.registry();
+        let Some(id) =
+            next_serial(worker).and_then(|serial| ClientId::new(instance, worker, serial))
+        else {
+            error!(
+                "core loop {}: client ids are spent; refusing a client",
+                self.id
+            );
+            return;
+        };
         // Registered once for both directions, edge-triggered: a writable edge arrives when a
         // full socket drains, so interest never needs to change (no epoll_ctl per flush).
-        let slot = self.conns.insert(|slot, generation| {
+        let mut registered = Ok(());
+        let slot = self.conns.insert(id.serial(), |slot| {
             let token = Token(CONN_BASE + slot as usize);
-            if let Err(e) =
-                registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-            {
-                error!("registering a connection failed: {e}");
-            }
+            registered =
+                registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
             let socket = Rc::new(stream);
-            let id = ClientId::new(instance, worker, slot, generation)
-                .unwrap_or_else(|| unreachable_id(slot, generation));
             let phase = match shared.protocol {
                 Protocol::WebSocket => Phase::Handshake(
                     Box::new(Handshake::new(socket.clone())),
@@ -226,13 +231,14 @@ impl Worker {
                 write_shut: false,
             }
         });
-        let Some(slot) = slot else {
-            warn!(
-                "core loop {}: connection table full, refusing a client",
+        if let Err(e) = registered {
+            error!(
+                "core loop {}: registering a connection failed: {e}",
                 self.id
             );
+            self.conns.remove(slot);
             return;
-        };
+        }
         if self.conns.get_mut(slot).is_some_and(|c| c.is_open()) {
             self.opened(slot);
         }
@@ -551,21 +557,21 @@ impl Worker {
     }
 
     /// The open connections of `server` that a command names.
-    fn targets(&mut self, server: u16, target: &LocalTarget) -> Vec<u32> {
+    fn targets(&self, server: u16, target: &LocalTarget) -> Vec<u32> {
         match target {
             LocalTarget::Ids(ids) => ids
                 .iter()
-                .filter(|id| id.worker() == self.id)
-                .filter(|id| {
+                .filter(|id| id.worker() == self.id && id.instance() == self.runtime.instance)
+                .filter_map(|id| self.conns.slot_of(id.serial()))
+                .filter(|&slot| {
                     self.conns
-                        .get_live(id.slot(), id.generation())
+                        .get(slot)
                         .is_some_and(|c| c.io.server == server && c.is_open())
                 })
-                .map(|id| id.slot())
                 .collect(),
             LocalTarget::All { except } => self
                 .conns
-                .iter_mut()
+                .iter()
                 .filter(|(_, c)| c.io.server == server && c.is_open())
                 .filter(|(_, c)| except.binary_search(&c.io.id).is_err())
                 .map(|(slot, _)| slot)
@@ -617,7 +623,7 @@ impl Worker {
     /// Enforces deadlines: slow handshakes and closes that never finish.
     fn sweep(&mut self, now: Instant) {
         let mut expired = Vec::new();
-        for (slot, conn) in self.conns.iter_mut() {
+        for (slot, conn) in self.conns.iter() {
             match conn.phase {
                 Phase::Handshake(_, deadline) | Phase::Closing(deadline) if now >= deadline => {
                     expired.push(slot)
@@ -646,10 +652,4 @@ fn guarded(ctx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>)) {
         error!("handler panicked on client {}; closing it", ctx.io.id);
         ctx.io.close_request = Some((1011, "internal error".to_owned()));
     }
-}
-
-#[cold]
-fn unreachable_id(slot: u32, generation: u32) -> ClientId {
-    // Slots and generations are bounded by the table; the worker index by the runtime.
-    panic!("client id fields out of range: slot {slot}, generation {generation}")
 }

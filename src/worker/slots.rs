@@ -1,22 +1,34 @@
-//! The table of a core loop's connections, indexed by the slot bits of a [`ClientId`].
-//!
-//! Each slot carries a generation that grows on every reuse, so a stale id never reaches a
-//! new connection; a slot whose generation is spent is retired instead of reused.
+//! The table of a core loop's connections: a slab (the slot is the connection's poll token)
+//! plus an index from a [`ClientId`](crate::ClientId)'s serial to its slot.
 
-use crate::id::{MAX_GENERATION, MAX_SLOTS};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-#[derive(Debug)]
-struct Entry<T> {
-    generation: u32,
-    value: Option<T>,
+/// Serials are distinct integers: a multiply spreads them over the hash's high bits (which
+/// the map's probing reads) at a fraction of SipHash's cost. No untrusted input reaches it.
+#[derive(Default)]
+pub(crate) struct SerialHasher(u64);
+
+impl Hasher for SerialHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
-/// A slab with generations.
+/// A slab of values, each with the serial it was stored under.
 #[derive(Debug)]
 pub(crate) struct Slots<T> {
-    entries: Vec<Entry<T>>,
+    entries: Vec<Option<(u64, T)>>,
     free: Vec<u32>,
-    len: usize,
+    by_serial: HashMap<u64, u32, BuildHasherDefault<SerialHasher>>,
 }
 
 impl<T> Default for Slots<T> {
@@ -24,85 +36,65 @@ impl<T> Default for Slots<T> {
         Slots {
             entries: Vec::new(),
             free: Vec::new(),
-            len: 0,
+            by_serial: HashMap::default(),
         }
     }
 }
 
 impl<T> Slots<T> {
-    /// Stores the value built from its (slot, generation); `None` when the table is full.
-    pub(crate) fn insert(&mut self, make: impl FnOnce(u32, u32) -> T) -> Option<u32> {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                let e = &mut self.entries[slot as usize];
-                e.generation += 1;
-                slot
-            }
-            None => {
-                if self.entries.len() >= MAX_SLOTS as usize {
-                    return None;
-                }
-                self.entries.push(Entry {
-                    generation: 1,
-                    value: None,
-                });
-                (self.entries.len() - 1) as u32
-            }
-        };
-        let e = &mut self.entries[slot as usize];
-        e.value = Some(make(slot, e.generation));
-        self.len += 1;
-        Some(slot)
+    /// Stores the value built from its slot under `serial`; returns the slot.
+    pub(crate) fn insert(&mut self, serial: u64, make: impl FnOnce(u32) -> T) -> u32 {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.entries.push(None);
+            (self.entries.len() - 1) as u32
+        });
+        self.entries[slot as usize] = Some((serial, make(slot)));
+        self.by_serial.insert(serial, slot);
+        slot
+    }
+
+    pub(crate) fn get(&self, slot: u32) -> Option<&T> {
+        self.entries.get(slot as usize)?.as_ref().map(|(_, v)| v)
     }
 
     pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
-        self.entries.get_mut(slot as usize)?.value.as_mut()
+        self.entries
+            .get_mut(slot as usize)?
+            .as_mut()
+            .map(|(_, v)| v)
     }
 
-    /// The value in `slot` if its generation matches.
-    pub(crate) fn get_live(&mut self, slot: u32, generation: u32) -> Option<&mut T> {
-        let e = self.entries.get_mut(slot as usize)?;
-        if e.generation == generation {
-            e.value.as_mut()
-        } else {
-            None
-        }
+    /// The slot of the live value stored under `serial`.
+    pub(crate) fn slot_of(&self, serial: u64) -> Option<u32> {
+        self.by_serial.get(&serial).copied()
     }
 
     pub(crate) fn remove(&mut self, slot: u32) -> Option<T> {
-        let e = self.entries.get_mut(slot as usize)?;
-        let value = e.value.take()?;
-        self.len -= 1;
-        if e.generation < MAX_GENERATION {
-            self.free.push(slot);
-        }
+        let (serial, value) = self.entries.get_mut(slot as usize)?.take()?;
+        self.by_serial.remove(&serial);
+        self.free.push(slot);
         Some(value)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.by_serial.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.by_serial.is_empty()
     }
 
     /// The occupied slots, in order.
     pub(crate) fn occupied(&self) -> Vec<u32> {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.value.is_some())
-            .map(|(i, _)| i as u32)
-            .collect()
+        self.iter().map(|(slot, _)| slot).collect()
     }
 
     /// Every occupied (slot, value).
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut T)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.entries
-            .iter_mut()
+            .iter()
             .enumerate()
-            .filter_map(|(i, e)| e.value.as_mut().map(|v| (i as u32, v)))
+            .filter_map(|(i, e)| e.as_ref().map(|(_, v)| (i as u32, v)))
     }
 }
 
@@ -111,39 +103,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reuse_bumps_the_generation_and_stale_ids_miss() {
+    fn slots_are_reused_but_serials_find_only_their_own_value() {
         let mut s = Slots::default();
-        let mut seen = Vec::new();
-        let a = s.insert(|slot, generation| {
-            seen.push((slot, generation));
-            "a"
-        });
-        assert_eq!(a, Some(0));
-        assert_eq!(s.remove(0), Some("a"));
+        let a = s.insert(1, |slot| ("a", slot));
+        assert_eq!(a, 0);
+        assert_eq!(s.slot_of(1), Some(0));
+        assert_eq!(s.remove(0).map(|(v, _)| v), Some("a"));
         assert_eq!(s.remove(0), None);
-        let b = s.insert(|slot, generation| {
-            seen.push((slot, generation));
-            "b"
-        });
-        assert_eq!(b, Some(0));
-        assert_eq!(seen, vec![(0, 1), (0, 2)]);
-        assert!(
-            s.get_live(0, 1).is_none(),
-            "the old generation must not reach the new value"
+        assert_eq!(
+            s.slot_of(1),
+            None,
+            "a closed connection's serial finds nothing"
         );
-        assert_eq!(s.get_live(0, 2).copied(), Some("b"));
-        assert_eq!(s.len(), 1);
-    }
-
-    #[test]
-    fn a_spent_slot_is_retired() {
-        let mut s: Slots<u32> = Slots::default();
-        s.insert(|_, g| g);
-        s.entries[0].generation = MAX_GENERATION;
-        s.remove(0);
-        let next = s.insert(|_, g| g).unwrap();
-        assert_eq!(next, 1, "slot 0 is never handed out again");
-        assert!(!s.is_empty() && s.len() == 1);
-        assert_eq!(s.occupied(), vec![1]);
+        let b = s.insert(2, |slot| ("b", slot));
+        assert_eq!(b, 0, "the slot (poll token) is reused");
+        assert_eq!(s.slot_of(1), None);
+        assert_eq!(s.slot_of(2), Some(0));
+        assert_eq!(s.get_mut(0).map(|(v, _)| *v), Some("b"));
+        s.insert(3, |slot| ("c", slot));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.occupied(), vec![0, 1]);
+        assert!(!s.is_empty());
     }
 }
