@@ -48,6 +48,12 @@ pub struct ServerConfig {
     pub max_message_size: usize,
     /// How long a WebSocket client may take to complete its handshake. Defaults to 10 s.
     pub handshake_timeout: Duration,
+    /// Whether the WebSocket upgrade request stays readable through
+    /// [`Context::request`](crate::Context::request) after `on_open`. Defaults to `false`: it
+    /// is there in `on_open` (keep what you need with [`Context::set`](crate::Context::set)),
+    /// and its few hundred bytes of headers are freed right after, which keeps idle
+    /// connections small.
+    pub keep_request: bool,
 }
 
 impl ServerConfig {
@@ -61,6 +67,7 @@ impl ServerConfig {
             backend: BackendConfig::Local,
             max_message_size: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
+            keep_request: false,
         }
     }
 
@@ -94,6 +101,12 @@ impl ServerConfig {
     /// Sets [`max_message_size`](ServerConfig::max_message_size).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets [`keep_request`](ServerConfig::keep_request).
+    pub fn keep_request(mut self, keep: bool) -> Self {
+        self.keep_request = keep;
         self
     }
 

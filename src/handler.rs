@@ -89,7 +89,8 @@ impl Context<'_> {
         self.server
     }
 
-    /// The WebSocket upgrade request (path, query, headers); `None` on TCP servers.
+    /// The WebSocket upgrade request (path, query, headers): in `on_open`, and later only with
+    /// [`ServerConfig::keep_request`](crate::ServerConfig::keep_request). `None` on TCP servers.
     pub fn request(&self) -> Option<&HandshakeRequest> {
         self.io.request.as_deref()
     }

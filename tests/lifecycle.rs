@@ -258,3 +258,34 @@ fn two_runtimes_in_one_process_never_issue_the_same_id() {
     rt_a.shutdown().unwrap();
     rt_b.shutdown().unwrap();
 }
+
+/// Answers every message with the path of the upgrade request, if it is still kept.
+struct PathLater;
+impl corepush::Handler for PathLater {
+    fn on_message(&mut self, ctx: &mut corepush::Context<'_>, _: corepush::Message<'_>) {
+        let path = ctx
+            .request()
+            .map_or("none".to_owned(), |r| r.path().to_owned());
+        ctx.send_raw(path).unwrap();
+    }
+}
+
+#[test]
+fn the_request_is_freed_after_on_open_unless_kept() {
+    for (keep, expected) in [(false, "none"), (true, "/kept")] {
+        let rt = Runtime::builder()
+            .workers(1)
+            .server(
+                ServerConfig::websocket("life-keep", "127.0.0.1:0".parse().unwrap())
+                    .keep_request(keep)
+                    .handler(|_| PathLater),
+            )
+            .start()
+            .unwrap();
+        let mut ws = connect_path(rt.local_addr("life-keep").unwrap(), "/kept");
+        ws.send(tungstenite::Message::text("path?")).unwrap();
+        assert_eq!(recv_text(&mut ws), expected, "keep_request({keep})");
+        drop(ws);
+        rt.shutdown().unwrap();
+    }
+}

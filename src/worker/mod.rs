@@ -258,6 +258,9 @@ impl Worker {
             worker: self.id,
         };
         guarded(&mut ctx, |ctx| s.handler.handler().on_open(ctx));
+        if !s.shared.keep_request {
+            conn.io.request = None;
+        }
         self.after_handler(slot);
         // Bytes may have arrived right behind the handshake: edge-triggered, so look now.
         self.read(slot);

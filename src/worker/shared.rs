@@ -122,6 +122,7 @@ pub(crate) struct ServerShared {
     pub(crate) registry: Registry,
     pub(crate) max_message_size: usize,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) keep_request: bool,
 }
 
 /// The state of a runtime that every thread may read.
