@@ -252,6 +252,7 @@ impl RuntimeBuilder {
                     registry: Registry::new(workers),
                     max_message_size: c.max_message_size,
                     handshake_timeout: c.handshake_timeout,
+                    keep_request: c.keep_request,
                 })
             })
             .collect();
