@@ -9,6 +9,8 @@
 //! `{"type":"broadcastResult","payload":P,"listenerCount":N}`. The payload is passed through
 //! as raw JSON, never re-parsed.
 
+use std::net::SocketAddr;
+
 use corepush::{Context, Handler, Message, Runtime, ServerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -35,7 +37,10 @@ struct Shootout;
 impl Handler for Shootout {
     fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
         let Ok(req) = serde_json::from_slice::<Request<'_>>(message.as_bytes()) else {
-            log::debug!("not a shootout request: {:?}", String::from_utf8_lossy(message.as_bytes()));
+            log::debug!(
+                "not a shootout request: {:?}",
+                String::from_utf8_lossy(message.as_bytes())
+            );
             return;
         };
         let reply = |kind, listener_count| Reply {
@@ -89,21 +94,22 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = Runtime::builder()
-        .workers(workers)
-        .server(ServerConfig::websocket("shootout", addr).handler(|_| Shootout))
-        .start();
-    let runtime = match runtime {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start: {e}");
-            std::process::exit(1);
-        }
-    };
-    let bound = runtime.local_addr("shootout").unwrap_or(addr);
-    println!("listening on ws://{bound}/ (workers={workers})");
-    if let Err(e) = runtime.run() {
+    if let Err(e) = serve(addr, workers) {
         eprintln!("{e}");
         std::process::exit(1);
     }
+}
+
+/// Starts the shootout server on `addr` with `workers` core loops, prints
+/// `listening on ws://ADDR/ (workers=N)` on stdout once it accepts, and runs until Ctrl-C or
+/// SIGTERM. The error is a message for the operator. The load example runs this too.
+pub(crate) fn serve(addr: SocketAddr, workers: usize) -> Result<(), String> {
+    let runtime = Runtime::builder()
+        .workers(workers)
+        .server(ServerConfig::websocket("shootout", addr).handler(|_| Shootout))
+        .start()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let bound = runtime.local_addr("shootout").unwrap_or(addr);
+    println!("listening on ws://{bound}/ (workers={workers})");
+    runtime.run().map_err(|e| e.to_string())
 }

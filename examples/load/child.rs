@@ -1,0 +1,177 @@
+//! The server under test as a child process, and what /proc says about a process.
+
+use std::error::Error;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a child may take to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server child; killed and reaped when dropped, whatever happened meanwhile.
+pub(crate) struct ServerChild {
+    child: Child,
+    pub(crate) pid: u32,
+    pub(crate) port: u16,
+}
+
+impl ServerChild {
+    /// Re-executes this program as `--serve KIND --port 0 --workers N` and waits (bounded)
+    /// for the first stdout line, `listening on ws://127.0.0.1:PORT/…`.
+    pub(crate) fn start(kind: &str, workers: usize) -> Result<Self, Box<dyn Error>> {
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let child = Command::new(exe)
+            .args(["--serve", kind, "--port", "0", "--workers"])
+            .arg(workers.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("spawning the {kind} server: {e}"))?;
+        let pid = child.id();
+        let mut guard = ServerChild {
+            child,
+            pid,
+            port: 0,
+        };
+        let stdout = guard
+            .child
+            .stdout
+            .take()
+            .ok_or("no stdout pipe to the child")?;
+        let (tx, rx) = mpsc::channel();
+        let name = kind.to_owned();
+        // Keeps the pipe drained for the child's whole life; later lines go to our stderr.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for line in lines.map_while(Result::ok) {
+                eprintln!("[{name} server] {line}");
+            }
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            Ok(_) => return Err(format!("the {kind} server exited before listening").into()),
+            Err(_) => {
+                return Err(
+                    format!("the {kind} server did not listen within {START_TIMEOUT:?}").into(),
+                );
+            }
+        };
+        guard.port = line
+            .split_once("ws://127.0.0.1:")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("unexpected first line from the {kind} server: {line:?}"))?;
+        Ok(guard)
+    }
+
+    /// User plus system CPU time of the child so far, in clock ticks.
+    pub(crate) fn cpu_ticks(&self) -> Result<u64, String> {
+        cpu_ticks(&self.pid.to_string())
+    }
+
+    /// The child's resident set once two readings 200 ms apart agree (within 64 KiB), at
+    /// most ~3 s of trying.
+    pub(crate) fn settled_rss(&self) -> Result<u64, String> {
+        let mut last = rss_bytes(self.pid)?;
+        for _ in 0..15 {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = rss_bytes(self.pid)?;
+            if now.abs_diff(last) <= 64 * 1024 {
+                return Ok(now);
+            }
+            last = now;
+        }
+        eprintln!("note: the server's RSS did not settle within 3 s; using the last reading");
+        Ok(last)
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// utime + stime (fields 14 and 15 of /proc/PID/stat) of `pid` ("self" for this process).
+pub(crate) fn cpu_ticks(pid: &str) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let field = |n: usize| -> Result<u64, String> {
+        rest.split_whitespace()
+            .nth(n - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{path}: no field {n}"))
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+/// The whole machine's busy and total CPU time (all CPUs, clock ticks) from /proc/stat.
+pub(crate) fn machine_ticks() -> Result<(u64, u64), String> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let line = stat.lines().next().unwrap_or_default();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    if v.len() < 8 {
+        return Err(format!("/proc/stat: unexpected first line {line:?}"));
+    }
+    // user nice system idle iowait irq softirq steal
+    let idle = v[3] + v[4];
+    Ok((v.iter().sum::<u64>() - idle, v.iter().sum()))
+}
+
+/// VmRSS of a process, in bytes.
+pub(crate) fn rss_bytes(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| format!("{path}: no VmRSS"))
+}
+
+/// Clock ticks per second, from `getconf CLK_TCK`; 100 (Linux's usual value) if that fails.
+pub(crate) fn clock_ticks() -> (u64, bool) {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .map_or((100, false), |t| (t, true))
+}
+
+/// Raises the open-file limit, soft and hard, as far as /proc/sys/fs/nr_open allows (the
+/// hard limit rises only with CAP_SYS_RESOURCE; without it the soft limit goes up to the hard
+/// one). The new soft limit, and whether the hard limit could be raised.
+pub(crate) fn raise_nofile() -> Result<(u64, bool), String> {
+    use rlimit::Resource;
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let hard_raised = rlimit::setrlimit(Resource::NOFILE, nr_open, nr_open).is_ok();
+    if !hard_raised {
+        rlimit::increase_nofile_limit(u64::MAX)
+            .map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
+    }
+    rlimit::getrlimit(Resource::NOFILE)
+        .map(|(soft, _)| (soft, hard_raised))
+        .map_err(|e| format!("reading RLIMIT_NOFILE: {e}"))
+}
+
+/// How many CPUs this machine has (`nproc`).
+pub(crate) fn nproc() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
