@@ -29,7 +29,21 @@ pub enum BackendConfig {
     Fpm,
 }
 
-/// One named server of a runtime: where it listens, what it speaks, how it encodes.
+/// What a connection whose outbound queue is full gets (see
+/// [`ServerConfig::max_outbound_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowConsumer {
+    /// Close it (WebSocket close code 1008) after what is already queued. Defaults to this:
+    /// a client that cannot keep up would otherwise miss messages without knowing.
+    #[default]
+    Close,
+    /// Drop the new message for that connection and keep it open.
+    Drop,
+}
+
+/// One named server of a runtime: where it listens, what it speaks, how it encodes, and the
+/// limits that protect it. Every limit is counted in [`Stats`](crate::Stats) when it acts.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The server's name, for [`get_server`](crate::get_server). Must be unique in the runtime.
@@ -54,6 +68,24 @@ pub struct ServerConfig {
     /// and its few hundred bytes of headers are freed right after, which keeps idle
     /// connections small.
     pub keep_request: bool,
+    /// The most connections (including those still in their handshake) the server holds at
+    /// once; further clients are refused. Defaults to 100,000.
+    pub max_connections: usize,
+    /// The most connections from one IP address; 0 means no limit. Defaults to 0: behind a
+    /// proxy every client shares the proxy's address. Set it when clients connect directly.
+    pub max_connections_per_ip: usize,
+    /// The most bytes queued to one connection and not yet written; past it
+    /// [`slow_consumer`](ServerConfig::slow_consumer) applies. Defaults to 4 MiB.
+    pub max_outbound_bytes: usize,
+    /// What happens to a connection whose outbound queue is full. Defaults to
+    /// [`SlowConsumer::Close`].
+    pub slow_consumer: SlowConsumer,
+    /// How long a connection may stay silent before it is closed. WebSocket clients are
+    /// pinged after half of it, and their pongs count as activity. `None` disables it.
+    /// Defaults to 60 s for WebSocket and `None` for TCP (which has no ping).
+    pub idle_timeout: Option<Duration>,
+    /// The most groups one connection may be in; a further join is refused. Defaults to 1024.
+    pub max_groups_per_connection: usize,
 }
 
 impl ServerConfig {
@@ -68,6 +100,15 @@ impl ServerConfig {
             max_message_size: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
             keep_request: false,
+            max_connections: 100_000,
+            max_connections_per_ip: 0,
+            max_outbound_bytes: 4 << 20,
+            slow_consumer: SlowConsumer::Close,
+            idle_timeout: match protocol {
+                Protocol::WebSocket => Some(Duration::from_secs(60)),
+                Protocol::TcpLines | Protocol::TcpLength => None,
+            },
+            max_groups_per_connection: 1024,
         }
     }
 
@@ -110,6 +151,42 @@ impl ServerConfig {
         self
     }
 
+    /// Sets [`max_connections`](ServerConfig::max_connections).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Sets [`max_connections_per_ip`](ServerConfig::max_connections_per_ip).
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.max_connections_per_ip = max;
+        self
+    }
+
+    /// Sets [`max_outbound_bytes`](ServerConfig::max_outbound_bytes).
+    pub fn max_outbound_bytes(mut self, bytes: usize) -> Self {
+        self.max_outbound_bytes = bytes;
+        self
+    }
+
+    /// Sets [`slow_consumer`](ServerConfig::slow_consumer).
+    pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
+        self.slow_consumer = policy;
+        self
+    }
+
+    /// Sets [`idle_timeout`](ServerConfig::idle_timeout).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_groups_per_connection`](ServerConfig::max_groups_per_connection).
+    pub fn max_groups_per_connection(mut self, max: usize) -> Self {
+        self.max_groups_per_connection = max;
+        self
+    }
+
     /// Sets [`handshake_timeout`](ServerConfig::handshake_timeout).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
@@ -131,6 +208,9 @@ pub struct RuntimeConfig {
     /// How many commands a core loop takes from its mailbox before it looks at its sockets
     /// again, so that one busy sender cannot starve I/O. Defaults to 1024.
     pub mailbox_batch: usize,
+    /// How often each server's [`Stats`](crate::Stats) are logged (at info level); `None`
+    /// disables it. Defaults to `None`.
+    pub stats_interval: Option<Duration>,
 }
 
 impl Default for RuntimeConfig {
@@ -140,6 +220,7 @@ impl Default for RuntimeConfig {
             instance: 0,
             shutdown_timeout: Duration::from_secs(5),
             mailbox_batch: 1024,
+            stats_interval: None,
         }
     }
 }

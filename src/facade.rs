@@ -12,6 +12,7 @@ use crate::backend::{Backend, Payload, Scope, Target};
 use crate::error::{Error, Result};
 use crate::id::{ClientId, WorkerId};
 use crate::parser::{DataParser, JsonParser, encode_with};
+use crate::stats::Stats;
 use crate::worker::shared::current_worker;
 
 /// A handle on one named server: push to clients, flags, groups or everyone, close clients,
@@ -277,6 +278,12 @@ impl Server {
     /// The names of the groups that have members, sorted.
     pub fn groups(&self) -> Vec<String> {
         self.inner.backend.group_names()
+    }
+
+    /// The server's counters (connections, messages, bytes, drops, refusals …), summed over
+    /// its core loops. All zero on the Fpm backend.
+    pub fn stats(&self) -> Stats {
+        self.inner.backend.stats()
     }
 
     /// Stores a value on a connection, where its handler's [`Context`](crate::Context) can read

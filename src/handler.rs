@@ -68,7 +68,7 @@ impl std::fmt::Debug for Context<'_> {
         f.debug_struct("Context")
             .field("client_id", &self.io.id)
             .field("worker", &self.worker)
-            .field("server", &self.shared.name)
+            .field("server", &self.shared.config.name)
             .finish()
     }
 }
@@ -98,14 +98,20 @@ impl Context<'_> {
     /// Encodes `data` with the server's parser and queues it to this connection.
     /// Ignored once the connection is closing.
     pub fn send<T: Serialize + ?Sized>(&mut self, data: &T) -> Result<()> {
-        let bytes = encode_with(&*self.shared.parser, data)?;
-        self.io.queue_payload(self.shared.parser.is_text(), &bytes)
+        let parser = &*self.shared.config.parser;
+        let bytes = encode_with(parser, data)?;
+        self.io.queue_payload(
+            parser.is_text(),
+            &bytes,
+            self.shared.config.max_outbound_bytes,
+        )
     }
 
     /// Queues bytes or text as they are to this connection. Ignored once it is closing.
     pub fn send_raw<'r>(&mut self, raw: impl Into<Raw<'r>>) -> Result<()> {
         let raw = raw.into();
-        self.io.queue_payload(raw.is_text(), raw.as_bytes())
+        let limit = self.shared.config.max_outbound_bytes;
+        self.io.queue_payload(raw.is_text(), raw.as_bytes(), limit)
     }
 
     /// Binds this connection to a flag (a user id), replacing any flag it had. Several
@@ -135,9 +141,14 @@ impl Context<'_> {
             .map(|f| f.to_string())
     }
 
-    /// Joins a group (a room).
-    pub fn join(&mut self, group: &str) {
-        self.shared.registry.join(self.io.id, group);
+    /// Joins a group (a room). False if this connection is already in
+    /// [`max_groups_per_connection`](crate::ServerConfig::max_groups_per_connection) groups.
+    pub fn join(&mut self, group: &str) -> bool {
+        self.shared.registry.join(
+            self.io.id,
+            group,
+            self.shared.config.max_groups_per_connection,
+        )
     }
 
     /// Leaves a group; returns whether this connection was a member.
@@ -246,6 +257,52 @@ impl<'a> WorkerMessage<'a> {
         } else {
             serde_json::from_value(self.parser.decode(self.data)?).map_err(Error::from)
         }
+    }
+}
+
+/// Decides whether a WebSocket upgrade is accepted, before the connection counts as open.
+/// Registered with [`ServerSpec::on_handshake`](crate::ServerSpec::on_handshake).
+pub(crate) type HandshakeHook = dyn Fn(&HandshakeRequest) -> Result<(), Rejection> + Send + Sync;
+
+/// The answer to a refused WebSocket upgrade: an HTTP error status and a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+}
+
+impl Rejection {
+    /// A rejection with this HTTP status (400..=599; anything else becomes 403) and no body.
+    pub fn new(status: u16) -> Self {
+        Rejection {
+            status: if (400..=599).contains(&status) {
+                status
+            } else {
+                403
+            },
+            body: String::new(),
+        }
+    }
+
+    /// 401 Unauthorized.
+    pub fn unauthorized() -> Self {
+        Self::new(401)
+    }
+
+    /// 403 Forbidden.
+    pub fn forbidden() -> Self {
+        Self::new(403)
+    }
+
+    /// Sets the response body.
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.status
     }
 }
 

@@ -96,16 +96,20 @@ mod id;
 mod parser;
 mod registry;
 mod server;
+mod stats;
 mod worker;
 
 pub use codec::Message;
-pub use config::{BackendConfig, Protocol, RuntimeConfig, ServerConfig};
+pub use config::{BackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer};
 pub use error::{Error, Result};
 pub use facade::{IntoIds, IntoNames, Raw, Server, Workers};
-pub use handler::{Context, Handler, HandshakeRequest, WorkerContext, WorkerMessage};
+pub use handler::{
+    Context, Handler, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
+};
 pub use id::{ClientId, MAX_WORKERS, ParseClientIdError, WorkerId};
 pub use parser::{DataParser, JsonParser};
 pub use server::{Runtime, RuntimeBuilder, ServerSpec, ShutdownHandle, get_server};
+pub use stats::Stats;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

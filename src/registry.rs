@@ -163,11 +163,18 @@ impl Registry {
         }
     }
 
-    /// Adds the client to a group. False if it is not connected; true if it is now a member.
-    pub(crate) fn join(&self, id: ClientId, group: &str) -> bool {
+    /// Adds the client to a group. False if it is not connected or already in `max` groups;
+    /// true if it is now a member.
+    pub(crate) fn join(&self, id: ClientId, group: &str, max: usize) -> bool {
         let Some(table) = self.table(id) else {
             return false;
         };
+        match table.read().get(&id) {
+            Some(e) if e.groups.iter().any(|g| **g == *group) => return true,
+            Some(e) if e.groups.len() >= max => return false,
+            Some(_) => {}
+            None => return false,
+        }
         let key: Arc<str> = {
             let mut groups = self.groups.write();
             let key = groups
@@ -313,11 +320,13 @@ mod tests {
     fn groups_and_data_are_released_on_close() {
         let r = Registry::new(1);
         let a = id(0, 1);
-        assert!(!r.join(a, "room"), "unknown clients cannot join");
+        assert!(!r.join(a, "room", 8), "unknown clients cannot join");
         r.open(a);
-        assert!(r.join(a, "room"));
-        assert!(r.join(a, "room"));
-        assert!(r.join(a, "hall"));
+        assert!(r.join(a, "room", 2));
+        assert!(r.join(a, "room", 2));
+        assert!(r.join(a, "hall", 2));
+        assert!(!r.join(a, "attic", 2), "a third group is over the limit");
+        assert!(r.join(a, "hall", 2), "rejoining a group is not a new group");
         assert_eq!(r.group_members("room"), vec![a]);
         assert_eq!(
             r.group_names(),

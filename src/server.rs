@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -20,22 +21,24 @@ use crate::backend::local::LocalBackend;
 use crate::config::{BackendConfig, RuntimeConfig, ServerConfig};
 use crate::error::{Error, Result};
 use crate::facade::Server;
-use crate::handler::{Handler, WorkerContext, WorkerMessage};
+use crate::handler::{
+    Handler, HandshakeHook, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
+};
 use crate::id::{MAX_WORKERS, WorkerId};
-use crate::registry::Registry;
 use crate::worker::shared::{
-    Command, Mailbox, RuntimeShared, ServerShared, current_worker_runtime,
+    Mailbox, RuntimeShared, ServerShared, current_worker_runtime,
 };
 use crate::worker::{ServerSlot, WAKER, Worker};
 
 type ActionFn<H> = dyn Fn(&mut H, &mut WorkerContext<'_>, &WorkerMessage<'_>) + Send + Sync;
 
-/// A server's configuration together with its handler factory and worker-message actions.
-/// Made by [`ServerConfig::handler`].
+/// A server's configuration together with its handler factory, worker-message actions and
+/// handshake hook. Made by [`ServerConfig::handler`].
 pub struct ServerSpec<H: Handler> {
     config: ServerConfig,
     factory: Arc<dyn Fn(WorkerId) -> H + Send + Sync>,
     actions: HashMap<String, Arc<ActionFn<H>>>,
+    handshake_hook: Option<Arc<HandshakeHook>>,
 }
 
 impl<H: Handler> fmt::Debug for ServerSpec<H> {
@@ -57,6 +60,7 @@ impl ServerConfig {
             config: self,
             factory: Arc::new(factory),
             actions: HashMap::new(),
+            handshake_hook: None,
         }
     }
 }
@@ -72,17 +76,34 @@ impl<H: Handler> ServerSpec<H> {
         self.actions.insert(name.to_owned(), Arc::new(callback));
         self
     }
+
+    /// Decides whether each WebSocket upgrade is accepted — by path, query (a token),
+    /// headers or origin — before the connection counts as open. A refused client gets the
+    /// [`Rejection`]'s HTTP status and body, and never appears in connections or counts
+    /// (it is counted in [`Stats::rejected`](crate::Stats)). Runs on the core loop that
+    /// accepted the client: keep it quick.
+    pub fn on_handshake(
+        mut self,
+        hook: impl Fn(&HandshakeRequest) -> Result<(), Rejection> + Send + Sync + 'static,
+    ) -> Self {
+        self.handshake_hook = Some(Arc::new(hook));
+        self
+    }
 }
 
 /// A server spec with its handler type erased, as the runtime keeps it.
 trait ErasedSpec: Send + Sync {
     fn config(&self) -> &ServerConfig;
+    fn handshake_hook(&self) -> Option<Arc<HandshakeHook>>;
     fn make(&self, worker: WorkerId) -> Box<dyn HandlerBox>;
 }
 
 impl<H: Handler> ErasedSpec for ServerSpec<H> {
     fn config(&self) -> &ServerConfig {
         &self.config
+    }
+    fn handshake_hook(&self) -> Option<Arc<HandshakeHook>> {
+        self.handshake_hook.clone()
     }
     fn make(&self, worker: WorkerId) -> Box<dyn HandlerBox> {
         Box::new(Typed {
@@ -243,17 +264,8 @@ impl RuntimeBuilder {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let c = s.config();
-                Arc::new(ServerShared {
-                    index: i as u16,
-                    name: c.name.clone(),
-                    protocol: c.protocol,
-                    parser: c.parser.clone(),
-                    registry: Registry::new(workers),
-                    max_message_size: c.max_message_size,
-                    handshake_timeout: c.handshake_timeout,
-                    keep_request: c.keep_request,
-                })
+                let config = s.config().clone();
+                Arc::new(ServerShared::new(i as u16, config, workers, s.handshake_hook()))
             })
             .collect();
         let shared = Arc::new(RuntimeShared {
@@ -292,7 +304,7 @@ impl RuntimeBuilder {
             let specs = specs.clone();
             let worker_facades = facades.clone();
             let worker_shared = shared.clone();
-            let (batch, timeout) = (self.config.mailbox_batch, self.config.shutdown_timeout);
+            let config = self.config.clone();
             let spawn = std::thread::Builder::new()
                 .name(format!("corepush-{w}"))
                 .spawn(move || {
@@ -309,7 +321,21 @@ impl RuntimeBuilder {
                             listener: Some(listener),
                         })
                         .collect();
-                    Worker::new(id, shared, poll, rx, slots, batch, timeout).run()
+                    let stopper = shared.clone();
+                    let outcome = catch_unwind(AssertUnwindSafe(|| {
+                        Worker::new(id, shared, poll, rx, slots, config).run()
+                    }));
+                    // A core loop that ends early takes the runtime down with it, so that
+                    // `run` and `join` report it instead of serving on with a loop missing.
+                    let outcome = match outcome {
+                        Ok(result) => result,
+                        Err(_) => Err(std::io::Error::other("panicked")),
+                    };
+                    if let Err(e) = &outcome {
+                        error!("core loop {id} failed: {e}; shutting the runtime down");
+                        stopper.begin_shutdown();
+                    }
+                    outcome
                 });
             match spawn {
                 Ok(handle) => threads.push(handle),
@@ -392,12 +418,7 @@ impl ShutdownHandle {
     /// Starts a graceful shutdown: stop accepting, send each client what is queued and a
     /// close frame (1001), then end the core loops. Returns at once; idempotent.
     pub fn shutdown(&self) {
-        if self.shared.stopping.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        for m in &self.shared.mailboxes {
-            m.send(Command::Shutdown);
-        }
+        self.shared.begin_shutdown();
     }
 
     /// Whether shutdown has started.

@@ -46,7 +46,11 @@ fn graceful_shutdown_delivers_every_queued_message_in_order_then_1001() {
         // A bound, not a pause: ample for 8 MB over loopback on a loaded machine.
         .shutdown_timeout(Duration::from_secs(60))
         .server(
-            ServerConfig::websocket("shut-flush", "127.0.0.1:0".parse().unwrap()).handler(|_| Cmd),
+            // Everything is queued before the clients read: room for all of it, so the test
+            // is about shutdown, not the outbound limit.
+            ServerConfig::websocket("shut-flush", "127.0.0.1:0".parse().unwrap())
+                .max_outbound_bytes(64 << 20)
+                .handler(|_| Cmd),
         )
         .start()
         .unwrap();
@@ -91,7 +95,11 @@ fn a_client_that_reads_late_still_gets_everything_within_the_shutdown_timeout() 
         .workers(2)
         .shutdown_timeout(Duration::from_secs(60))
         .server(
-            ServerConfig::websocket("shut-late", "127.0.0.1:0".parse().unwrap()).handler(|_| Cmd),
+            // Everything is queued before the clients read: room for all of it, so the test
+            // is about shutdown, not the outbound limit.
+            ServerConfig::websocket("shut-late", "127.0.0.1:0".parse().unwrap())
+                .max_outbound_bytes(64 << 20)
+                .handler(|_| Cmd),
         )
         .start()
         .unwrap();

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::facade::Workers;
 use crate::id::ClientId;
 use crate::registry::DataValue;
+use crate::stats::Stats;
 
 /// The no-op backend.
 #[derive(Debug, Default)]
@@ -61,5 +62,8 @@ impl Backend for FpmBackend {
     }
     fn runtime_id(&self) -> Option<u64> {
         None
+    }
+    fn stats(&self) -> Stats {
+        Stats::default()
     }
 }

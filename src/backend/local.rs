@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::facade::Workers;
 use crate::id::{ClientId, WorkerId};
 use crate::registry::DataValue;
+use crate::stats::Stats;
 use crate::worker::shared::{Command, LocalTarget, RuntimeShared, ServerShared};
 
 /// Delivers into the core loops of one runtime, for one of its servers.
@@ -115,7 +116,11 @@ impl LocalBackend {
 
 impl Backend for LocalBackend {
     fn push(&self, target: Target, payload: Payload<'_>, scope: Scope<'_>) -> Result<usize> {
-        let frame = Arc::new(frame(self.server.protocol, payload.is_text, payload.bytes)?);
+        let frame = Arc::new(frame(
+            self.server.config.protocol,
+            payload.is_text,
+            payload.bytes,
+        )?);
         let server = self.server.index;
         Ok(self.dispatch(target, scope, |target| Command::Push {
             server,
@@ -207,5 +212,9 @@ impl Backend for LocalBackend {
 
     fn runtime_id(&self) -> Option<u64> {
         Some(self.runtime.id)
+    }
+
+    fn stats(&self) -> Stats {
+        self.server.stats()
     }
 }

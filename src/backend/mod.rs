@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::facade::Workers;
 use crate::id::{ClientId, WorkerId};
 use crate::registry::DataValue;
+use crate::stats::Stats;
 
 /// Whom a push or close is for. Targets are values, resolved by the backend.
 #[derive(Debug, Clone)]
@@ -64,4 +65,6 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn workers(&self) -> usize;
     /// The runtime this backend delivers into, for `this_worker`; `None` when there is none.
     fn runtime_id(&self) -> Option<u64>;
+    /// The server's counters as this backend knows them.
+    fn stats(&self) -> Stats;
 }

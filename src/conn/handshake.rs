@@ -1,16 +1,18 @@
 //! The WebSocket upgrade, driven by tungstenite's resumable server handshake over a
 //! non-blocking socket: each readable or writable event resumes it where it stopped.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use mio::net::TcpStream;
 use tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response, ServerHandshake};
 use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tungstenite::http::StatusCode;
 
-use crate::handler::HandshakeRequest;
+use crate::handler::{HandshakeHook, HandshakeRequest};
 
 /// The socket as tungstenite sees it during the handshake; the connection keeps another
 /// reference for polling.
@@ -32,9 +34,13 @@ impl Write for SockRef {
     }
 }
 
-/// Keeps the upgrade request for the handler's [`Context::request`](crate::Context::request).
-#[derive(Debug)]
-pub(crate) struct Capture(Rc<RefCell<Option<HandshakeRequest>>>);
+/// Keeps the upgrade request for the handler's [`Context::request`](crate::Context::request),
+/// and asks the application's handshake hook, if any, whether to accept it.
+pub(crate) struct Capture {
+    request: Rc<RefCell<Option<HandshakeRequest>>>,
+    hook: Option<Arc<HandshakeHook>>,
+    rejected: Rc<Cell<bool>>,
+}
 
 impl Callback for Capture {
     fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
@@ -43,10 +49,20 @@ impl Callback for Capture {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        *self.0.borrow_mut() = Some(HandshakeRequest {
+        let request = HandshakeRequest {
             uri: request.uri().to_string(),
             headers,
-        });
+        };
+        if let Some(hook) = &self.hook {
+            if let Err(rejection) = hook(&request) {
+                self.rejected.set(true);
+                let mut answer = ErrorResponse::new(Some(rejection.body));
+                *answer.status_mut() =
+                    StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::FORBIDDEN);
+                return Err(answer);
+            }
+        }
+        *self.request.borrow_mut() = Some(request);
         Ok(response)
     }
 }
@@ -57,6 +73,8 @@ type Mid = MidHandshake<ServerHandshake<SockRef, Capture>>;
 pub(crate) struct Handshake {
     state: Option<HsState>,
     request: Rc<RefCell<Option<HandshakeRequest>>>,
+    hook: Option<Arc<HandshakeHook>>,
+    rejected: Rc<Cell<bool>>,
 }
 
 // The whole `Handshake` is boxed inside the connection's phase, so the size is paid once,
@@ -80,15 +98,19 @@ pub(crate) enum Step {
     Pending,
     /// Upgraded: the request the client sent.
     Done(Box<HandshakeRequest>),
+    /// The handshake hook refused it; its answer has been written.
+    Rejected,
     /// Failed; the connection must be dropped (a 400 answer has been attempted).
     Failed(String),
 }
 
 impl Handshake {
-    pub(crate) fn new(socket: Rc<TcpStream>) -> Self {
+    pub(crate) fn new(socket: Rc<TcpStream>, hook: Option<Arc<HandshakeHook>>) -> Self {
         Handshake {
             state: Some(HsState::Fresh(SockRef(socket))),
             request: Rc::default(),
+            hook,
+            rejected: Rc::default(),
         }
     }
 
@@ -96,7 +118,12 @@ impl Handshake {
     pub(crate) fn step(&mut self) -> Step {
         let result = match self.state.take() {
             Some(HsState::Fresh(sock)) => {
-                ServerHandshake::start(sock, Capture(self.request.clone()), None).handshake()
+                let capture = Capture {
+                    request: self.request.clone(),
+                    hook: self.hook.take(),
+                    rejected: self.rejected.clone(),
+                };
+                ServerHandshake::start(sock, capture, None).handshake()
             }
             Some(HsState::Mid(mid)) => mid.handshake(),
             None => return Step::Failed("handshake already finished".into()),
@@ -112,6 +139,7 @@ impl Handshake {
                 self.state = Some(HsState::Mid(mid));
                 Step::Pending
             }
+            Err(HandshakeError::Failure(_)) if self.rejected.get() => Step::Rejected,
             Err(HandshakeError::Failure(e)) => Step::Failed(e.to_string()),
         }
     }

@@ -103,6 +103,10 @@ pub(crate) struct ConnIo {
     queued: usize,
     /// Set once the close frame is queued: nothing may follow it.
     pub(crate) output_closed: bool,
+    /// Frames queued since the core loop last counted them.
+    pub(crate) frames_queued: u32,
+    /// Frames refused for the outbound limit since the core loop last looked.
+    pub(crate) overflow: u32,
     /// A close the handler asked for, carried out when its call returns.
     pub(crate) close_request: Option<(u16, String)>,
     /// Whether the connection is on its core loop's list of connections to flush.
@@ -126,6 +130,8 @@ impl ConnIo {
             head_written: 0,
             queued: 0,
             output_closed: false,
+            frames_queued: 0,
+            overflow: 0,
             close_request: None,
             is_dirty: false,
             request: None,
@@ -136,41 +142,64 @@ impl ConnIo {
         !self.out.is_empty()
     }
 
-    /// Queues a frame shared with other connections. False if output is closed.
-    pub(crate) fn queue_shared(&mut self, frame: &SharedFrame) -> bool {
+    /// Whether `len` more bytes fit under `limit`. A message always fits an empty queue, so a
+    /// message larger than the limit still reaches a client that keeps up.
+    fn admits(&mut self, len: usize, limit: usize) -> bool {
         if self.output_closed {
             return false;
         }
-        self.queued += frame.len();
-        self.out.push_back(Chunk::Shared(frame.clone()));
+        if self.queued > 0 && self.queued + len > limit {
+            self.overflow += 1;
+            return false;
+        }
         true
     }
 
-    /// Queues bytes of this connection's own.
-    pub(crate) fn queue_owned(&mut self, bytes: Vec<u8>) -> bool {
-        if self.output_closed || bytes.is_empty() {
+    fn push(&mut self, chunk: Chunk) {
+        self.queued += chunk.bytes().len();
+        self.frames_queued += 1;
+        self.out.push_back(chunk);
+    }
+
+    /// Queues a frame shared with other connections. False if output is closed or the queue
+    /// is full (then `overflow` counts it).
+    pub(crate) fn queue_shared(&mut self, frame: &SharedFrame, limit: usize) -> bool {
+        if !self.admits(frame.len(), limit) {
             return false;
         }
-        self.queued += bytes.len();
-        self.out.push_back(Chunk::Owned(bytes));
+        self.push(Chunk::Shared(frame.clone()));
+        true
+    }
+
+    /// Queues bytes of this connection's own, under the same rules.
+    pub(crate) fn queue_owned(&mut self, bytes: Vec<u8>, limit: usize) -> bool {
+        if bytes.is_empty() || !self.admits(bytes.len(), limit) {
+            return false;
+        }
+        self.push(Chunk::Owned(bytes));
         true
     }
 
     /// Frames and queues a payload for this connection alone.
-    pub(crate) fn queue_payload(&mut self, is_text: bool, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn queue_payload(
+        &mut self,
+        is_text: bool,
+        bytes: &[u8],
+        limit: usize,
+    ) -> Result<()> {
         if !self.output_closed {
             let framed = frame(self.protocol, is_text, bytes)?;
-            self.queue_owned(framed);
+            self.queue_owned(framed, limit);
         }
         Ok(())
     }
 
     /// Queues a WebSocket control frame (ignored on TCP).
-    pub(crate) fn queue_control(&mut self, op: OpKind, payload: &[u8]) {
+    pub(crate) fn queue_control(&mut self, op: OpKind, payload: &[u8], limit: usize) {
         if self.protocol == Protocol::WebSocket {
             let mut out = Vec::with_capacity(payload.len() + 2);
             encode_frame(&mut out, op, payload);
-            self.queue_owned(out);
+            self.queue_owned(out, limit);
         }
     }
 
@@ -179,13 +208,16 @@ impl ConnIo {
         if self.output_closed {
             return;
         }
-        self.queue_control(OpKind::Close, &close_payload(code, reason));
+        // The close frame goes whatever the limit: it is small, and it is the last.
+        self.queue_control(OpKind::Close, &close_payload(code, reason), usize::MAX);
         self.output_closed = true;
     }
 
-    /// Writes what the socket takes, in vectored writes of up to 64 frames. `Ok(true)` once
-    /// the queue is empty, `Ok(false)` when the socket is full (a writable event follows).
-    pub(crate) fn flush(&mut self) -> io::Result<bool> {
+    /// Writes what the socket takes, in vectored writes of up to 64 frames. Returns the bytes
+    /// written; the queue is empty afterwards unless the socket filled up (a writable event
+    /// follows then).
+    pub(crate) fn flush(&mut self) -> io::Result<usize> {
+        let mut total = 0;
         while !self.out.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;
@@ -200,13 +232,16 @@ impl ConnIo {
             }
             match (&*self.socket).write_vectored(&slices[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.consume(written),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Ok(written) => {
+                    total += written;
+                    self.consume(written);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(true)
+        Ok(total)
     }
 
     fn consume(&mut self, mut written: usize) {
@@ -238,6 +273,14 @@ pub(crate) struct Conn {
     pub(crate) peer_closed: bool,
     /// Our FIN has been sent.
     pub(crate) write_shut: bool,
+    /// When bytes last came in, in milliseconds of the core loop's clock (wrapping).
+    pub(crate) last_seen: u32,
+    /// A keepalive ping is out and unanswered.
+    pub(crate) pinged: bool,
+    /// The slow-consumer policy has been logged for this connection.
+    pub(crate) slow_logged: bool,
+    /// The peer's address, kept only when a per-address limit needs it at close.
+    pub(crate) peer: Option<std::net::IpAddr>,
 }
 
 impl Conn {

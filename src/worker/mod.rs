@@ -3,31 +3,33 @@
 //! A turn of the loop: wait for socket events (or the mailbox's waker), handle them, drain a
 //! bounded batch of commands from the mailbox, then flush every connection that got output —
 //! one vectored write per connection per turn, however many frames were queued to it.
+//! Per-connection I/O and the close paths live in [`io`].
 
+mod io;
 pub(crate) mod shared;
 pub(crate) mod slots;
 
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::io as stdio;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::codec::ws::{Inbound, OpKind};
-use crate::codec::{Message, ProtocolError};
-use crate::config::Protocol;
-use crate::conn::handshake::{BAD_REQUEST, Handshake, Step};
+use crate::codec::ws::OpKind;
+use crate::config::{Protocol, RuntimeConfig};
+use crate::conn::handshake::Handshake;
 use crate::conn::{Conn, ConnIo, Decoder, Phase};
 use crate::facade::Server;
-use crate::handler::{Context, WorkerContext, WorkerMessage};
+use crate::handler::{WorkerContext, WorkerMessage};
 use crate::id::{ClientId, WorkerId, next_serial};
 use crate::server::HandlerBox;
+use crate::stats::bump;
 use shared::{Command, LocalTarget, RuntimeShared, ServerShared, set_current_worker};
 use slots::Slots;
 
@@ -40,7 +42,7 @@ const READ_BUDGET: usize = 256 * 1024;
 const SCRATCH: usize = 64 * 1024;
 /// How long a closing connection may take to take its last frames and answer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often deadlines (handshakes, closes) are checked.
+/// How often deadlines (handshakes, closes, idle connections) are checked.
 const TICK: Duration = Duration::from_millis(250);
 
 /// One named server as a core loop holds it.
@@ -63,9 +65,14 @@ pub(crate) struct Worker {
     dirty: Vec<u32>,
     /// Connections whose read budget ran out: read again next turn.
     again: Vec<u32>,
-    batch: usize,
-    shutdown_timeout: Duration,
+    config: RuntimeConfig,
     stopping: Option<Instant>,
+    /// The loop's clock: `now_ms` is milliseconds since `epoch`, refreshed every turn.
+    epoch: Instant,
+    now_ms: u32,
+    /// Clients refused since the last log line about it.
+    refused: u64,
+    last_stats: Instant,
 }
 
 impl Worker {
@@ -75,9 +82,9 @@ impl Worker {
         poll: Poll,
         rx: Receiver<Command>,
         servers: Vec<ServerSlot>,
-        batch: usize,
-        shutdown_timeout: Duration,
+        config: RuntimeConfig,
     ) -> Self {
+        let now = Instant::now();
         Worker {
             id,
             runtime,
@@ -88,21 +95,24 @@ impl Worker {
             scratch: vec![0; SCRATCH],
             dirty: Vec::new(),
             again: Vec::new(),
-            batch: batch.max(1),
-            shutdown_timeout,
+            config,
             stopping: None,
+            epoch: now,
+            now_ms: 0,
+            refused: 0,
+            last_stats: now,
         }
     }
 
     /// Runs the loop until shutdown.
-    pub(crate) fn run(mut self) -> io::Result<()> {
+    pub(crate) fn run(mut self) -> stdio::Result<()> {
         set_current_worker(Some((self.runtime.id, self.id)));
         let result = self.run_loop();
         set_current_worker(None);
         result
     }
 
-    fn run_loop(&mut self) -> io::Result<()> {
+    fn run_loop(&mut self) -> stdio::Result<()> {
         for (i, s) in self.servers.iter_mut().enumerate() {
             if let Some(l) = s.listener.as_mut() {
                 self.poll
@@ -116,11 +126,13 @@ impl Worker {
             let busy = !self.rx.is_empty() || !self.again.is_empty();
             let timeout = if busy { Duration::ZERO } else { TICK };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() == io::ErrorKind::Interrupted {
+                if e.kind() == stdio::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
             }
+            let now = Instant::now();
+            self.now_ms = now.duration_since(self.epoch).as_millis() as u32;
             for slot in std::mem::take(&mut self.again) {
                 self.read(slot);
             }
@@ -145,7 +157,6 @@ impl Worker {
             }
             self.drain_mailbox();
             self.flush_dirty();
-            let now = Instant::now();
             if now.duration_since(last_tick) >= TICK {
                 last_tick = now;
                 self.sweep(now);
@@ -169,9 +180,9 @@ impl Worker {
         }
     }
 
-    fn is_handshaking(&mut self, slot: u32) -> bool {
+    fn is_handshaking(&self, slot: u32) -> bool {
         self.conns
-            .get_mut(slot)
+            .get(slot)
             .is_some_and(|c| matches!(c.phase, Phase::Handshake(..)))
     }
 
@@ -181,9 +192,9 @@ impl Worker {
                 return;
             };
             match listener.accept() {
-                Ok((stream, _)) => self.add_conn(server, stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok((stream, peer)) => self.add_conn(server, stream, peer.ip()),
+                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {}
                 Err(e) => {
                     error!("core loop {}: accept failed: {e}", self.id);
                     return;
@@ -192,13 +203,39 @@ impl Worker {
         }
     }
 
-    fn add_conn(&mut self, server: usize, mut stream: TcpStream) {
+    /// Admits a socket under the server's connection limits; false if it must be refused.
+    fn admit(&mut self, shared: &ServerShared, peer: std::net::IpAddr) -> bool {
+        let config = &shared.config;
+        if shared.sockets.fetch_add(1, Ordering::AcqRel) >= config.max_connections {
+            shared.sockets.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        if config.max_connections_per_ip > 0 {
+            let mut per_ip = shared.per_ip.lock();
+            let n = per_ip.entry(peer).or_insert(0);
+            if *n as usize >= config.max_connections_per_ip {
+                drop(per_ip);
+                shared.sockets.fetch_sub(1, Ordering::AcqRel);
+                return false;
+            }
+            *n += 1;
+        }
+        true
+    }
+
+    fn add_conn(&mut self, server: usize, mut stream: TcpStream, peer: std::net::IpAddr) {
+        let shared = self.servers[server].shared.clone();
+        let counters = shared.counters(self.id);
+        if !self.admit(&shared, peer) {
+            bump(&counters.rejected, 1);
+            self.refused += 1;
+            return;
+        }
+        let per_ip = (shared.config.max_connections_per_ip > 0).then_some(peer);
         if let Err(e) = stream.set_nodelay(true) {
             debug!("set_nodelay failed: {e}");
         }
-        let shared = self.servers[server].shared.clone();
         let (instance, worker) = (self.runtime.instance, self.id);
-        let registry = self.poll.registry();
         let Some(id) =
             next_serial(worker).and_then(|serial| ClientId::new(instance, worker, serial))
         else {
@@ -206,8 +243,12 @@ impl Worker {
                 "core loop {}: client ids are spent; refusing a client",
                 self.id
             );
+            self.unadmit(&shared, per_ip);
             return;
         };
+        bump(&counters.accepted, 1);
+        let registry = self.poll.registry();
+        let now_ms = self.now_ms;
         // Registered once for both directions, edge-triggered: a writable edge arrives when a
         // full socket drains, so interest never needs to change (no epoll_ctl per flush).
         let mut registered = Ok(());
@@ -216,19 +257,27 @@ impl Worker {
             registered =
                 registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
             let socket = Rc::new(stream);
-            let phase = match shared.protocol {
+            let protocol = shared.config.protocol;
+            let phase = match protocol {
                 Protocol::WebSocket => Phase::Handshake(
-                    Box::new(Handshake::new(socket.clone())),
-                    Instant::now() + shared.handshake_timeout,
+                    Box::new(Handshake::new(
+                        socket.clone(),
+                        shared.handshake_hook.clone(),
+                    )),
+                    Instant::now() + shared.config.handshake_timeout,
                 ),
-                _ => Phase::Open,
+                Protocol::TcpLines | Protocol::TcpLength => Phase::Open,
             };
             Conn {
-                io: ConnIo::new(socket, id, shared.index, shared.protocol),
-                decoder: Decoder::new(shared.protocol),
+                io: ConnIo::new(socket, id, shared.index, protocol),
+                decoder: Decoder::new(protocol),
                 phase,
                 peer_closed: false,
                 write_shut: false,
+                last_seen: now_ms,
+                pinged: false,
+                slow_logged: false,
+                peer: per_ip,
             }
         });
         if let Err(e) = registered {
@@ -236,285 +285,25 @@ impl Worker {
                 "core loop {}: registering a connection failed: {e}",
                 self.id
             );
-            self.conns.remove(slot);
+            self.release(slot);
             return;
         }
-        if self.conns.get_mut(slot).is_some_and(|c| c.is_open()) {
+        if self.conns.get(slot).is_some_and(Conn::is_open) {
             self.opened(slot);
         }
     }
 
-    /// Registers a connection that just opened and tells its handler.
-    fn opened(&mut self, slot: u32) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let s = &mut self.servers[conn.io.server as usize];
-        s.shared.registry.open(conn.io.id);
-        let mut ctx = Context {
-            io: &mut conn.io,
-            shared: &s.shared,
-            server: &s.facade,
-            worker: self.id,
-        };
-        guarded(&mut ctx, |ctx| s.handler.handler().on_open(ctx));
-        if !s.shared.keep_request {
-            conn.io.request = None;
-        }
-        self.after_handler(slot);
-        // Bytes may have arrived right behind the handshake: edge-triggered, so look now.
-        self.read(slot);
-    }
-
-    fn handshake(&mut self, slot: u32) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let Phase::Handshake(hs, _) = &mut conn.phase else {
-            return;
-        };
-        match hs.step() {
-            Step::Pending => {}
-            Step::Done(request) => {
-                conn.io.request = Some(request);
-                conn.phase = Phase::Open;
-                self.opened(slot);
-            }
-            Step::Failed(reason) => {
-                debug!("core loop {}: handshake failed: {reason}", self.id);
-                let _ = (&*conn.io.socket).write(BAD_REQUEST);
-                let _ = conn.io.socket.shutdown(Shutdown::Both);
-                self.conns.remove(slot);
-            }
-        }
-    }
-
-    /// Reads and decodes until the socket is drained or the budget is spent.
-    fn read(&mut self, slot: u32) {
-        let mut budget = READ_BUDGET;
-        let mut gone = false;
-        loop {
-            let Some(conn) = self.conns.get_mut(slot) else {
-                return;
-            };
-            if matches!(conn.phase, Phase::Handshake(..)) {
-                return;
-            }
-            let n = match (&*conn.io.socket).read(&mut self.scratch) {
-                Ok(0) => {
-                    gone = true;
-                    break;
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    debug!(
-                        "core loop {}: read from {} failed: {e}",
-                        self.id, conn.io.id
-                    );
-                    gone = true;
-                    break;
-                }
-            };
-            if let Err(e) = self.decode(slot, n) {
-                let client = self.id_of(slot);
-                debug!(
-                    "core loop {}: client {client} violated the protocol: {}",
-                    self.id, e.reason
-                );
-                self.begin_close(slot, e.close_code, e.reason);
-            }
-            self.after_handler(slot);
-            budget = budget.saturating_sub(n);
-            if budget == 0 {
-                self.again.push(slot);
-                return;
-            }
-        }
-        if gone {
-            self.peer_gone(slot);
-        } else {
-            self.finish_if_closed(slot);
-        }
-    }
-
-    fn id_of(&mut self, slot: u32) -> String {
-        self.conns
-            .get_mut(slot)
-            .map_or_else(String::new, |c| c.io.id.to_string())
-    }
-
-    /// Decodes `n` bytes of scratch and hands what they hold to the handler.
-    fn decode(&mut self, slot: u32, n: usize) -> Result<(), ProtocolError> {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return Ok(());
-        };
-        let s = &mut self.servers[conn.io.server as usize];
-        let input = &mut self.scratch[..n];
-        let max = s.shared.max_message_size;
-        let open = conn.is_open();
-        let io = &mut conn.io;
-        let peer_closed = &mut conn.peer_closed;
-        let mut deliver = |io: &mut ConnIo, message: Message<'_>| {
-            if !open || io.close_request.is_some() || io.output_closed {
-                return;
-            }
-            let mut ctx = Context {
-                io,
-                shared: &s.shared,
-                server: &s.facade,
-                worker: self.id,
-            };
-            guarded(&mut ctx, |ctx| s.handler.handler().on_message(ctx, message));
-        };
-        match &mut conn.decoder {
-            Decoder::Ws(d) => d.decode(input, max, &mut |inbound| match inbound {
-                Inbound::Message(m) => deliver(io, m),
-                Inbound::Ping(p) => io.queue_control(OpKind::Pong, p),
-                Inbound::Pong(_) => {}
-                Inbound::Close(code, _) => {
-                    *peer_closed = true;
-                    if open && io.close_request.is_none() {
-                        io.close_request = Some((echo_code(code), String::new()));
-                    }
-                }
-            }),
-            Decoder::Lines(d) => d.decode(input, max, &mut |m| deliver(io, Message::Binary(m))),
-            Decoder::Length(d) => d.decode(input, max, &mut |m| deliver(io, Message::Binary(m))),
-        }
-    }
-
-    /// Acts on what a handler call left behind: a close request, output to flush.
-    fn after_handler(&mut self, slot: u32) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        if let Some((code, reason)) = conn.io.close_request.take() {
-            if conn.is_open() {
-                self.begin_close(slot, code, &reason);
-                return;
-            }
-        }
-        if conn.io.has_output() {
-            self.mark_dirty(slot);
-        }
-    }
-
-    fn mark_dirty(&mut self, slot: u32) {
-        if let Some(conn) = self.conns.get_mut(slot) {
-            if !conn.io.is_dirty {
-                conn.io.is_dirty = true;
-                self.dirty.push(slot);
-            }
-        }
-    }
-
-    /// Starts closing: queues the close frame after what is queued, tells the handler,
-    /// unregisters the client. The socket goes once the output is written and the peer answered.
-    fn begin_close(&mut self, slot: u32, code: u16, reason: &str) {
-        // In a shutdown, the configured shutdown timeout bounds the close instead, so that
-        // a slow client still gets what was queued for it.
-        let now = Instant::now();
-        let deadline = self
-            .stopping
-            .map_or(now + CLOSE_TIMEOUT, |d| d.max(now + CLOSE_TIMEOUT));
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        match conn.phase {
-            Phase::Open => {
-                conn.io.queue_close(code, reason);
-                conn.io.output_closed = true;
-                conn.phase = Phase::Closing(deadline);
-                self.notify_closed(slot);
-                self.mark_dirty(slot);
-            }
-            Phase::Handshake(..) => {
-                self.conns.remove(slot);
-            }
-            Phase::Closing(_) => {}
-        }
-    }
-
-    /// Runs on_close and releases the client's flag, groups and data.
-    fn notify_closed(&mut self, slot: u32) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let s = &mut self.servers[conn.io.server as usize];
-        let mut ctx = Context {
-            io: &mut conn.io,
-            shared: &s.shared,
-            server: &s.facade,
-            worker: self.id,
-        };
-        guarded(&mut ctx, |ctx| s.handler.handler().on_close(ctx));
-        conn.io.close_request = None;
-        s.shared.registry.close(conn.io.id);
-    }
-
-    /// The peer closed its side or the socket failed.
-    fn peer_gone(&mut self, slot: u32) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        conn.peer_closed = true;
-        if conn.is_open() {
-            // No close frame from a WebSocket peer: abnormal closure, nothing to answer.
-            conn.io.output_closed = true;
-            conn.phase = Phase::Closing(Instant::now() + CLOSE_TIMEOUT);
-            self.notify_closed(slot);
-        }
-        // Best effort for what is still queued, then let go.
-        if let Some(conn) = self.conns.get_mut(slot) {
-            let _ = conn.io.flush();
-        }
-        self.retire(slot);
-    }
-
-    /// Drops a closing connection once its output is out and the peer is done.
-    fn finish_if_closed(&mut self, slot: u32) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        if !matches!(conn.phase, Phase::Closing(_)) || conn.io.has_output() {
-            return;
-        }
-        if conn.peer_closed {
-            self.conns.remove(slot);
-        } else if !conn.write_shut {
-            // Our side is done: a FIN after the last byte, then wait for the peer's.
-            conn.write_shut = true;
-            let _ = conn.io.socket.shutdown(Shutdown::Write);
-        }
-    }
-
-    /// Drops a connection now, telling the handler first if it was open.
-    fn retire(&mut self, slot: u32) {
-        if self.conns.get_mut(slot).is_some_and(|c| c.is_open()) {
-            self.notify_closed(slot);
-        }
-        self.conns.remove(slot);
-    }
-
-    fn flush_dirty(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        for slot in dirty.drain(..) {
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
-            conn.io.is_dirty = false;
-            match conn.io.flush() {
-                Ok(_) => self.finish_if_closed(slot),
-                Err(e) => {
-                    debug!("core loop {}: write to {} failed: {e}", self.id, conn.io.id);
-                    self.retire(slot);
+    /// Gives back what `admit` took.
+    fn unadmit(&self, shared: &ServerShared, peer: Option<std::net::IpAddr>) {
+        shared.sockets.fetch_sub(1, Ordering::AcqRel);
+        if let Some(ip) = peer {
+            let mut per_ip = shared.per_ip.lock();
+            if let Some(n) = per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&ip);
                 }
             }
-        }
-        if self.dirty.is_empty() {
-            self.dirty = dirty;
         }
     }
 
@@ -522,7 +311,7 @@ impl Worker {
         if let Some(m) = self.runtime.mailboxes.get(self.id.index()) {
             m.rearm();
         }
-        for _ in 0..self.batch {
+        for _ in 0..self.config.mailbox_batch.max(1) {
             match self.rx.try_recv() {
                 Ok(cmd) => self.command(cmd),
                 Err(_) => return,
@@ -537,11 +326,21 @@ impl Worker {
                 frame,
                 target,
             } => {
+                let Some(limit) = self
+                    .servers
+                    .get(server as usize)
+                    .map(|s| s.shared.config.max_outbound_bytes)
+                else {
+                    return;
+                };
                 for slot in self.targets(server, &target) {
-                    if let Some(conn) = self.conns.get_mut(slot) {
-                        if conn.io.queue_shared(&frame) {
-                            self.mark_dirty(slot);
-                        }
+                    let Some(conn) = self.conns.get_mut(slot) else {
+                        continue;
+                    };
+                    if conn.io.queue_shared(&frame, limit) {
+                        self.mark_dirty(slot);
+                    } else if conn.io.overflow > 0 {
+                        self.overflowed(slot);
                     }
                 }
             }
@@ -595,7 +394,7 @@ impl Worker {
                 let msg = WorkerMessage {
                     action,
                     data,
-                    parser: &*s.shared.parser,
+                    parser: &*s.shared.config.parser,
                 };
                 if !s.handler.action(&mut ctx, &msg) {
                     s.handler.handler().on_worker_message(&mut ctx, &msg);
@@ -604,6 +403,7 @@ impl Worker {
             None => s.handler.handler().on_worker_message_raw(&mut ctx, data),
         }));
         if result.is_err() {
+            bump(&s.shared.counters(self.id).handler_panics, 1);
             error!("core loop {}: a worker-message callback panicked", self.id);
         }
     }
@@ -612,7 +412,7 @@ impl Worker {
         if self.stopping.is_some() {
             return;
         }
-        self.stopping = Some(Instant::now() + self.shutdown_timeout);
+        self.stopping = Some(Instant::now() + self.config.shutdown_timeout);
         for s in &mut self.servers {
             if let Some(mut l) = s.listener.take() {
                 let _ = self.poll.registry().deregister(&mut l);
@@ -623,36 +423,77 @@ impl Worker {
         }
     }
 
-    /// Enforces deadlines: slow handshakes and closes that never finish.
+    /// Enforces deadlines (slow handshakes, closes that never finish, idle connections),
+    /// sends keepalive pings, and logs what needs logging.
     fn sweep(&mut self, now: Instant) {
         let mut expired = Vec::new();
+        let mut idle = Vec::new();
+        let mut ping = Vec::new();
         for (slot, conn) in self.conns.iter() {
             match conn.phase {
                 Phase::Handshake(_, deadline) | Phase::Closing(deadline) if now >= deadline => {
                     expired.push(slot)
                 }
+                Phase::Open => {
+                    let Some(timeout) = self.servers[conn.io.server as usize]
+                        .shared
+                        .config
+                        .idle_timeout
+                    else {
+                        continue;
+                    };
+                    let silent = self.now_ms.wrapping_sub(conn.last_seen) as u128;
+                    if silent >= timeout.as_millis() {
+                        idle.push(slot);
+                    } else if silent >= timeout.as_millis() / 2 && !conn.pinged {
+                        ping.push(slot);
+                    }
+                }
                 _ => {}
             }
         }
         for slot in expired {
+            if let Some(conn) = self.conns.get(slot) {
+                if matches!(conn.phase, Phase::Handshake(..)) {
+                    let shared = &self.servers[conn.io.server as usize].shared;
+                    bump(&shared.counters(self.id).handshake_failures, 1);
+                }
+            }
             debug!(
                 "core loop {}: dropping a connection past its deadline",
                 self.id
             );
             self.retire(slot);
         }
-    }
-}
-
-/// The code to answer a client's close frame with (RFC 6455 §5.5.1: echo it).
-fn echo_code(code: Option<u16>) -> u16 {
-    code.unwrap_or(1000)
-}
-
-/// Runs a handler call; a panic closes the connection (1011) instead of the core loop.
-fn guarded(ctx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>)) {
-    if catch_unwind(AssertUnwindSafe(|| f(&mut *ctx))).is_err() {
-        error!("handler panicked on client {}; closing it", ctx.io.id);
-        ctx.io.close_request = Some((1011, "internal error".to_owned()));
+        for slot in idle {
+            if let Some(conn) = self.conns.get(slot) {
+                let shared = &self.servers[conn.io.server as usize].shared;
+                bump(&shared.counters(self.id).idle_closes, 1);
+                debug!("core loop {}: closing idle client {}", self.id, conn.io.id);
+            }
+            self.begin_close(slot, 1001, "idle timeout");
+        }
+        for slot in ping {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.pinged = true;
+                conn.io.queue_control(OpKind::Ping, b"", usize::MAX);
+            }
+            self.mark_dirty(slot);
+        }
+        if self.refused > 0 {
+            warn!(
+                "core loop {}: refused {} client(s) over the connection limits",
+                self.id, self.refused
+            );
+            self.refused = 0;
+        }
+        if let Some(every) = self.config.stats_interval {
+            if self.id.index() == 0 && now.duration_since(self.last_stats) >= every {
+                self.last_stats = now;
+                for s in &self.servers {
+                    info!("server {:?}: {:?}", s.shared.config.name, s.shared.stats());
+                }
+            }
+        }
     }
 }

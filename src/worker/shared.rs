@@ -3,17 +3,21 @@
 //! [`super::Worker`].
 
 use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crossbeam_channel::Sender;
 use mio::Waker;
 
-use crate::config::Protocol;
+use parking_lot::Mutex;
+
+use crate::config::ServerConfig;
+use crate::handler::HandshakeHook;
 use crate::id::{ClientId, WorkerId};
-use crate::parser::DataParser;
 use crate::registry::Registry;
+use crate::stats::{Counters, Stats, snapshot};
 
 /// A frame already encoded for the wire, shared by every connection that receives it.
 pub(crate) type SharedFrame = Arc<Vec<u8>>;
@@ -113,16 +117,60 @@ impl Mailbox {
 }
 
 /// The state of one named server that every thread may read.
-#[derive(Debug)]
 pub(crate) struct ServerShared {
     pub(crate) index: u16,
-    pub(crate) name: String,
-    pub(crate) protocol: Protocol,
-    pub(crate) parser: Arc<dyn DataParser>,
+    pub(crate) config: ServerConfig,
     pub(crate) registry: Registry,
-    pub(crate) max_message_size: usize,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) keep_request: bool,
+    /// One set per core loop, written only by that core loop.
+    pub(crate) counters: Box<[Counters]>,
+    /// Counters any thread may add to (with atomic read-modify-write).
+    pub(crate) shared_counters: Counters,
+    /// Sockets held (open or in their handshake), for `max_connections`.
+    pub(crate) sockets: AtomicUsize,
+    /// Sockets per peer address, for `max_connections_per_ip` (only used when it is set).
+    pub(crate) per_ip: Mutex<HashMap<IpAddr, u32>>,
+    pub(crate) handshake_hook: Option<Arc<HandshakeHook>>,
+}
+
+impl std::fmt::Debug for ServerShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerShared")
+            .field("index", &self.index)
+            .field("config", &self.config)
+            .field("registry", &self.registry)
+            .field("has_handshake_hook", &self.handshake_hook.is_some())
+            .finish()
+    }
+}
+
+impl ServerShared {
+    pub(crate) fn new(
+        index: u16,
+        config: ServerConfig,
+        workers: usize,
+        handshake_hook: Option<Arc<HandshakeHook>>,
+    ) -> Self {
+        ServerShared {
+            index,
+            config,
+            registry: Registry::new(workers),
+            counters: (0..workers).map(|_| Counters::default()).collect(),
+            shared_counters: Counters::default(),
+            sockets: AtomicUsize::new(0),
+            per_ip: Mutex::default(),
+            handshake_hook,
+        }
+    }
+
+    /// The counters of one core loop.
+    pub(crate) fn counters(&self, worker: WorkerId) -> &Counters {
+        &self.counters[worker.index()]
+    }
+
+    /// The server's counters, summed.
+    pub(crate) fn stats(&self) -> Stats {
+        snapshot(self.counters.iter().chain([&self.shared_counters]))
+    }
 }
 
 /// The state of a runtime that every thread may read.
@@ -138,6 +186,15 @@ pub(crate) struct RuntimeShared {
 impl RuntimeShared {
     pub(crate) fn workers(&self) -> usize {
         self.mailboxes.len()
+    }
+
+    /// Starts a graceful shutdown of every core loop; idempotent.
+    pub(crate) fn begin_shutdown(&self) {
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            for m in &self.mailboxes {
+                m.send(Command::Shutdown);
+            }
+        }
     }
 }
 

@@ -1,0 +1,128 @@
+//! Counters: what each server has done, readable from any thread through
+//! [`Server::stats`](crate::Server::stats).
+//!
+//! Each core loop writes only its own counters (on a cache line of their own), so counting
+//! costs no contention; a read sums them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of one server's counters, summed over its core loops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections open now (past their handshake).
+    pub connections: u64,
+    /// Connections accepted since start.
+    pub accepted: u64,
+    /// Connections refused: over `max_connections` or `max_connections_per_ip`, or rejected
+    /// by the handshake hook.
+    pub rejected: u64,
+    /// WebSocket handshakes that failed (garbage, missing headers, timeout).
+    pub handshake_failures: u64,
+    /// Connections that were open and have closed since start.
+    pub closed: u64,
+    /// Messages received from clients.
+    pub messages_in: u64,
+    /// Bytes received from clients (after the handshake).
+    pub bytes_in: u64,
+    /// Frames queued to clients (pushes, replies, control frames).
+    pub messages_out: u64,
+    /// Bytes written to clients.
+    pub bytes_out: u64,
+    /// Messages dropped for slow consumers (with [`SlowConsumer::Drop`](crate::SlowConsumer)).
+    pub dropped: u64,
+    /// Connections closed because their outbound queue was full.
+    pub slow_consumer_closes: u64,
+    /// Connections closed for breaking the protocol (bad frames, oversized messages).
+    pub protocol_errors: u64,
+    /// Connections closed for being silent past the idle timeout.
+    pub idle_closes: u64,
+    /// Handler calls that panicked.
+    pub handler_panics: u64,
+    /// Pushes the backend failed to carry.
+    pub backend_errors: u64,
+}
+
+macro_rules! counters {
+    ($($field:ident),* $(,)?) => {
+        /// The counters of one server on one core loop.
+        #[derive(Debug, Default)]
+        #[repr(align(128))]
+        pub(crate) struct Counters {
+            $(pub(crate) $field: AtomicU64,)*
+        }
+
+        impl Counters {
+            /// Adds these counters into a snapshot.
+            pub(crate) fn add_to(&self, s: &mut Stats) {
+                $(s.$field += self.$field.load(Ordering::Relaxed);)*
+            }
+        }
+    };
+}
+
+counters!(
+    connections,
+    accepted,
+    rejected,
+    handshake_failures,
+    closed,
+    messages_in,
+    bytes_in,
+    messages_out,
+    bytes_out,
+    dropped,
+    slow_consumer_closes,
+    protocol_errors,
+    idle_closes,
+    handler_panics,
+    backend_errors,
+);
+
+/// Adds `n` to a counter. Each core loop is the only writer of its counters, so a load and a
+/// store suffice (no locked read-modify-write); other threads only read.
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+/// Subtracts 1 from a counter that only its core loop writes.
+#[inline]
+pub(crate) fn drop_one(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).saturating_sub(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Sums per-core-loop counters plus the shared ones.
+pub(crate) fn snapshot<'a>(per_worker: impl IntoIterator<Item = &'a Counters>) -> Stats {
+    let mut s = Stats::default();
+    for c in per_worker {
+        c.add_to(&mut s);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_sum_core_loops() {
+        let a = Counters::default();
+        let b = Counters::default();
+        bump(&a.accepted, 2);
+        bump(&b.accepted, 3);
+        bump(&b.connections, 1);
+        drop_one(&b.connections);
+        drop_one(&b.connections);
+        let s = snapshot([&a, &b]);
+        assert_eq!(s.accepted, 5);
+        assert_eq!(s.connections, 0, "never below zero");
+        assert_eq!(std::mem::align_of::<Counters>(), 128);
+    }
+}

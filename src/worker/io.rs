@@ -1,0 +1,383 @@
+//! A core loop's work on one connection: handshake, reading and decoding, handing messages
+//! to the handler, the outbound limit, flushing, and the ways a connection ends.
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use log::{debug, error, warn};
+
+use super::{CLOSE_TIMEOUT, READ_BUDGET, Worker};
+use crate::codec::ws::{Inbound, OpKind};
+use crate::codec::{Message, ProtocolError};
+use crate::config::SlowConsumer;
+use crate::conn::handshake::{BAD_REQUEST, Step};
+use crate::conn::{ConnIo, Decoder, Phase};
+use crate::handler::Context;
+use crate::stats::{bump, drop_one};
+
+impl Worker {
+    /// Registers a connection that just opened and tells its handler.
+    pub(super) fn opened(&mut self, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let s = &mut self.servers[conn.io.server as usize];
+        s.shared.registry.open(conn.io.id);
+        bump(&s.shared.counters(self.id).connections, 1);
+        let mut ctx = Context {
+            io: &mut conn.io,
+            shared: &s.shared,
+            server: &s.facade,
+            worker: self.id,
+        };
+        guarded(&mut ctx, |ctx| s.handler.handler().on_open(ctx));
+        if !s.shared.config.keep_request {
+            conn.io.request = None;
+        }
+        self.after_handler(slot);
+        // Bytes may have arrived right behind the handshake: edge-triggered, so look now.
+        self.read(slot);
+    }
+
+    pub(super) fn handshake(&mut self, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Phase::Handshake(hs, _) = &mut conn.phase else {
+            return;
+        };
+        let counters = self.servers[conn.io.server as usize]
+            .shared
+            .counters(self.id);
+        match hs.step() {
+            Step::Pending => {}
+            Step::Done(request) => {
+                conn.io.request = Some(request);
+                conn.phase = Phase::Open;
+                conn.last_seen = self.now_ms;
+                self.opened(slot);
+            }
+            Step::Rejected => {
+                bump(&counters.rejected, 1);
+                debug!("core loop {}: the handshake hook refused a client", self.id);
+                let _ = conn.io.socket.shutdown(Shutdown::Both);
+                self.release(slot);
+            }
+            Step::Failed(reason) => {
+                bump(&counters.handshake_failures, 1);
+                debug!("core loop {}: handshake failed: {reason}", self.id);
+                let _ = (&*conn.io.socket).write(BAD_REQUEST);
+                let _ = conn.io.socket.shutdown(Shutdown::Both);
+                self.release(slot);
+            }
+        }
+    }
+
+    /// Reads and decodes until the socket is drained or the budget is spent.
+    pub(super) fn read(&mut self, slot: u32) {
+        let mut budget = READ_BUDGET;
+        let mut gone = false;
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            if matches!(conn.phase, Phase::Handshake(..)) {
+                return;
+            }
+            let n = match (&*conn.io.socket).read(&mut self.scratch) {
+                Ok(0) => {
+                    gone = true;
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!(
+                        "core loop {}: read from {} failed: {e}",
+                        self.id, conn.io.id
+                    );
+                    gone = true;
+                    break;
+                }
+            };
+            conn.last_seen = self.now_ms;
+            conn.pinged = false;
+            let server = conn.io.server as usize;
+            bump(
+                &self.servers[server].shared.counters(self.id).bytes_in,
+                n as u64,
+            );
+            if let Err(e) = self.decode(slot, n) {
+                let client = self.conns.get(slot).map(|c| c.io.id);
+                debug!(
+                    "core loop {}: client {client:?} broke the protocol: {}",
+                    self.id, e.reason
+                );
+                bump(
+                    &self.servers[server]
+                        .shared
+                        .counters(self.id)
+                        .protocol_errors,
+                    1,
+                );
+                self.begin_close(slot, e.close_code, e.reason);
+            }
+            self.after_handler(slot);
+            budget = budget.saturating_sub(n);
+            if budget == 0 {
+                self.again.push(slot);
+                return;
+            }
+        }
+        if gone {
+            self.peer_gone(slot);
+        } else {
+            self.finish_if_closed(slot);
+        }
+    }
+
+    /// Decodes `n` bytes of scratch and hands what they hold to the handler.
+    fn decode(&mut self, slot: u32, n: usize) -> Result<(), ProtocolError> {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return Ok(());
+        };
+        let s = &mut self.servers[conn.io.server as usize];
+        let input = &mut self.scratch[..n];
+        let max = s.shared.config.max_message_size;
+        let limit = s.shared.config.max_outbound_bytes;
+        let counters = s.shared.counters(self.id);
+        let open = conn.is_open();
+        let io = &mut conn.io;
+        let peer_closed = &mut conn.peer_closed;
+        let mut deliver = |io: &mut ConnIo, message: Message<'_>| {
+            if !open || io.close_request.is_some() || io.output_closed {
+                return;
+            }
+            bump(&counters.messages_in, 1);
+            let mut ctx = Context {
+                io,
+                shared: &s.shared,
+                server: &s.facade,
+                worker: self.id,
+            };
+            guarded(&mut ctx, |ctx| s.handler.handler().on_message(ctx, message));
+        };
+        match &mut conn.decoder {
+            Decoder::Ws(d) => d.decode(input, max, &mut |inbound| match inbound {
+                Inbound::Message(m) => deliver(io, m),
+                Inbound::Ping(p) => io.queue_control(OpKind::Pong, p, limit),
+                Inbound::Pong(_) => {}
+                Inbound::Close(code, _) => {
+                    *peer_closed = true;
+                    if open && io.close_request.is_none() {
+                        // RFC 6455 §5.5.1: answer with the code the client sent.
+                        io.close_request = Some((code.unwrap_or(1000), String::new()));
+                    }
+                }
+            }),
+            Decoder::Lines(d) => d.decode(input, max, &mut |m| deliver(io, Message::Binary(m))),
+            Decoder::Length(d) => d.decode(input, max, &mut |m| deliver(io, Message::Binary(m))),
+        }
+    }
+
+    /// Acts on what a handler call left behind: a close request, a full outbound queue,
+    /// output to flush.
+    pub(super) fn after_handler(&mut self, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if let Some((code, reason)) = conn.io.close_request.take() {
+            if conn.is_open() {
+                self.begin_close(slot, code, &reason);
+                return;
+            }
+        }
+        if conn.io.overflow > 0 {
+            self.overflowed(slot);
+        }
+        if self.conns.get(slot).is_some_and(|c| c.io.has_output()) {
+            self.mark_dirty(slot);
+        }
+    }
+
+    /// Applies the slow-consumer policy to a connection whose queue refused frames.
+    pub(super) fn overflowed(&mut self, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let refused = std::mem::take(&mut conn.io.overflow);
+        let s = &self.servers[conn.io.server as usize].shared;
+        let counters = s.counters(self.id);
+        match s.config.slow_consumer {
+            SlowConsumer::Drop => {
+                bump(&counters.dropped, refused as u64);
+                if !conn.slow_logged {
+                    conn.slow_logged = true;
+                    warn!(
+                        "core loop {}: client {} is not keeping up; dropping messages for it",
+                        self.id, conn.io.id
+                    );
+                }
+            }
+            SlowConsumer::Close => {
+                if conn.is_open() {
+                    bump(&counters.slow_consumer_closes, 1);
+                    warn!(
+                        "core loop {}: client {} is not keeping up; closing it (1008)",
+                        self.id, conn.io.id
+                    );
+                    self.begin_close(slot, 1008, "slow consumer");
+                }
+            }
+        }
+    }
+
+    pub(super) fn mark_dirty(&mut self, slot: u32) {
+        if let Some(conn) = self.conns.get_mut(slot) {
+            if !conn.io.is_dirty {
+                conn.io.is_dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+    }
+
+    /// Starts closing: queues the close frame after what is queued, tells the handler,
+    /// unregisters the client. The socket goes once the output is written and the peer
+    /// answered, or at the deadline.
+    pub(super) fn begin_close(&mut self, slot: u32, code: u16, reason: &str) {
+        // In a shutdown, the configured shutdown timeout bounds the close instead, so that
+        // a slow client still gets what was queued for it.
+        let now = Instant::now();
+        let deadline = self
+            .stopping
+            .map_or(now + CLOSE_TIMEOUT, |d| d.max(now + CLOSE_TIMEOUT));
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match conn.phase {
+            Phase::Open => {
+                conn.io.queue_close(code, reason);
+                conn.phase = Phase::Closing(deadline);
+                self.notify_closed(slot);
+                self.mark_dirty(slot);
+            }
+            Phase::Handshake(..) => self.release(slot),
+            Phase::Closing(_) => {}
+        }
+    }
+
+    /// Runs on_close and releases the client's flag, groups and data.
+    fn notify_closed(&mut self, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let s = &mut self.servers[conn.io.server as usize];
+        // Nothing may follow: sends from on_close are ignored.
+        conn.io.output_closed = true;
+        let mut ctx = Context {
+            io: &mut conn.io,
+            shared: &s.shared,
+            server: &s.facade,
+            worker: self.id,
+        };
+        guarded(&mut ctx, |ctx| s.handler.handler().on_close(ctx));
+        conn.io.close_request = None;
+        s.shared.registry.close(conn.io.id);
+        let counters = s.shared.counters(self.id);
+        drop_one(&counters.connections);
+        bump(&counters.closed, 1);
+    }
+
+    /// The peer closed its side or the socket failed.
+    fn peer_gone(&mut self, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        conn.peer_closed = true;
+        if conn.is_open() {
+            // No close frame from a WebSocket peer: abnormal closure, nothing to answer.
+            conn.phase = Phase::Closing(Instant::now() + CLOSE_TIMEOUT);
+            self.notify_closed(slot);
+        }
+        // Best effort for what is still queued, then let go.
+        if let Some(conn) = self.conns.get_mut(slot) {
+            let _ = conn.io.flush();
+        }
+        self.retire(slot);
+    }
+
+    /// Drops a closing connection once its output is out and the peer is done.
+    pub(super) fn finish_if_closed(&mut self, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if !matches!(conn.phase, Phase::Closing(_)) || conn.io.has_output() {
+            return;
+        }
+        if conn.peer_closed {
+            self.release(slot);
+        } else if !conn.write_shut {
+            // Our side is done: a FIN after the last byte, then wait for the peer's.
+            conn.write_shut = true;
+            let _ = conn.io.socket.shutdown(Shutdown::Write);
+        }
+    }
+
+    /// Drops a connection now, telling the handler first if it was open.
+    pub(super) fn retire(&mut self, slot: u32) {
+        if self.conns.get(slot).is_some_and(|c| c.is_open()) {
+            self.notify_closed(slot);
+        }
+        self.release(slot);
+    }
+
+    /// Removes a connection from the table and gives back its place under the limits.
+    pub(super) fn release(&mut self, slot: u32) {
+        if let Some(conn) = self.conns.remove(slot) {
+            let shared = self.servers[conn.io.server as usize].shared.clone();
+            self.unadmit(&shared, conn.peer);
+        }
+    }
+
+    pub(super) fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for slot in dirty.drain(..) {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            conn.io.is_dirty = false;
+            let counters = self.servers[conn.io.server as usize]
+                .shared
+                .counters(self.id);
+            bump(
+                &counters.messages_out,
+                std::mem::take(&mut conn.io.frames_queued) as u64,
+            );
+            match conn.io.flush() {
+                Ok(written) => {
+                    bump(&counters.bytes_out, written as u64);
+                    self.finish_if_closed(slot);
+                }
+                Err(e) => {
+                    debug!("core loop {}: write to {} failed: {e}", self.id, conn.io.id);
+                    self.retire(slot);
+                }
+            }
+        }
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+}
+
+/// Runs a handler call; a panic closes the connection (1011) instead of the core loop.
+fn guarded(ctx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>)) {
+    if catch_unwind(AssertUnwindSafe(|| f(&mut *ctx))).is_err() {
+        bump(&ctx.shared.counters(ctx.worker).handler_panics, 1);
+        error!("handler panicked on client {}; closing it", ctx.io.id);
+        ctx.io.close_request = Some((1011, "internal error".to_owned()));
+    }
+}
