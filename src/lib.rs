@@ -77,6 +77,31 @@
 //!
 //! Application code does not change between backends.
 //!
+//! ## Request-scoped mode
+//!
+//! imi runs the same application under long-lived servers and under PHP-FPM, where each
+//! request is handled and forgotten. corepush's counterpart is [`HttpServer`]: a blocking
+//! HTTP/1.1 server (a pool of threads, keep-alive, chunked bodies, size limits) whose
+//! [`RequestHandler`] runs ordinary blocking code. Inside it, [`get_server`] and
+//! [`RequestContext::server`] answer with a [`Server`] on the Fpm backend, so the push code
+//! shared with the push server runs unchanged and reaches nobody: sends answer 0, never an
+//! error.
+//!
+//! ```no_run
+//! use corepush::{HttpConfig, HttpServer, Request, RequestContext, Response};
+//!
+//! fn main() -> corepush::Result<()> {
+//!     let config = HttpConfig::new("hello", "127.0.0.1:8081".parse().unwrap());
+//!     let server = HttpServer::start(config, |request: &Request, _ctx: &mut RequestContext| {
+//!         // The same call as under the push server; here it pushes to nobody.
+//!         let pushed = corepush::get_server("hello")
+//!             .map_or(0, |s| s.send_to_group("room", &"hi").unwrap_or(0));
+//!         Response::json(&serde_json::json!({"path": request.path(), "pushed": pushed}))
+//!     })?;
+//!     server.run() // until Ctrl-C; requests in flight are finished
+//! }
+//! ```
+//!
 //! ## Shutdown
 //!
 //! [`Runtime::run`] blocks until Ctrl-C or SIGTERM; a [`ShutdownHandle`] stops the runtime
@@ -92,6 +117,7 @@ mod conn;
 mod error;
 mod facade;
 mod handler;
+mod http;
 mod id;
 mod parser;
 mod registry;
@@ -105,6 +131,9 @@ pub use error::{Error, Result};
 pub use facade::{IntoIds, IntoNames, Raw, Server, Workers};
 pub use handler::{
     Context, Handler, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
+};
+pub use http::{
+    HttpConfig, HttpServer, HttpShutdownHandle, Request, RequestContext, RequestHandler, Response,
 };
 pub use id::{ClientId, MAX_WORKERS, ParseClientIdError, WorkerId};
 pub use parser::{DataParser, JsonParser};

@@ -380,8 +380,16 @@ static GLOBAL: RwLock<Vec<(u64, Server)>> = RwLock::new(Vec::new());
 /// The handle of a running server by name, from any thread. With `None`, the default (first)
 /// server. On a core loop thread, the servers of that core loop's runtime come first; elsewhere
 /// the most recently started runtime that has the name.
+///
+/// On a pool thread of an [`HttpServer`](crate::HttpServer) (inside a request handler), every
+/// name answers with a handle on the Fpm backend — with `None`, the HTTP server's own — as in
+/// imi under FPM there is no push server: push code runs there unchanged and reaches nobody.
 pub fn get_server<'a>(name: impl Into<Option<&'a str>>) -> Option<Server> {
     let name = name.into();
+    // Request-scoped mode: checked first, a thread-local read.
+    if let Some(server) = crate::http::request_scope_server(name) {
+        return Some(server);
+    }
     let global = GLOBAL.read();
     let pick = |it: &mut dyn Iterator<Item = &(u64, Server)>| -> Option<Server> {
         match name {
@@ -502,7 +510,7 @@ impl Runtime {
     /// Blocks until Ctrl-C, SIGTERM or a [`ShutdownHandle`] stops the runtime, then returns
     /// once every core loop has finished.
     pub fn run(self) -> Result<()> {
-        install_signal_handler(self.shutdown_handle())?;
+        install_signal_handler(Box::new(self.shutdown_handle()))?;
         self.join()
     }
 
@@ -547,22 +555,39 @@ impl Drop for Runtime {
     }
 }
 
-/// Runtimes that Ctrl-C / SIGTERM stop. `ctrlc` allows one handler per process.
-static SIGNAL_TARGETS: RwLock<Vec<ShutdownHandle>> = RwLock::new(Vec::new());
+/// What Ctrl-C / SIGTERM stops: a runtime, or an HTTP server of the request-scoped mode.
+pub(crate) trait SignalTarget: Send + Sync {
+    /// Starts a graceful shutdown; returns at once.
+    fn stop(&self);
+    /// Whether shutdown has started (such targets are dropped from the list).
+    fn is_stopping(&self) -> bool;
+}
+
+impl SignalTarget for ShutdownHandle {
+    fn stop(&self) {
+        self.shutdown();
+    }
+    fn is_stopping(&self) -> bool {
+        self.is_shutting_down()
+    }
+}
+
+/// Everything that Ctrl-C / SIGTERM stop. `ctrlc` allows one handler per process.
+static SIGNAL_TARGETS: RwLock<Vec<Box<dyn SignalTarget>>> = RwLock::new(Vec::new());
 static SIGNAL_INSTALLED: std::sync::Once = std::sync::Once::new();
 
-fn install_signal_handler(handle: ShutdownHandle) -> Result<()> {
+pub(crate) fn install_signal_handler(target: Box<dyn SignalTarget>) -> Result<()> {
     {
         let mut targets = SIGNAL_TARGETS.write();
-        targets.retain(|h| !h.is_shutting_down());
-        targets.push(handle);
+        targets.retain(|t| !t.is_stopping());
+        targets.push(target);
     }
     let mut outcome = Ok(());
     SIGNAL_INSTALLED.call_once(|| {
         outcome = ctrlc::set_handler(|| {
             info!("signal received: shutting down");
-            for h in SIGNAL_TARGETS.read().iter() {
-                h.shutdown();
+            for t in SIGNAL_TARGETS.read().iter() {
+                t.stop();
             }
         })
         .map_err(|e| Error::Config(format!("cannot install the signal handler: {e}")));

@@ -1,6 +1,8 @@
 //! The request-scoped no-op backend: there are no persistent connections, so every push
 //! reaches nobody. Code written for the push server runs unchanged and learns it sent nothing.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use log::debug;
 
 use super::{Backend, Payload, Scope, Target};
@@ -14,17 +16,40 @@ use crate::stats::Stats;
 #[derive(Debug, Default)]
 pub(crate) struct FpmBackend;
 
+/// The kinds of call already logged, one bit each: request-scoped code may push on every
+/// request, and one debug line per kind says as much as a line per call.
+static LOGGED: AtomicU8 = AtomicU8::new(0);
+const PUSH: u8 = 1;
+const CLOSE: u8 = 2;
+const MESSAGE: u8 = 4;
+const SET_DATA: u8 = 8;
+
+/// True the first time for each kind, in the whole process. A plain load first keeps the
+/// cache line shared once every kind has been logged.
+fn first(kind: u8) -> bool {
+    LOGGED.load(Ordering::Relaxed) & kind == 0
+        && LOGGED.fetch_or(kind, Ordering::Relaxed) & kind == 0
+}
+
 impl Backend for FpmBackend {
     fn push(&self, target: Target, _: Payload<'_>, _: Scope<'_>) -> Result<usize> {
-        debug!("push to {target:?} ignored: the Fpm backend has no connections");
+        if first(PUSH) {
+            debug!("push to {target:?} ignored: the Fpm backend has no connections (logged once)");
+        }
         Ok(0)
     }
     fn close(&self, target: Target, _: Scope<'_>) -> Result<usize> {
-        debug!("close of {target:?} ignored: the Fpm backend has no connections");
+        if first(CLOSE) {
+            debug!("close of {target:?} ignored: the Fpm backend has no connections (logged once)");
+        }
         Ok(0)
     }
     fn send_message(&self, action: Option<&str>, _: &[u8], _: &Workers) -> Result<usize> {
-        debug!("worker message {action:?} ignored: the Fpm backend has no workers");
+        if first(MESSAGE) {
+            debug!(
+                "worker message {action:?} ignored: the Fpm backend has no workers (logged once)"
+            );
+        }
         Ok(0)
     }
     fn exists(&self, _: ClientId, _: Scope<'_>) -> bool {
@@ -48,7 +73,10 @@ impl Backend for FpmBackend {
     fn group_names(&self) -> Vec<String> {
         Vec::new()
     }
-    fn set_data(&self, _: ClientId, _: &str, _: DataValue) -> bool {
+    fn set_data(&self, _: ClientId, key: &str, _: DataValue) -> bool {
+        if first(SET_DATA) {
+            debug!("set_data {key:?} ignored: the Fpm backend has no connections (logged once)");
+        }
         false
     }
     fn data(&self, _: ClientId, _: &str) -> Option<DataValue> {

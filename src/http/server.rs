@@ -1,0 +1,437 @@
+//! The HTTP server's threads: one acceptor, a pool that serves connections, and shutdown.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use log::{error, info, warn};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
+use socket2::{Domain, Socket, Type};
+
+use super::conn::{Scratch, serve};
+use super::message::RequestHandler;
+use super::{HttpConfig, enter_request_scope};
+use crate::error::{Error, Result};
+use crate::facade::Server;
+use crate::server::{SignalTarget, install_signal_handler};
+
+const LISTENER: Token = Token(0);
+const WAKE: Token = Token(1);
+
+/// A running request-scoped HTTP/1.1 server: an acceptor thread and a pool of threads that
+/// each serve one connection at a time. Dropping it shuts it down and waits.
+///
+/// Inside its handler, [`get_server`](crate::get_server) (any name, or none) and
+/// [`RequestContext::server`](crate::RequestContext::server) answer with a [`Server`] on the
+/// Fpm backend: push code runs and reaches nobody.
+pub struct HttpServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+    pool: Vec<JoinHandle<()>>,
+}
+
+impl fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("name", &self.shared.config.name)
+            .field("addr", &self.addr)
+            .field("threads", &self.pool.len())
+            .finish()
+    }
+}
+
+impl HttpServer {
+    /// Validates the configuration, binds the address, starts the acceptor and the pool, and
+    /// returns the running server. Fails on an invalid configuration or an address that
+    /// cannot be bound.
+    pub fn start(config: HttpConfig, handler: impl RequestHandler) -> Result<HttpServer> {
+        validate(&config)?;
+        let listener = bind(config.addr)?;
+        let addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKE)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            server: Server::fpm(config.name.clone()),
+            slots: (0..config.threads).map(|_| Slot::default()).collect(),
+            handler: Box::new(handler),
+            stopping: AtomicBool::new(false),
+            // Counted from their start, so a burst right after start is not taken for a shortage.
+            waiting: AtomicUsize::new(config.threads),
+            queued: AtomicUsize::new(0),
+            waker,
+            config,
+        });
+        let mut server = HttpServer {
+            shared: shared.clone(),
+            addr,
+            acceptor: None,
+            pool: Vec::with_capacity(shared.config.threads),
+        };
+        for i in 0..shared.config.threads {
+            let (shared, rx) = (shared.clone(), rx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("corepush-http-{i}"))
+                .spawn(move || pool_thread(i, &shared, &rx));
+            // On failure, dropping `server` stops the threads already started.
+            server.pool.push(spawned?);
+        }
+        let accept_shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("corepush-http-accept".to_owned())
+            .spawn(move || accept_thread(poll, listener, tx, &accept_shared));
+        server.acceptor = Some(spawned?);
+        info!(
+            "http server {:?} listening on {addr} ({} threads)",
+            shared.config.name, shared.config.threads
+        );
+        Ok(server)
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// The address the server listens on (with the port resolved, if 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The push facade its handlers see: the Fpm backend, named after the server.
+    pub fn server(&self) -> Server {
+        self.shared.server.clone()
+    }
+
+    /// A handle that stops this server from any thread.
+    pub fn shutdown_handle(&self) -> HttpShutdownHandle {
+        HttpShutdownHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Blocks until Ctrl-C, SIGTERM or an [`HttpShutdownHandle`] stops the server, then
+    /// returns once every thread has finished.
+    pub fn run(self) -> Result<()> {
+        install_signal_handler(Box::new(self.shutdown_handle()))?;
+        self.join()
+    }
+
+    /// Shuts down gracefully and waits: see [`HttpShutdownHandle::shutdown`].
+    pub fn shutdown(self) -> Result<()> {
+        self.shutdown_handle().shutdown();
+        self.join()
+    }
+
+    /// Waits until the server has stopped (after an [`HttpShutdownHandle::shutdown`]).
+    pub fn join(mut self) -> Result<()> {
+        self.join_threads()
+    }
+
+    fn join_threads(&mut self) -> Result<()> {
+        let mut result = Ok(());
+        let mut threads: Vec<JoinHandle<()>> = self.acceptor.take().into_iter().collect();
+        threads.append(&mut self.pool);
+        for t in threads {
+            let name = t.thread().name().unwrap_or("corepush-http").to_owned();
+            if t.join().is_err() {
+                let outcome = format!("{name} panicked");
+                error!("{outcome}");
+                // The server cannot serve without it: stop the others.
+                self.shutdown_handle().shutdown();
+                if result.is_ok() {
+                    result = Err(Error::Worker(outcome));
+                }
+            }
+        }
+        result
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if self.acceptor.is_some() || !self.pool.is_empty() {
+            self.shutdown_handle().shutdown();
+            let _ = self.join_threads();
+        }
+    }
+}
+
+/// Stops an [`HttpServer`] from any thread.
+#[derive(Clone)]
+pub struct HttpShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for HttpShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpShutdownHandle")
+            .field("name", &self.shared.config.name)
+            .field("is_shutting_down", &self.is_shutting_down())
+            .finish()
+    }
+}
+
+impl HttpShutdownHandle {
+    /// Starts a graceful shutdown and returns at once; idempotent. The listener closes, so new
+    /// connections are refused; idle keep-alive connections close; a request already arriving
+    /// or being handled is finished and answered with `Connection: close`; then the threads
+    /// end.
+    pub fn shutdown(&self) {
+        if self.shared.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        info!("http server {:?} shutting down", self.shared.config.name);
+        if let Err(e) = self.shared.waker.wake() {
+            error!("waking the http acceptor failed: {e}");
+        }
+        for slot in &self.shared.slots {
+            slot.close_if(FRESH);
+            slot.close_if(IDLE);
+        }
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.stopping.load(Ordering::SeqCst)
+    }
+}
+
+impl SignalTarget for HttpShutdownHandle {
+    fn stop(&self) {
+        self.shutdown();
+    }
+    fn is_stopping(&self) -> bool {
+        self.is_shutting_down()
+    }
+}
+
+/// What the acceptor, the pool threads and the shutdown handles share.
+pub(crate) struct Shared {
+    pub(crate) config: HttpConfig,
+    pub(crate) server: Server,
+    pub(crate) handler: Box<dyn RequestHandler>,
+    /// One per pool thread: the connection it serves, for closing it when idle.
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) stopping: AtomicBool,
+    /// Pool threads waiting for a connection (or starting).
+    waiting: AtomicUsize,
+    /// Accepted connections waiting for a pool thread.
+    queued: AtomicUsize,
+    waker: Waker,
+}
+
+impl Shared {
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Whether accepted connections outnumber the threads about to take them: then an idle
+    /// keep-alive connection should give its thread up, rather than a newcomer waiting out a
+    /// keep-alive timeout (HTTP lets a server close an idle connection at any time). Counters
+    /// read without a lock: an error costs one early close or one late start, not a hang —
+    /// both the acceptor (after queueing) and a thread (after going idle) look.
+    pub(crate) fn is_short_of_threads(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) > self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+/// A slot's connection is reading, handling or answering a request (or there is none).
+pub(crate) const BUSY: u8 = 0;
+/// A slot's connection is between requests, waiting for the next one: shutdown closes it, and
+/// so does a newcomer finding every thread taken.
+pub(crate) const IDLE: u8 = 1;
+/// A slot's connection is new and waiting for its first request: shutdown closes it, but a
+/// newcomer does not, as this one has waited its turn already.
+pub(crate) const FRESH: u8 = 3;
+/// A slot's waiting connection was closed from outside.
+const CLOSED: u8 = 2;
+
+/// The connection a pool thread serves, as other threads may see it.
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub(crate) state: AtomicU8,
+    /// Changed only under the lock, and only while the state is `BUSY`: so whoever moves `IDLE`
+    /// or `FRESH` to `CLOSED` under the lock closes the very connection that was waiting.
+    pub(crate) stream: Mutex<Option<Arc<TcpStream>>>,
+}
+
+impl Slot {
+    /// Closes the connection if its state is `state` (`IDLE` or `FRESH`); returns whether it
+    /// was.
+    fn close_if(&self, state: u8) -> bool {
+        let stream = self.stream.lock();
+        if self
+            .state
+            .compare_exchange(state, CLOSED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        if let Some(s) = stream.as_ref() {
+            // Wakes the pool thread out of its read; it sees CLOSED and lets go.
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        true
+    }
+}
+
+fn validate(c: &HttpConfig) -> Result<()> {
+    let bad = |what: &str| Err(Error::Config(format!("http server {:?}: {what}", c.name)));
+    if c.name.is_empty() {
+        return Err(Error::Config(
+            "an http server name must not be empty".into(),
+        ));
+    }
+    if c.threads == 0 {
+        return bad("threads must be > 0");
+    }
+    if c.max_header_bytes < 64 {
+        return bad("max_header_bytes must be at least 64");
+    }
+    let timeouts = [c.keep_alive_timeout, c.request_timeout, c.write_timeout];
+    if timeouts.contains(&Duration::ZERO) {
+        return bad("timeouts must be > 0");
+    }
+    Ok(())
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Accepts connections and queues them for the pool until shutdown, then closes the listener
+/// (refusing new connections) and the queue (ending the pool once it has drained it).
+fn accept_thread(mut poll: Poll, mut listener: TcpListener, tx: Sender<Accepted>, shared: &Shared) {
+    if let Err(e) = poll
+        .registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+    {
+        error!("http acceptor: cannot register the listener: {e}");
+        return;
+    }
+    let mut events = Events::with_capacity(64);
+    // After a failed accept (say, out of file descriptors) look again soon: edge-triggered
+    // readiness will not tell about connections already waiting.
+    let mut retry: Option<Duration> = None;
+    let mut acceptor = Acceptor {
+        listener: &listener,
+        tx: &tx,
+        shared,
+        next_evict: 0,
+    };
+    while !shared.is_stopping() {
+        if let Err(e) = poll.poll(&mut events, retry) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            error!("http acceptor: poll failed: {e}");
+            break;
+        }
+        retry = (!acceptor.accept_ready()).then_some(Duration::from_millis(50));
+    }
+    // Connections the kernel completed before the listener closes: the client may have sent
+    // its request already, and the pool answers such a request before closing.
+    acceptor.accept_ready();
+    drop(listener);
+    drop(tx);
+}
+
+struct Acceptor<'a> {
+    listener: &'a TcpListener,
+    tx: &'a Sender<Accepted>,
+    shared: &'a Shared,
+    /// Where to look first for an idle connection to close.
+    next_evict: usize,
+}
+
+impl Acceptor<'_> {
+    /// Accepts and queues every connection ready; false after a failure worth a retry.
+    fn accept_ready(&mut self) -> bool {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.tx.len() >= self.shared.config.max_pending {
+                        refuse(stream, peer);
+                        continue;
+                    }
+                    self.shared.queued.fetch_add(1, Ordering::SeqCst);
+                    if self.tx.send((stream.into(), peer)).is_err() {
+                        return true;
+                    }
+                    if self.shared.is_short_of_threads() {
+                        self.next_evict = evict_one(self.shared, self.next_evict);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    warn!("http acceptor: accept failed: {e}");
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// A connection the pool has no room for: a 503, sent without blocking, then closed.
+fn refuse(stream: mio::net::TcpStream, peer: SocketAddr) {
+    warn!("http: {peer} refused, too many connections waiting for a thread");
+    let mut stream: TcpStream = stream.into();
+    let _ = stream.write(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+}
+
+/// Closes one idle connection, searching from `from`; returns where to search next time.
+fn evict_one(shared: &Shared, from: usize) -> usize {
+    let n = shared.slots.len();
+    for k in 0..n {
+        let i = (from + k) % n;
+        if shared.slots[i].close_if(IDLE) {
+            return i + 1;
+        }
+    }
+    from
+}
+
+type Accepted = (TcpStream, SocketAddr);
+
+fn pool_thread(index: usize, shared: &Shared, rx: &Receiver<Accepted>) {
+    enter_request_scope(shared.server.clone());
+    let slot = &shared.slots[index];
+    let mut scratch = Scratch::new();
+    loop {
+        let next = rx.recv();
+        if next.is_ok() {
+            shared.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+        shared.waiting.fetch_sub(1, Ordering::SeqCst);
+        let Ok((stream, peer)) = next else {
+            return;
+        };
+        let stream = Arc::new(stream);
+        *slot.stream.lock() = Some(stream.clone());
+        serve(&stream, peer, shared, slot, &mut scratch);
+        slot.state.store(BUSY, Ordering::SeqCst);
+        *slot.stream.lock() = None;
+        shared.waiting.fetch_add(1, Ordering::SeqCst);
+    }
+}
