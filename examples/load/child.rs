@@ -1,8 +1,8 @@
 //! The server under test as a child process, and what /proc says about a process.
 
 use std::error::Error;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -10,8 +10,11 @@ use std::time::Duration;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running server child; killed and reaped when dropped, whatever happened meanwhile.
+/// Should this process die without unwinding (a signal), the child sees its stdin close and
+/// exits by itself.
 pub(crate) struct ServerChild {
     child: Child,
+    _stdin: Option<ChildStdin>,
     pub(crate) pid: u32,
     pub(crate) port: u16,
 }
@@ -21,16 +24,25 @@ impl ServerChild {
     /// for the first stdout line, `listening on ws://127.0.0.1:PORT/…`.
     pub(crate) fn start(kind: &str, workers: usize) -> Result<Self, Box<dyn Error>> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let child = Command::new(exe)
-            .args(["--serve", kind, "--port", "0", "--workers"])
+        let mut child = Command::new(exe)
+            .args([
+                "--serve",
+                kind,
+                "--port",
+                "0",
+                "--watch-stdin",
+                "1",
+                "--workers",
+            ])
             .arg(workers.to_string())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("spawning the {kind} server: {e}"))?;
         let pid = child.id();
         let mut guard = ServerChild {
+            _stdin: child.stdin.take(),
             child,
             pid,
             port: 0,
@@ -94,6 +106,19 @@ impl Drop for ServerChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// In the child: exits the process once stdin reaches its end, i.e. once the parent is gone.
+pub(crate) fn exit_with_parent() {
+    std::thread::spawn(|| {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = std::io::stdin().read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        std::process::exit(0);
+    });
 }
 
 /// utime + stime (fields 14 and 15 of /proc/PID/stat) of `pid` ("self" for this process).

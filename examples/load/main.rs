@@ -220,6 +220,7 @@ fn serve(args: &[String]) -> Res<()> {
             ("--serve", Some(v)) => kind = v.clone(),
             ("--port", Some(v)) => port = v.parse()?,
             ("--workers", Some(v)) => workers = v.parse()?,
+            ("--watch-stdin", Some(_)) => child::exit_with_parent(),
             (flag, _) => return Err(format!("serve mode: unexpected {flag}").into()),
         }
     }
