@@ -157,7 +157,7 @@ fn per_request_data_lives_and_dies_with_its_request() {
         Response::json(&json!({ "inherited": inherited, "read_back": read_back }))
     };
     // One thread: every request runs on the same thread, so a leak would show.
-    let server = start(config("request-data").threads(1), handler);
+    let server = start(config("request-data").threads(1).max_threads(1), handler);
     let mut c = Client::connect(server.local_addr());
     for (i, user) in ["alice", "bob", "carol"].iter().enumerate() {
         let v = c.roundtrip(get(&format!("/?{user}"))).json();

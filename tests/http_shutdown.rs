@@ -27,6 +27,7 @@ fn slow_server(threads: usize) -> (HttpServer, mpsc::Receiver<String>, mpsc::Sen
     };
     let cfg = config("shutdown")
         .threads(threads)
+        .max_threads(threads)
         .keep_alive_timeout(Duration::from_secs(600));
     (start(cfg, handler), entered, release)
 }

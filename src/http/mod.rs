@@ -17,10 +17,15 @@
 //!   call, a file read), so each pool thread serves one connection at a time and may block; a
 //!   core loop must never block. One acceptor thread owns the listener and hands connections to
 //!   the pool; a [`mio::Waker`] stops it at once on shutdown, and the listener closes then.
+//! * **A pool that grows, within a bound.** [`HttpConfig::threads`] always run; a connection
+//!   that finds none free starts another, up to [`HttpConfig::max_threads`] (PHP-FPM's dynamic
+//!   pool does the same with its children), and threads beyond `threads` end after a minute
+//!   without work. So keep-alive clients up to that bound each keep a thread, with no
+//!   reconnecting.
 //! * **Keep-alive without hogging.** An idle keep-alive connection holds its thread only until
-//!   [`HttpConfig::keep_alive_timeout`], or until a new connection finds every thread taken:
-//!   then one idle connection is closed (as HTTP allows at any time between requests) and its
-//!   thread goes to the newcomer.
+//!   [`HttpConfig::keep_alive_timeout`], or, at the thread limit, until another connection
+//!   waits for a thread: then the idle one is closed (as HTTP allows at any time between
+//!   requests) and its thread goes to the waiting one.
 //! * **Limits, not panics.** A malformed request is answered 400, a head over
 //!   [`HttpConfig::max_header_bytes`] 431, a body over [`HttpConfig::max_body_bytes`] 413, a
 //!   request not complete within [`HttpConfig::request_timeout`] 408; each closes its
@@ -52,9 +57,15 @@ pub struct HttpConfig {
     /// The address to listen on. Port 0 picks a free port; read it back with
     /// [`HttpServer::local_addr`].
     pub addr: SocketAddr,
-    /// How many pool threads serve connections, that is how many requests can be handled at
-    /// once. Defaults to four per available core (at least 4): handlers may block.
+    /// How many pool threads always run. Each serves one connection at a time, so handlers
+    /// may block. Defaults to four per available core (at least 4).
     pub threads: usize,
+    /// How many pool threads may run when connections outnumber [`threads`](Self::threads)
+    /// (never fewer than `threads`): a connection that finds no thread free starts one, as
+    /// PHP-FPM's dynamic pool starts children up to `pm.max_children`, and such a thread ends
+    /// after a minute without work. At the limit, an idle keep-alive connection gives its thread
+    /// to the waiting one. Defaults to 128.
+    pub max_threads: usize,
     /// The largest request head (request line and headers), and the largest trailer section
     /// of a chunked body, in bytes; larger ones are answered 431. Defaults to 16 KiB.
     pub max_header_bytes: usize,
@@ -82,6 +93,7 @@ impl HttpConfig {
             name: name.into(),
             addr,
             threads: (cores * 4).max(4),
+            max_threads: 128,
             max_header_bytes: 16 << 10,
             max_body_bytes: 1 << 20,
             keep_alive_timeout: Duration::from_secs(5),
@@ -106,6 +118,12 @@ impl HttpConfig {
     /// Sets [`threads`](HttpConfig::threads).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self
+    }
+
+    /// Sets [`max_threads`](HttpConfig::max_threads).
+    pub fn max_threads(mut self, threads: usize) -> Self {
+        self.max_threads = threads;
         self
     }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -24,6 +24,8 @@ use crate::server::{SignalTarget, install_signal_handler};
 
 const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);
+/// How long a thread started beyond [`HttpConfig::threads`] waits for work before it ends.
+const SPARE_IDLE: Duration = Duration::from_secs(60);
 
 /// A running request-scoped HTTP/1.1 server: an acceptor thread and a pool of threads that
 /// each serve one connection at a time. Dropping it shuts it down and waits.
@@ -44,6 +46,7 @@ impl fmt::Debug for HttpServer {
             .field("name", &self.shared.config.name)
             .field("addr", &self.addr)
             .field("threads", &self.pool.len())
+            .field("max_threads", &self.shared.slots.len())
             .finish()
     }
 }
@@ -59,14 +62,18 @@ impl HttpServer {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKE)?;
         let (tx, rx) = crossbeam_channel::unbounded();
+        let max_threads = config.max_threads.max(config.threads);
         let shared = Arc::new(Shared {
             server: Server::fpm(config.name.clone()),
-            slots: (0..config.threads).map(|_| Slot::default()).collect(),
+            slots: (0..max_threads).map(|_| Slot::default()).collect(),
+            free_slots: Mutex::new((config.threads..max_threads).rev().collect()),
+            spares: Mutex::new(Vec::new()),
             handler: Box::new(handler),
             stopping: AtomicBool::new(false),
             // Counted from their start, so a burst right after start is not taken for a shortage.
             waiting: AtomicUsize::new(config.threads),
             queued: AtomicUsize::new(0),
+            queue: rx,
             waker,
             config,
         });
@@ -77,17 +84,13 @@ impl HttpServer {
             pool: Vec::with_capacity(shared.config.threads),
         };
         for i in 0..shared.config.threads {
-            let (shared, rx) = (shared.clone(), rx.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("corepush-http-{i}"))
-                .spawn(move || pool_thread(i, &shared, &rx));
             // On failure, dropping `server` stops the threads already started.
-            server.pool.push(spawned?);
+            server.pool.push(spawn_pool_thread(&shared, i, false)?);
         }
         let accept_shared = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("corepush-http-accept".to_owned())
-            .spawn(move || accept_thread(poll, listener, tx, &accept_shared));
+            .spawn(move || accept_thread(poll, listener, tx, accept_shared));
         server.acceptor = Some(spawned?);
         info!(
             "http server {:?} listening on {addr} ({} threads)",
@@ -138,9 +141,16 @@ impl HttpServer {
 
     fn join_threads(&mut self) -> Result<()> {
         let mut result = Ok(());
+        // The acceptor first: once it has ended, no thread is started any more.
         let mut threads: Vec<JoinHandle<()>> = self.acceptor.take().into_iter().collect();
         threads.append(&mut self.pool);
-        for t in threads {
+        let mut spares = Vec::new();
+        for t in threads.into_iter().chain(std::iter::from_fn(|| {
+            if spares.is_empty() {
+                spares = std::mem::take(&mut *self.shared.spares.lock());
+            }
+            spares.pop()
+        })) {
             let name = t.thread().name().unwrap_or("corepush-http").to_owned();
             if t.join().is_err() {
                 let outcome = format!("{name} panicked");
@@ -219,8 +229,14 @@ pub(crate) struct Shared {
     pub(crate) config: HttpConfig,
     pub(crate) server: Server,
     pub(crate) handler: Box<dyn RequestHandler>,
-    /// One per pool thread: the connection it serves, for closing it when idle.
+    /// One per possible pool thread: the connection it serves, for closing it when idle.
     pub(crate) slots: Vec<Slot>,
+    /// The slots no thread holds: a thread started beyond `threads` takes one.
+    free_slots: Mutex<Vec<usize>>,
+    /// The threads started beyond `threads`, for joining at shutdown.
+    spares: Mutex<Vec<JoinHandle<()>>>,
+    /// Accepted connections on their way to a pool thread.
+    queue: Receiver<Accepted>,
     pub(crate) stopping: AtomicBool,
     /// Pool threads waiting for a connection (or starting).
     waiting: AtomicUsize,
@@ -315,7 +331,12 @@ fn bind(addr: SocketAddr) -> Result<TcpListener> {
 
 /// Accepts connections and queues them for the pool until shutdown, then closes the listener
 /// (refusing new connections) and the queue (ending the pool once it has drained it).
-fn accept_thread(mut poll: Poll, mut listener: TcpListener, tx: Sender<Accepted>, shared: &Shared) {
+fn accept_thread(
+    mut poll: Poll,
+    mut listener: TcpListener,
+    tx: Sender<Accepted>,
+    shared: Arc<Shared>,
+) {
     if let Err(e) = poll
         .registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
@@ -330,7 +351,7 @@ fn accept_thread(mut poll: Poll, mut listener: TcpListener, tx: Sender<Accepted>
     let mut acceptor = Acceptor {
         listener: &listener,
         tx: &tx,
-        shared,
+        shared: &shared,
         next_evict: 0,
     };
     while !shared.is_stopping() {
@@ -353,7 +374,7 @@ fn accept_thread(mut poll: Poll, mut listener: TcpListener, tx: Sender<Accepted>
 struct Acceptor<'a> {
     listener: &'a TcpListener,
     tx: &'a Sender<Accepted>,
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     /// Where to look first for an idle connection to close.
     next_evict: usize,
 }
@@ -372,7 +393,7 @@ impl Acceptor<'_> {
                     if self.tx.send((stream.into(), peer)).is_err() {
                         return true;
                     }
-                    if self.shared.is_short_of_threads() {
+                    if self.shared.is_short_of_threads() && !start_spare(self.shared) {
                         self.next_evict = evict_one(self.shared, self.next_evict);
                     }
                 }
@@ -414,18 +435,77 @@ fn evict_one(shared: &Shared, from: usize) -> usize {
 
 type Accepted = (TcpStream, SocketAddr);
 
-fn pool_thread(index: usize, shared: &Shared, rx: &Receiver<Accepted>) {
+/// Starts a pool thread beyond `threads`, if there is room; whether it did.
+fn start_spare(shared: &Arc<Shared>) -> bool {
+    let Some(index) = shared.free_slots.lock().pop() else {
+        return false;
+    };
+    // Counted as waiting from now, so that nobody else sees a shortage it will fill.
+    shared.waiting.fetch_add(1, Ordering::SeqCst);
+    match spawn_pool_thread(shared, index, true) {
+        Ok(handle) => {
+            let mut spares = shared.spares.lock();
+            // Those that have ended need no join: dropping their handles detaches nothing.
+            spares.retain(|h| !h.is_finished());
+            spares.push(handle);
+            true
+        }
+        Err(e) => {
+            warn!("http: cannot start another pool thread: {e}");
+            shared.waiting.fetch_sub(1, Ordering::SeqCst);
+            shared.free_slots.lock().push(index);
+            false
+        }
+    }
+}
+
+fn spawn_pool_thread(
+    shared: &Arc<Shared>,
+    index: usize,
+    spare: bool,
+) -> io::Result<JoinHandle<()>> {
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name(format!("corepush-http-{index}"))
+        .spawn(move || pool_thread(index, &shared, spare))
+}
+
+/// Serves connections from the queue until it closes; a spare thread also ends after
+/// [`SPARE_IDLE`] without work. Counted in `waiting` whenever it is not serving.
+fn pool_thread(index: usize, shared: &Shared, spare: bool) {
     enter_request_scope(shared.server.clone());
     let slot = &shared.slots[index];
     let mut scratch = Scratch::new();
     loop {
-        let next = rx.recv();
-        if next.is_ok() {
-            shared.queued.fetch_sub(1, Ordering::SeqCst);
-        }
-        shared.waiting.fetch_sub(1, Ordering::SeqCst);
-        let Ok((stream, peer)) = next else {
-            return;
+        let next = if spare {
+            shared.queue.recv_timeout(SPARE_IDLE)
+        } else {
+            shared
+                .queue
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        let (stream, peer) = match next {
+            Ok(accepted) => {
+                shared.queued.fetch_sub(1, Ordering::SeqCst);
+                shared.waiting.fetch_sub(1, Ordering::SeqCst);
+                accepted
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                shared.waiting.fetch_sub(1, Ordering::SeqCst);
+                // Checked after leaving `waiting`: a connection queued meanwhile either saw
+                // this thread gone (and started or freed another), or is seen here.
+                if shared.is_short_of_threads() {
+                    shared.waiting.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                shared.free_slots.lock().push(index);
+                return;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                shared.waiting.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
         };
         let stream = Arc::new(stream);
         *slot.stream.lock() = Some(stream.clone());
