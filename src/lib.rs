@@ -116,6 +116,10 @@ mod config;
 mod conn;
 mod error;
 mod facade;
+/// Fuzz target drivers over the crate-private codecs; see `fuzz/`.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod http;
 mod id;
