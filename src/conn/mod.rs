@@ -78,6 +78,10 @@ pub(crate) enum Decoder {
     Ws(WsDecoder),
     Lines(LineDecoder),
     Length(LengthDecoder),
+    /// After a protocol error: input is read (to see the peer's end of stream) and dropped.
+    /// The stream is out of step, so what follows would be garbage counted again, and RFC
+    /// 6455 §7.1.7 forbids processing anything more, even a close frame.
+    Failed,
 }
 
 impl Decoder {

@@ -111,6 +111,10 @@ impl Worker {
                 n as u64,
             );
             if let Err(e) = self.decode(slot, n) {
+                // Frees the decoder's buffers, and nothing after the error is decoded.
+                if let Some(conn) = self.conns.get_mut(slot) {
+                    conn.decoder = Decoder::Failed;
+                }
                 let client = self.conns.get(slot).map(|c| c.io.id);
                 debug!(
                     "core loop {}: client {client:?} broke the protocol: {}",
@@ -180,6 +184,7 @@ impl Worker {
             }),
             Decoder::Lines(d) => d.decode(input, max, &mut |m| deliver(io, Message::Binary(m))),
             Decoder::Length(d) => d.decode(input, max, &mut |m| deliver(io, Message::Binary(m))),
+            Decoder::Failed => Ok(()),
         }
     }
 
