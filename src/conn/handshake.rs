@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response,
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::http::StatusCode;
 
-use crate::handler::{HandshakeHook, HandshakeRequest};
+use crate::handler::{HandshakeHook, HandshakeRequest, Rejection};
 
 /// The socket as tungstenite sees it during the handshake; the connection keeps another
 /// reference for polling.
@@ -40,6 +41,7 @@ pub(crate) struct Capture {
     request: Rc<RefCell<Option<HandshakeRequest>>>,
     hook: Option<Arc<HandshakeHook>>,
     rejected: Rc<Cell<bool>>,
+    panicked: Rc<Cell<bool>>,
 }
 
 impl Callback for Capture {
@@ -54,7 +56,13 @@ impl Callback for Capture {
             headers,
         };
         if let Some(hook) = &self.hook {
-            if let Err(rejection) = hook(&request) {
+            // The hook is application code: a panic refuses this client (500) instead of
+            // unwinding through the core loop.
+            let verdict = catch_unwind(AssertUnwindSafe(|| hook(&request))).unwrap_or_else(|_| {
+                self.panicked.set(true);
+                Err(Rejection::new(500))
+            });
+            if let Err(rejection) = verdict {
                 self.rejected.set(true);
                 let mut answer = ErrorResponse::new(Some(rejection.body));
                 *answer.status_mut() =
@@ -75,6 +83,7 @@ pub(crate) struct Handshake {
     request: Rc<RefCell<Option<HandshakeRequest>>>,
     hook: Option<Arc<HandshakeHook>>,
     rejected: Rc<Cell<bool>>,
+    panicked: Rc<Cell<bool>>,
 }
 
 // The whole `Handshake` is boxed inside the connection's phase, so the size is paid once,
@@ -100,6 +109,8 @@ pub(crate) enum Step {
     Done(Box<HandshakeRequest>),
     /// The handshake hook refused it; its answer has been written.
     Rejected,
+    /// The handshake hook panicked; a 500 answer has been written.
+    HookPanicked,
     /// Failed; the connection must be dropped (a 400 answer has been attempted).
     Failed(String),
 }
@@ -111,6 +122,7 @@ impl Handshake {
             request: Rc::default(),
             hook,
             rejected: Rc::default(),
+            panicked: Rc::default(),
         }
     }
 
@@ -122,6 +134,7 @@ impl Handshake {
                     request: self.request.clone(),
                     hook: self.hook.take(),
                     rejected: self.rejected.clone(),
+                    panicked: self.panicked.clone(),
                 };
                 ServerHandshake::start(sock, capture, None).handshake()
             }
@@ -139,6 +152,7 @@ impl Handshake {
                 self.state = Some(HsState::Mid(mid));
                 Step::Pending
             }
+            Err(HandshakeError::Failure(_)) if self.panicked.get() => Step::HookPanicked,
             Err(HandshakeError::Failure(_)) if self.rejected.get() => Step::Rejected,
             Err(HandshakeError::Failure(e)) => Step::Failed(e.to_string()),
         }

@@ -59,9 +59,17 @@ impl Worker {
                 conn.last_seen = self.now_ms;
                 self.opened(slot);
             }
-            Step::Rejected => {
+            step @ (Step::Rejected | Step::HookPanicked) => {
                 bump(&counters.rejected, 1);
-                debug!("core loop {}: the handshake hook refused a client", self.id);
+                if matches!(step, Step::HookPanicked) {
+                    bump(&counters.handler_panics, 1);
+                    error!(
+                        "core loop {}: the handshake hook panicked; refused the client (500)",
+                        self.id
+                    );
+                } else {
+                    debug!("core loop {}: the handshake hook refused a client", self.id);
+                }
                 let _ = conn.io.socket.shutdown(Shutdown::Both);
                 self.release(slot);
             }
