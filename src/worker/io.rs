@@ -315,9 +315,16 @@ impl Worker {
             conn.phase = Phase::Closing(Instant::now() + CLOSE_TIMEOUT);
             self.notify_closed(slot);
         }
-        // Best effort for what is still queued, then let go.
+        // Best effort for what is still queued (counted as in `flush_dirty`), then let go.
         if let Some(conn) = self.conns.get_mut(slot) {
-            let _ = conn.io.flush();
+            let counters = self.servers[conn.io.server as usize]
+                .shared
+                .counters(self.id);
+            let frames = std::mem::take(&mut conn.io.frames_queued);
+            bump(&counters.messages_out, u64::from(frames));
+            if let Ok(written) = conn.io.flush() {
+                bump(&counters.bytes_out, written as u64);
+            }
         }
         self.retire(slot);
     }
