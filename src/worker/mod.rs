@@ -156,11 +156,13 @@ impl Worker {
                 }
             }
             self.drain_mailbox();
-            self.flush_dirty();
+            // Before the flush, so that the pings and close frames it queues go out in this
+            // turn rather than up to a tick later, eating into the time a client has to answer.
             if now.duration_since(last_tick) >= TICK {
                 last_tick = now;
                 self.sweep(now);
             }
+            self.flush_dirty();
             if let Some(deadline) = self.stopping {
                 if self.conns.is_empty() {
                     return Ok(());
@@ -443,7 +445,9 @@ impl Worker {
                         continue;
                     };
                     let silent = self.now_ms.wrapping_sub(conn.last_seen) as u128;
-                    if silent >= timeout.as_millis() {
+                    // Never closed unpinged: when a late sweep finds a client already past the
+                    // timeout, it gets its ping now and until the next sweep to answer.
+                    if silent >= timeout.as_millis() && conn.pinged {
                         idle.push(slot);
                     } else if silent >= timeout.as_millis() / 2 && !conn.pinged {
                         ping.push(slot);
