@@ -22,6 +22,7 @@ use super::{Ws, connect, connect_path, read_until_close, recv_text};
 /// | `bind:F` / `bindnx:F` | binds the flag → `ok` / `true` or `false` |
 /// | `unbind` / `flag` | → the flag it held / holds, or `none` |
 /// | `join:G` / `leave:G` | → `ok` / whether it was a member |
+/// | `tryjoin:G` | → whether the join was allowed (`true` or `false`) |
 /// | `groups` | → the groups of this connection, comma-separated |
 /// | `set:K:V` / `get:K` | stores a `String` / → the `String` stored, or `none` |
 /// | `path` | → the path `on_open` stored from the handshake request (with `query` and `host`) |
@@ -89,6 +90,7 @@ fn run(ctx: &mut Context<'_>, text: &str) -> Option<String> {
             ctx.join(arg);
             Some("ok".into())
         }
+        "tryjoin" => Some(ctx.join(arg).to_string()),
         "leave" => Some(ctx.leave(arg).to_string()),
         "groups" => Some(ctx.groups().join(",")),
         "set" => {
@@ -275,12 +277,22 @@ pub fn pair_across_workers(addr: SocketAddr) -> (Client, Client) {
 /// Starts a runtime of two core loops with one WebSocket [`Cmd`] server named `name` on
 /// 127.0.0.1:0; returns it with the server's address and handle.
 pub fn start_cmd(name: &str) -> (Runtime, SocketAddr, Server) {
+    start_config(ServerConfig::websocket(
+        name,
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+}
+
+/// Starts a runtime of two core loops with one [`Cmd`] server of this configuration; returns
+/// it with the server's address and handle.
+pub fn start_config(config: ServerConfig) -> (Runtime, SocketAddr, Server) {
+    let name = config.name.clone();
     let runtime = Runtime::builder()
         .workers(2)
-        .server(ServerConfig::websocket(name, "127.0.0.1:0".parse().unwrap()).handler(|_| Cmd))
+        .server(config.handler(|_| Cmd))
         .start()
         .expect("start the runtime");
-    let addr = runtime.local_addr(name).expect("its address");
-    let server = runtime.server(name).expect("its handle");
+    let addr = runtime.local_addr(&name).expect("its address");
+    let server = runtime.server(&name).expect("its handle");
     (runtime, addr, server)
 }

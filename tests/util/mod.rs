@@ -12,8 +12,14 @@ use tungstenite::protocol::WebSocket;
 use tungstenite::{Message, client};
 
 mod cmd;
+mod logs;
+mod raw;
 #[allow(unused_imports)] // not every test file drives the command handler
 pub use cmd::*;
+#[allow(unused_imports)] // nor reads the log
+pub use logs::*;
+#[allow(unused_imports)] // nor speaks raw bytes
+pub use raw::*;
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -26,11 +32,21 @@ pub fn connect(addr: SocketAddr) -> Ws {
 }
 
 pub fn connect_path(addr: SocketAddr, path: &str) -> Ws {
+    try_connect(addr, path).expect("websocket handshake")
+}
+
+/// Connects a WebSocket client; the handshake's error if the server refuses it.
+pub fn try_connect(addr: SocketAddr, path: &str) -> Result<Ws, tungstenite::Error> {
     let stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream.set_nodelay(true).unwrap();
-    let (ws, _) = client(format!("ws://{addr}{path}"), stream).expect("websocket handshake");
-    ws
+    match client(format!("ws://{addr}{path}"), stream) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
+        Err(tungstenite::HandshakeError::Interrupted(_)) => {
+            panic!("a blocking handshake cannot be interrupted")
+        }
+    }
 }
 
 /// The next text message (pings and pongs skipped); panics after `WAIT`.
