@@ -133,9 +133,7 @@ pub use codec::Message;
 pub use config::{BackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer};
 pub use error::{Error, Result};
 pub use facade::{IntoIds, IntoNames, Raw, Server, Workers};
-pub use handler::{
-    Context, Handler, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
-};
+pub use handler::{Context, Handler, HandshakeRequest, Rejection, WorkerContext, WorkerMessage};
 pub use http::{
     HttpConfig, HttpServer, HttpShutdownHandle, Request, RequestContext, RequestHandler, Response,
 };

@@ -25,9 +25,7 @@ use crate::handler::{
     Handler, HandshakeHook, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
 };
 use crate::id::{MAX_WORKERS, WorkerId};
-use crate::worker::shared::{
-    Mailbox, RuntimeShared, ServerShared, current_worker_runtime,
-};
+use crate::worker::shared::{Mailbox, RuntimeShared, ServerShared, current_worker_runtime};
 use crate::worker::{ServerSlot, WAKER, Worker};
 
 type ActionFn<H> = dyn Fn(&mut H, &mut WorkerContext<'_>, &WorkerMessage<'_>) + Send + Sync;
@@ -265,7 +263,12 @@ impl RuntimeBuilder {
             .enumerate()
             .map(|(i, s)| {
                 let config = s.config().clone();
-                Arc::new(ServerShared::new(i as u16, config, workers, s.handshake_hook()))
+                Arc::new(ServerShared::new(
+                    i as u16,
+                    config,
+                    workers,
+                    s.handshake_hook(),
+                ))
             })
             .collect();
         let shared = Arc::new(RuntimeShared {

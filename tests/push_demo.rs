@@ -577,7 +577,14 @@ fn bad_input_is_an_error_reply_and_the_connection_stays() {
     fails!(c[a], {"op": "nope", "scope": "worker"} => "unknown op \"nope\"");
     fails!(c[a], {"op": "send", "data": 1} => "missing to");
     fails!(c[a], {"op": "send", "to": {}, "data": 1} => "client id");
-    for bad in ["abc", "0", "-1", "", "1099511627776", "18446744073709551616"] {
+    for bad in [
+        "abc",
+        "0",
+        "-1",
+        "",
+        "1099511627776",
+        "18446744073709551616",
+    ] {
         fails!(c[a], {"op": "send", "to": bad, "data": 1} => "not a client id");
     }
     fails!(c[a], {"op": "send", "to": 12345, "data": 1} => "not JSON numbers");
