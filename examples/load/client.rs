@@ -5,10 +5,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use parking_lot::Mutex;
 use socket2::{Domain, Socket, Type};
@@ -173,13 +175,26 @@ pub(crate) fn request(kind: &str, seq: u64, payload: usize) -> Vec<u8> {
 }
 
 /// One client thread's sockets, on one mio loop.
+///
+/// The first `priority` clients (the broadcasters, the echo clients) sit on a poll of their
+/// own, nested in the main one and drained before every batch of other events, so that a
+/// broadcastResult or an echo is not read late behind thousands of ordinary deliveries: the
+/// latencies then say more about the server than about this generator's backlog.
 pub(crate) struct Engine {
     poll: Poll,
     events: Events,
+    priority: usize,
+    prio: Poll,
+    prio_events: Events,
     clients: Vec<Client>,
     scratch: Vec<u8>,
     rng: u64,
 }
+
+/// The main poll's token for the nested priority poll.
+const PRIO: Token = Token(usize::MAX);
+/// Main-poll events handled between two looks at the priority poll.
+const PRIO_EVERY: usize = 128;
 
 struct Client {
     stream: TcpStream,
@@ -190,10 +205,19 @@ struct Client {
 }
 
 impl Engine {
-    pub(crate) fn new(seed: u64) -> Result<Self, String> {
+    pub(crate) fn new(seed: u64, priority: usize) -> Result<Self, String> {
+        let err = |e: io::Error| format!("mio poll: {e}");
+        let (poll, prio) = (Poll::new().map_err(err)?, Poll::new().map_err(err)?);
+        let fd = prio.as_raw_fd();
+        poll.registry()
+            .register(&mut SourceFd(&fd), PRIO, Interest::READABLE)
+            .map_err(err)?;
         Ok(Engine {
-            poll: Poll::new().map_err(|e| format!("mio poll: {e}"))?,
+            poll,
             events: Events::with_capacity(4096),
+            priority,
+            prio,
+            prio_events: Events::with_capacity(256),
             clients: Vec::new(),
             scratch: vec![0; 256 * 1024],
             rng: seed | 1,
@@ -207,8 +231,12 @@ impl Engine {
     /// Takes a connected client; its local index is the previous `len()`.
     pub(crate) fn add(&mut self, mut stream: TcpStream) -> Result<(), String> {
         let token = Token(self.clients.len());
-        self.poll
-            .registry()
+        let poll = if token.0 < self.priority {
+            &self.prio
+        } else {
+            &self.poll
+        };
+        poll.registry()
             .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| format!("registering a client: {e}"))?;
         self.clients.push(Client {
@@ -243,28 +271,61 @@ impl Engine {
         epoch: Instant,
         on: &mut dyn FnMut(usize, &[u8], u64),
     ) -> Result<(), String> {
-        if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
-            if e.kind() == io::ErrorKind::Interrupted {
+        let Engine {
+            poll,
+            events,
+            prio,
+            prio_events,
+            clients,
+            scratch,
+            ..
+        } = self;
+        let mut io = |token: Token, writable: bool, readable: bool| -> Result<(), String> {
+            let i = token.0;
+            let Some(c) = clients.get_mut(i) else {
                 return Ok(());
-            }
-            return Err(format!("client poll: {e}"));
-        }
-        for event in self.events.iter() {
-            let i = event.token().0;
-            let Some(c) = self.clients.get_mut(i) else {
-                continue;
             };
-            if event.is_writable() && !c.pending.is_empty() {
+            if writable && !c.pending.is_empty() {
                 flush(c).map_err(|e| format!("client {i}: write: {e}"))?;
             }
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                read(c, &mut self.scratch, epoch, &mut |text, now| {
-                    on(i, text, now)
-                })
-                .map_err(|e| format!("client {i}: {e}"))?;
+            if readable {
+                read(c, scratch, epoch, &mut |text, now| on(i, text, now))
+                    .map_err(|e| format!("client {i}: {e}"))?;
+            }
+            Ok(())
+        };
+        let mut drain_prio = |io: &mut dyn FnMut(Token, bool, bool) -> Result<(), String>| {
+            wait(prio, prio_events, Duration::ZERO)?;
+            prio_events
+                .iter()
+                .try_for_each(|e| io(e.token(), e.is_writable(), is_readable(e)))
+        };
+        drain_prio(&mut io)?;
+        wait(poll, events, timeout)?;
+        for (k, event) in events.iter().enumerate() {
+            if event.token() == PRIO || k % PRIO_EVERY == PRIO_EVERY - 1 {
+                drain_prio(&mut io)?;
+            }
+            if event.token() != PRIO {
+                io(event.token(), event.is_writable(), is_readable(event))?;
             }
         }
         Ok(())
+    }
+}
+
+fn is_readable(e: &mio::event::Event) -> bool {
+    e.is_readable() || e.is_read_closed() || e.is_error()
+}
+
+/// One poll; an interrupted one simply returns no events.
+fn wait(poll: &mut Poll, events: &mut Events, timeout: Duration) -> Result<(), String> {
+    match poll.poll(events, Some(timeout)) {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            events.clear();
+            Ok(())
+        }
+        result => result.map_err(|e| format!("client poll: {e}")),
     }
 }
 

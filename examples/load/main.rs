@@ -408,9 +408,11 @@ impl Summary {
     }
 }
 
-fn engines(threads: usize) -> Res<Vec<Engine>> {
+/// The client threads' engines; each one's first broadcasters and echo clients get priority.
+fn engines(threads: usize, o: &Opts) -> Res<Vec<Engine>> {
+    let priority = o.senders.max(4).max(o.echo_clients.div_ceil(threads));
     Ok((0..threads)
-        .map(|t| Engine::new(0x9e37_79b9_7f4a_7c15 ^ t as u64))
+        .map(|t| Engine::new(0x9e37_79b9_7f4a_7c15 ^ t as u64, priority))
         .collect::<Result<_, _>>()?)
 }
 
@@ -429,7 +431,7 @@ fn add_clients(engines: &mut [Engine], port: u16, first: usize, count: usize, o:
 fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
     let server = ServerChild::start(kind, o.workers)?;
     let rss_idle = server.settled_rss()?;
-    let mut engines = engines(o.client_threads)?;
+    let mut engines = engines(o.client_threads, o)?;
     let t = Instant::now();
     add_clients(&mut engines, server.port, 0, n, o)?;
     let connect_s = t.elapsed().as_secs_f64();
@@ -503,7 +505,7 @@ fn ramp(kind: &str, o: &Opts, tck: u64) -> Res<()> {
     );
     wait_quiet(tck);
     let server = ServerChild::start(kind, o.workers)?;
-    let mut engines = engines(o.client_threads)?;
+    let mut engines = engines(o.client_threads, o)?;
     println!(
         "\nramp, {kind}: 20 broadcasts from 4 senders per step; limit p95(send → broadcastResult) ≤ 500 ms"
     );
