@@ -6,7 +6,8 @@
 //! ```sh
 //! cargo run --release --example load -- [--server corepush|floor|all] [--clients 1000[,10000]]
 //!     [--senders 4] [--payload 64] [--seconds 5] [--runs 3] [--workers 2] [--echo-clients 100]
-//!     [--inflight 16] [--client-threads 1] [--connect-threads 4] [--ramp] [--ramp-max 30000]
+//!     [--inflight 16] [--client-threads 1] [--connect-threads 4] [--quiet-wait 60]
+//!     [--ramp] [--ramp-max 30000]
 //! ```
 //!
 //! A run starts a fresh server, reads its idle RSS, connects the clients (tungstenite's
@@ -67,6 +68,8 @@ struct Opts {
     connect_threads: usize,
     ramp: bool,
     ramp_max: usize,
+    /// Seconds to wait at most for a quiet machine before a run (0: no waiting).
+    quiet_wait: u64,
 }
 
 fn main() -> Res<()> {
@@ -132,7 +135,7 @@ fn main() -> Res<()> {
                 // machine they took anyway (oth%).
                 let mut kept: Option<Run> = None;
                 for _ in 0..MAX_ATTEMPTS {
-                    wait_quiet(tck);
+                    wait_quiet(tck, &o);
                     let run = run_once(kind, n, &o, tck)
                         .map_err(|e| format!("{kind} with {n} clients, run {}: {e}", r + 1))?;
                     eprintln!("  {}", run.brief());
@@ -200,10 +203,14 @@ fn fit_fd_limit(mut o: Opts, nofile: u64) -> Res<Opts> {
     Ok(o)
 }
 
-/// The machine is shared: before a run, waits (at most 60 s) until everything else together
-/// used under 15% of a core over one second, so that runs start on a quiet machine.
-fn wait_quiet(tck: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// The machine is shared: before a run, waits (at most `--quiet-wait` seconds) until
+/// everything else together used under 15% of a core over one second, so that runs start on
+/// a quiet machine.
+fn wait_quiet(tck: u64, o: &Opts) {
+    if o.quiet_wait == 0 {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(o.quiet_wait);
     loop {
         let Ok((a, _)) = child::machine_ticks() else {
             return;
@@ -256,7 +263,8 @@ fn serve(args: &[String]) -> Res<()> {
 
 const USAGE: &str = "usage: load [--server corepush|floor|all] [--clients 1000[,10000]] \
     [--senders 4] [--payload 64] [--seconds 5] [--runs 3] [--workers 2] [--echo-clients 100] \
-    [--inflight 16] [--client-threads 1] [--connect-threads 4] [--ramp] [--ramp-max 30000]";
+    [--inflight 16] [--client-threads 1] [--connect-threads 4] [--quiet-wait 60] [--ramp] \
+    [--ramp-max 30000]";
 
 fn parse(args: &[String]) -> Res<Opts> {
     let mut o = Opts {
@@ -273,6 +281,7 @@ fn parse(args: &[String]) -> Res<Opts> {
         connect_threads: 4,
         ramp: false,
         ramp_max: 30_000,
+        quiet_wait: 60,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -313,6 +322,7 @@ fn parse(args: &[String]) -> Res<Opts> {
             "--client-threads" => o.client_threads = v.parse().map_err(|e| bad(&e))?,
             "--connect-threads" => o.connect_threads = v.parse().map_err(|e| bad(&e))?,
             "--ramp-max" => o.ramp_max = v.parse().map_err(|e| bad(&e))?,
+            "--quiet-wait" => o.quiet_wait = v.parse().map_err(|e| bad(&e))?,
             _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
         }
     }
@@ -503,7 +513,7 @@ fn ramp(kind: &str, o: &Opts, tck: u64) -> Res<()> {
         "[{kind}] ramp: +{RAMP_STEP} clients per step up to {}",
         o.ramp_max
     );
-    wait_quiet(tck);
+    wait_quiet(tck, o);
     let server = ServerChild::start(kind, o.workers)?;
     let mut engines = engines(o.client_threads, o)?;
     println!(
