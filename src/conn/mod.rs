@@ -20,6 +20,8 @@ use handshake::Handshake;
 
 /// How many queued frames one vectored write takes at most.
 const MAX_IOVECS: usize = 64;
+/// The capacity (in frames) above which a drained outbound queue is freed.
+const SHRINK_ABOVE: usize = 32;
 
 /// Frames a payload for the wire of `protocol`. WebSocket frames from a server are unmasked,
 /// so every receiver gets the same bytes: a broadcast calls this once.
@@ -244,6 +246,12 @@ impl ConnIo {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+        // A burst leaves a large queue behind; give it back once drained, so that a connection
+        // that was once behind does not keep the memory while idle. Small queues stay, so the
+        // steady state allocates nothing per message.
+        if self.out.capacity() > SHRINK_ABOVE {
+            self.out = VecDeque::new();
         }
         Ok(total)
     }
