@@ -20,6 +20,8 @@ use handshake::Handshake;
 
 /// How many queued frames one vectored write takes at most.
 const MAX_IOVECS: usize = 64;
+/// Up to this many queued frames, a flush uses a small array of slices.
+const FEW: usize = 4;
 /// The capacity (in frames) above which a drained outbound queue is freed.
 const SHRINK_ABOVE: usize = 32;
 
@@ -225,18 +227,13 @@ impl ConnIo {
     pub(crate) fn flush(&mut self) -> io::Result<usize> {
         let mut total = 0;
         while !self.out.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut n = 0;
-            for (i, chunk) in self.out.iter().take(MAX_IOVECS).enumerate() {
-                let bytes = chunk.bytes();
-                slices[i] = IoSlice::new(if i == 0 {
-                    &bytes[self.head_written..]
-                } else {
-                    bytes
-                });
-                n += 1;
-            }
-            match (&*self.socket).write_vectored(&slices[..n]) {
+            // Most flushes carry a few frames: a small array spares zeroing 64 slots.
+            let result = if self.out.len() <= FEW {
+                write_queued::<FEW>(&self.socket, &self.out, self.head_written)
+            } else {
+                write_queued::<MAX_IOVECS>(&self.socket, &self.out, self.head_written)
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
                     total += written;
@@ -273,6 +270,27 @@ impl ConnIo {
             }
         }
     }
+}
+
+/// One vectored write of up to `N` queued frames, the first from `head_written` on.
+fn write_queued<const N: usize>(
+    socket: &TcpStream,
+    out: &VecDeque<Chunk>,
+    head_written: usize,
+) -> io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); N];
+    let mut n = 0;
+    for (slot, chunk) in slices.iter_mut().zip(out) {
+        let bytes = chunk.bytes();
+        *slot = IoSlice::new(if n == 0 {
+            &bytes[head_written..]
+        } else {
+            bytes
+        });
+        n += 1;
+    }
+    let mut socket = socket;
+    socket.write_vectored(&slices[..n])
 }
 
 /// A connection as its core loop holds it.

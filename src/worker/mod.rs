@@ -65,6 +65,8 @@ pub(crate) struct Worker {
     dirty: Vec<u32>,
     /// Connections whose read budget ran out: read again next turn.
     again: Vec<u32>,
+    /// The slots a command names, reused from command to command.
+    targets: Vec<u32>,
     config: RuntimeConfig,
     stopping: Option<Instant>,
     /// The loop's clock: `now_ms` is milliseconds since `epoch`, refreshed every turn.
@@ -95,6 +97,7 @@ impl Worker {
             scratch: vec![0; SCRATCH],
             dirty: Vec::new(),
             again: Vec::new(),
+            targets: Vec::new(),
             config,
             stopping: None,
             epoch: now,
@@ -335,7 +338,8 @@ impl Worker {
                 else {
                     return;
                 };
-                for slot in self.targets(server, &target) {
+                let slots = self.targets_of(server, &target);
+                for &slot in &slots {
                     let Some(conn) = self.conns.get_mut(slot) else {
                         continue;
                     };
@@ -345,11 +349,14 @@ impl Worker {
                         self.overflowed(slot);
                     }
                 }
+                self.targets = slots;
             }
             Command::Close { server, target } => {
-                for slot in self.targets(server, &target) {
+                let slots = self.targets_of(server, &target);
+                for &slot in &slots {
                     self.begin_close(slot, 1000, "");
                 }
+                self.targets = slots;
             }
             Command::Message {
                 server,
@@ -360,27 +367,31 @@ impl Worker {
         }
     }
 
-    /// The open connections of `server` that a command names.
-    fn targets(&self, server: u16, target: &LocalTarget) -> Vec<u32> {
+    /// The open connections of `server` that a command names, in the reused buffer (hand
+    /// it back to `self.targets` when done).
+    fn targets_of(&mut self, server: u16, target: &LocalTarget) -> Vec<u32> {
+        let mut out = std::mem::take(&mut self.targets);
+        out.clear();
         match target {
-            LocalTarget::Ids(ids) => ids
-                .iter()
-                .filter(|id| id.worker() == self.id && id.instance() == self.runtime.instance)
-                .filter_map(|id| self.conns.slot_of(id.serial()))
-                .filter(|&slot| {
-                    self.conns
-                        .get(slot)
-                        .is_some_and(|c| c.io.server == server && c.is_open())
-                })
-                .collect(),
-            LocalTarget::All { except } => self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.io.server == server && c.is_open())
-                .filter(|(_, c)| except.binary_search(&c.io.id).is_err())
-                .map(|(slot, _)| slot)
-                .collect(),
+            LocalTarget::Ids(ids) => out.extend(
+                ids.iter()
+                    .filter(|id| id.worker() == self.id && id.instance() == self.runtime.instance)
+                    .filter_map(|id| self.conns.slot_of(id.serial()))
+                    .filter(|&slot| {
+                        self.conns
+                            .get(slot)
+                            .is_some_and(|c| c.io.server == server && c.is_open())
+                    }),
+            ),
+            LocalTarget::All { except } => out.extend(
+                self.conns
+                    .iter()
+                    .filter(|(_, c)| c.io.server == server && c.is_open())
+                    .filter(|(_, c)| except.binary_search(&c.io.id).is_err())
+                    .map(|(slot, _)| slot),
+            ),
         }
+        out
     }
 
     fn worker_message(&mut self, server: usize, action: Option<&str>, data: &[u8]) {
