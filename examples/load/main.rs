@@ -1,13 +1,14 @@
 //! The loopback load benchmark behind the README's Performance section: the websocket-shootout
-//! protocol (see `examples/shootout.rs`), served by corepush and by a "floor" — a minimal mio
-//! server with no library around it — each as a child process so that its CPU time and
-//! memory are its own.
+//! protocol (see `examples/shootout.rs`), served by corepush, by a "floor" — a minimal mio
+//! server with no library around it — and by a tuned tokio + tokio-tungstenite broadcast
+//! server (`tokio_ws.rs`), each as a child process so that its CPU time and memory are its
+//! own. `--server all` (the default) runs the three.
 //!
 //! ```sh
-//! cargo run --release --example load -- [--server corepush|floor|all] [--clients 1000[,10000]]
-//!     [--senders 4] [--payload 64] [--seconds 5] [--runs 3] [--workers 2] [--echo-clients 100]
-//!     [--inflight 16] [--client-threads 1] [--connect-threads 4] [--quiet-wait 60]
-//!     [--ramp] [--ramp-max 30000]
+//! cargo run --release --example load -- [--server corepush|floor|tokio|all]
+//!     [--clients 1000[,10000]] [--senders 4] [--payload 64] [--seconds 5] [--runs 3]
+//!     [--workers 2] [--echo-clients 100] [--inflight 16] [--client-threads 1]
+//!     [--connect-threads 4] [--quiet-wait 60] [--ramp] [--ramp-max 30000]
 //! ```
 //!
 //! A run starts a fresh server, reads its idle RSS, connects the clients (tungstenite's
@@ -35,6 +36,7 @@ mod child;
 mod client;
 mod floor;
 mod phases;
+mod tokio_ws;
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -126,7 +128,7 @@ fn main() -> Res<()> {
     let mut notes = Vec::new();
     for &n in &o.clients {
         let mut results: Vec<Vec<Run>> = vec![Vec::new(); o.servers.len()];
-        // Runs alternate between servers, so that drift on the machine hits both alike.
+        // Runs alternate between servers, so that drift on the machine hits them all alike.
         for r in 0..o.runs {
             for (k, kind) in o.servers.iter().enumerate() {
                 eprintln!("[{kind} × {n}] run {}/{}", r + 1, o.runs);
@@ -237,7 +239,7 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
-/// The hidden child mode: `--serve corepush|floor --port P --workers N`.
+/// The hidden child mode: `--serve corepush|floor|tokio --port P --workers N`.
 fn serve(args: &[String]) -> Res<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let (mut kind, mut port, mut workers) = (String::new(), 0u16, 2usize);
@@ -257,18 +259,22 @@ fn serve(args: &[String]) -> Res<()> {
             workers,
         )?),
         "floor" => floor::serve(port, workers),
+        "tokio" => tokio_ws::serve(port, workers),
         other => Err(format!("unknown server {other:?}").into()),
     }
 }
 
-const USAGE: &str = "usage: load [--server corepush|floor|all] [--clients 1000[,10000]] \
+/// The servers `--server all` (the default) runs, in this order.
+const SERVERS: [&str; 3] = ["corepush", "floor", "tokio"];
+
+const USAGE: &str = "usage: load [--server corepush|floor|tokio|all] [--clients 1000[,10000]] \
     [--senders 4] [--payload 64] [--seconds 5] [--runs 3] [--workers 2] [--echo-clients 100] \
     [--inflight 16] [--client-threads 1] [--connect-threads 4] [--quiet-wait 60] [--ramp] \
     [--ramp-max 30000]";
 
 fn parse(args: &[String]) -> Res<Opts> {
     let mut o = Opts {
-        servers: vec!["corepush".into(), "floor".into()],
+        servers: SERVERS.map(String::from).to_vec(),
         clients: vec![1000],
         senders: 4,
         payload: 64,
@@ -300,9 +306,9 @@ fn parse(args: &[String]) -> Res<Opts> {
         match flag.as_str() {
             "--server" => {
                 o.servers = match v.as_str() {
-                    "all" => vec!["corepush".into(), "floor".into()],
-                    "corepush" | "floor" => vec![v.clone()],
-                    _ => return Err(bad(&"corepush, floor or all").into()),
+                    "all" => SERVERS.map(String::from).to_vec(),
+                    "corepush" | "floor" | "tokio" => vec![v.clone()],
+                    _ => return Err(bad(&"corepush, floor, tokio or all").into()),
                 }
             }
             "--clients" => {
@@ -632,9 +638,13 @@ fn print_tables(rows: &[(String, usize, Summary)], o: &Opts) {
          core);\nRSS B/c: the server's resident memory per idle connection; conn/s: connects + \
          handshakes per second"
     );
-    if o.servers.len() == 2 {
+    let ran = |k: &str| o.servers.iter().any(|s| s == k);
+    for base in ["floor", "tokio"] {
+        if !(ran("corepush") && ran(base)) {
+            continue;
+        }
         println!(
-            "\ncorepush / floor (deliveries/s, echo/s: higher is better; CPU: lower is better)"
+            "\ncorepush / {base} (deliveries/s, echo/s: higher is better; CPU: lower is better)"
         );
         println!(
             "{:>7} {:>13} {:>17} {:>12} {:>14} {:>14}",
@@ -646,7 +656,7 @@ fn print_tables(rows: &[(String, usize, Summary)], o: &Opts) {
                     .find(|(kind, m, _)| kind == k && *m == n)
                     .map(|r| &r.2)
             };
-            if let (Some(c), Some(f)) = (find("corepush"), find("floor")) {
+            if let (Some(c), Some(f)) = (find("corepush"), find(base)) {
                 println!(
                     "{n:>7} {:>12.2}x {:>16.2}x {:>11.2}x {:>13.2}x {:>13.2}x",
                     c.deliveries_per_s / f.deliveries_per_s,
