@@ -211,6 +211,23 @@ pub struct RuntimeConfig {
     /// How often each server's [`Stats`](crate::Stats) are logged (at info level); `None`
     /// disables it. Defaults to `None`.
     pub stats_interval: Option<Duration>,
+    /// How long the frames of a message to many clients (everyone, a group, several ids or a
+    /// flag's connections) may wait on a core loop so that the frames that follow share their
+    /// write. The cost of pushing is per write system call far more than per byte, so under
+    /// heavy fan-out this turns many small writes into a few large ones.
+    ///
+    /// A core loop starts a fan-out round — writing every connection that holds such frames,
+    /// a few hundred per loop turn so that reading and replying go on meanwhile — at most once
+    /// per window, and at once when the last round began longer than a window ago: a lone
+    /// message is not delayed, only a burst is. A message to one client, a handler's reply,
+    /// a ping or a close still writes the connection's whole queue (held frames first, order
+    /// kept) in the loop turn that queued it, and so does a queue of 64 frames or more.
+    ///
+    /// Zero writes every frame in the loop turn that queued it. Defaults to 10 ms: invisible
+    /// next to network round trips, and enough for several times the deliveries per second
+    /// of a server that writes every broadcast on its own (see the README's Performance
+    /// section). Lower it where a burst's later messages must not wait (tick-driven games).
+    pub fanout_coalesce: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -221,6 +238,7 @@ impl Default for RuntimeConfig {
             shutdown_timeout: Duration::from_secs(5),
             mailbox_batch: 1024,
             stats_interval: None,
+            fanout_coalesce: Duration::from_millis(10),
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct Stats {
     pub messages_out: u64,
     /// Bytes written to clients.
     pub bytes_out: u64,
+    /// Write system calls that carried them: `messages_out / writes` is how many frames a
+    /// write carries on average (see `RuntimeConfig::fanout_coalesce`).
+    pub writes: u64,
     /// Messages dropped for slow consumers (with [`SlowConsumer::Drop`](crate::SlowConsumer)).
     pub dropped: u64,
     /// Connections closed because their outbound queue was full.
@@ -71,6 +74,7 @@ counters!(
     bytes_in,
     messages_out,
     bytes_out,
+    writes,
     dropped,
     slow_consumer_closes,
     protocol_errors,

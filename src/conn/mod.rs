@@ -19,7 +19,7 @@ use crate::worker::shared::SharedFrame;
 use handshake::Handshake;
 
 /// How many queued frames one vectored write takes at most.
-const MAX_IOVECS: usize = 64;
+pub(crate) const MAX_IOVECS: usize = 64;
 /// Up to this many queued frames, a flush uses a small array of slices.
 const FEW: usize = 4;
 /// The capacity (in frames) above which a drained outbound queue is freed.
@@ -46,6 +46,13 @@ pub(crate) fn frame(protocol: Protocol, is_text: bool, bytes: &[u8]) -> Result<V
         }
     }
     Ok(out)
+}
+
+/// What a flush wrote: bytes, and the write calls that took them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Flushed {
+    pub(crate) bytes: usize,
+    pub(crate) writes: usize,
 }
 
 /// A queued piece of output: a frame shared with other connections, or one of its own.
@@ -98,6 +105,18 @@ impl Decoder {
     }
 }
 
+/// When a connection's queued output is due to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// Nothing waits to be written (or it waits for the socket to become writable).
+    Clean,
+    /// Only frames of messages to many clients: written with the core loop's next fan-out
+    /// flush, so that frames arriving meanwhile share the write.
+    Held,
+    /// Written at the end of this loop turn.
+    Now,
+}
+
 /// The part of a connection a handler's [`Context`](crate::Context) may touch.
 #[derive(Debug)]
 pub(crate) struct ConnIo {
@@ -117,8 +136,8 @@ pub(crate) struct ConnIo {
     pub(crate) overflow: u32,
     /// A close the handler asked for, carried out when its call returns.
     pub(crate) close_request: Option<(u16, String)>,
-    /// Whether the connection is on its core loop's list of connections to flush.
-    pub(crate) is_dirty: bool,
+    /// Which of its core loop's flush lists the connection is on, if any.
+    pub(crate) pending: Pending,
     pub(crate) request: Option<Box<HandshakeRequest>>,
 }
 
@@ -141,13 +160,18 @@ impl ConnIo {
             frames_queued: 0,
             overflow: 0,
             close_request: None,
-            is_dirty: false,
+            pending: Pending::Clean,
             request: None,
         }
     }
 
     pub(crate) fn has_output(&self) -> bool {
         !self.out.is_empty()
+    }
+
+    /// Frames (or what is left of them) waiting to be written.
+    pub(crate) fn frames_waiting(&self) -> usize {
+        self.out.len()
     }
 
     /// Whether `len` more bytes fit under `limit`. A message always fits an empty queue, so a
@@ -222,10 +246,10 @@ impl ConnIo {
     }
 
     /// Writes what the socket takes, in vectored writes of up to 64 frames. Returns the bytes
-    /// written; the queue is empty afterwards unless the socket filled up (a writable event
+    /// written and the writes it took; the queue is empty afterwards unless the socket filled up (a writable event
     /// follows then).
-    pub(crate) fn flush(&mut self) -> io::Result<usize> {
-        let mut total = 0;
+    pub(crate) fn flush(&mut self) -> io::Result<Flushed> {
+        let mut done = Flushed::default();
         while !self.out.is_empty() {
             // Most flushes carry a few frames: a small array spares zeroing 64 slots.
             let result = if self.out.len() <= FEW {
@@ -236,10 +260,11 @@ impl ConnIo {
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
-                    total += written;
+                    done.bytes += written;
+                    done.writes += 1;
                     self.consume(written);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(done),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -250,7 +275,7 @@ impl ConnIo {
         if self.out.capacity() > SHRINK_ABOVE {
             self.out = VecDeque::new();
         }
-        Ok(total)
+        Ok(done)
     }
 
     fn consume(&mut self, mut written: usize) {

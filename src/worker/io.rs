@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use log::{debug, error, warn};
 
-use super::{CLOSE_TIMEOUT, READ_BUDGET, Worker};
+use super::{CLOSE_TIMEOUT, FANOUT_CHUNK, READ_BUDGET, Worker};
 use crate::codec::ws::{Inbound, OpKind};
 use crate::codec::{Message, ProtocolError};
 use crate::config::SlowConsumer;
 use crate::conn::handshake::{BAD_REQUEST, Step};
-use crate::conn::{ConnIo, Decoder, Phase};
+use crate::conn::{ConnIo, Decoder, Pending, Phase};
 use crate::handler::Context;
 use crate::stats::{bump, drop_one};
 
@@ -85,6 +85,15 @@ impl Worker {
 
     /// Reads and decodes until the socket is drained or the budget is spent.
     pub(super) fn read(&mut self, slot: u32) {
+        self.read_from(slot, false);
+    }
+
+    /// As [`read`](Self::read); with `short_is_drained`, a read that does not fill the buffer
+    /// ends it without the extra read that would only say "would block". For TCP such a read
+    /// has emptied the socket's receive queue, and data or an end of stream arriving later
+    /// raises a new edge. Only for a readable event that did not also report the end of
+    /// stream: that end must be read now, as no later edge will announce it.
+    pub(super) fn read_from(&mut self, slot: u32, short_is_drained: bool) {
         let mut budget = READ_BUDGET;
         let mut gone = false;
         loop {
@@ -142,6 +151,9 @@ impl Worker {
             if budget == 0 {
                 self.again.push(slot);
                 return;
+            }
+            if short_is_drained && n < self.scratch.len() {
+                break;
             }
         }
         if gone {
@@ -248,11 +260,23 @@ impl Worker {
         }
     }
 
+    /// Puts a connection on the list written at the end of this turn.
     pub(super) fn mark_dirty(&mut self, slot: u32) {
         if let Some(conn) = self.conns.get_mut(slot) {
-            if !conn.io.is_dirty {
-                conn.io.is_dirty = true;
+            if conn.io.pending != Pending::Now {
+                conn.io.pending = Pending::Now;
                 self.dirty.push(slot);
+            }
+        }
+    }
+
+    /// Puts a connection that got a fan-out frame on the list of the next fan-out flush,
+    /// unless it is already due sooner.
+    pub(super) fn mark_held(&mut self, slot: u32) {
+        if let Some(conn) = self.conns.get_mut(slot) {
+            if conn.io.pending == Pending::Clean {
+                conn.io.pending = Pending::Held;
+                self.held.push(slot);
             }
         }
     }
@@ -322,8 +346,9 @@ impl Worker {
                 .counters(self.id);
             let frames = std::mem::take(&mut conn.io.frames_queued);
             bump(&counters.messages_out, u64::from(frames));
-            if let Ok(written) = conn.io.flush() {
-                bump(&counters.bytes_out, written as u64);
+            if let Ok(done) = conn.io.flush() {
+                bump(&counters.bytes_out, done.bytes as u64);
+                bump(&counters.writes, done.writes as u64);
             }
         }
         self.retire(slot);
@@ -362,13 +387,56 @@ impl Worker {
         }
     }
 
+    /// Writes every connection due this turn.
     pub(super) fn flush_dirty(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
-        for slot in dirty.drain(..) {
+        self.flush_slots(&dirty, Pending::Now);
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    /// Works on the fan-out flush: a round writes every held connection, at most
+    /// [`FANOUT_CHUNK`] per turn so that the loop keeps reading and answering in between; a
+    /// new round starts once the window since the last one began has passed (at once after
+    /// a quiet spell), or straight away when the loop is stopping. Connections that get
+    /// fan-out frames during a round after their write wait for the next one.
+    pub(super) fn flush_held(&mut self, now: Instant) {
+        if self.round_pos >= self.round.len() {
+            self.round.clear();
+            self.round_pos = 0;
+            if self.held.is_empty()
+                || (now < self.fanout_at + self.config.fanout_coalesce && self.stopping.is_none())
+            {
+                return;
+            }
+            self.fanout_at = now;
+            std::mem::swap(&mut self.round, &mut self.held);
+        }
+        let round = std::mem::take(&mut self.round);
+        let end = (self.round_pos + FANOUT_CHUNK).min(round.len());
+        self.flush_slots(&round[self.round_pos..end], Pending::Held);
+        self.round = round;
+        self.round_pos = end;
+    }
+
+    /// Whether a fan-out round is part done.
+    pub(super) fn in_round(&self) -> bool {
+        self.round_pos < self.round.len()
+    }
+
+    /// Writes the connections of `slots` still marked `due` (a connection may have moved to
+    /// the other list, or a slot been reused, since it was listed).
+    fn flush_slots(&mut self, slots: &[u32], due: Pending) {
+        for &slot in slots {
             let Some(conn) = self.conns.get_mut(slot) else {
                 continue;
             };
-            conn.io.is_dirty = false;
+            if conn.io.pending != due {
+                continue;
+            }
+            conn.io.pending = Pending::Clean;
             let counters = self.servers[conn.io.server as usize]
                 .shared
                 .counters(self.id);
@@ -377,8 +445,9 @@ impl Worker {
                 std::mem::take(&mut conn.io.frames_queued) as u64,
             );
             match conn.io.flush() {
-                Ok(written) => {
-                    bump(&counters.bytes_out, written as u64);
+                Ok(done) => {
+                    bump(&counters.bytes_out, done.bytes as u64);
+                    bump(&counters.writes, done.writes as u64);
                     self.finish_if_closed(slot);
                 }
                 Err(e) => {
@@ -386,9 +455,6 @@ impl Worker {
                     self.retire(slot);
                 }
             }
-        }
-        if self.dirty.is_empty() {
-            self.dirty = dirty;
         }
     }
 }

@@ -24,7 +24,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::codec::ws::OpKind;
 use crate::config::{Protocol, RuntimeConfig};
 use crate::conn::handshake::Handshake;
-use crate::conn::{Conn, ConnIo, Decoder, Phase};
+use crate::conn::{Conn, ConnIo, Decoder, MAX_IOVECS, Phase};
 use crate::facade::Server;
 use crate::handler::{WorkerContext, WorkerMessage};
 use crate::id::{ClientId, WorkerId, next_serial};
@@ -42,6 +42,8 @@ const READ_BUDGET: usize = 256 * 1024;
 const SCRATCH: usize = 64 * 1024;
 /// How long a closing connection may take to take its last frames and answer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections written per turn in a fan-out round (see `Worker::flush_held`).
+const FANOUT_CHUNK: usize = 256;
 /// How often deadlines (handshakes, closes, idle connections) are checked.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -63,6 +65,13 @@ pub(crate) struct Worker {
     conns: Slots<Conn>,
     scratch: Vec<u8>,
     dirty: Vec<u32>,
+    /// Connections holding only fan-out frames, for the next fan-out round.
+    held: Vec<u32>,
+    /// The fan-out round under way, written up to `round_pos`.
+    round: Vec<u32>,
+    round_pos: usize,
+    /// When the last fan-out round began.
+    fanout_at: Instant,
     /// Connections whose read budget ran out: read again next turn.
     again: Vec<u32>,
     /// The slots a command names, reused from command to command.
@@ -96,6 +105,11 @@ impl Worker {
             conns: Slots::default(),
             scratch: vec![0; SCRATCH],
             dirty: Vec::new(),
+            held: Vec::new(),
+            round: Vec::new(),
+            round_pos: 0,
+            // As if the last round were a window ago: the first fan-out goes out at once.
+            fanout_at: now.checked_sub(config.fanout_coalesce).unwrap_or(now),
             again: Vec::new(),
             targets: Vec::new(),
             config,
@@ -126,8 +140,19 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         let mut last_tick = Instant::now();
         loop {
-            let busy = !self.rx.is_empty() || !self.again.is_empty();
-            let timeout = if busy { Duration::ZERO } else { TICK };
+            let busy = !self.rx.is_empty()
+                || !self.again.is_empty()
+                || !self.dirty.is_empty()
+                || self.in_round();
+            let timeout = if busy {
+                Duration::ZERO
+            } else if self.held.is_empty() {
+                TICK
+            } else {
+                (self.fanout_at + self.config.fanout_coalesce)
+                    .saturating_duration_since(Instant::now())
+                    .min(TICK)
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == stdio::ErrorKind::Interrupted {
                     continue;
@@ -147,8 +172,11 @@ impl Worker {
                         if self.is_handshaking(slot) {
                             self.handshake(slot);
                         } else {
-                            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            let ended = event.is_read_closed() || event.is_error();
+                            if ended {
                                 self.read(slot);
+                            } else if event.is_readable() {
+                                self.read_from(slot, true);
                             }
                             if event.is_writable() {
                                 self.mark_dirty(slot);
@@ -166,6 +194,7 @@ impl Worker {
                 self.sweep(now);
             }
             self.flush_dirty();
+            self.flush_held(now);
             if let Some(deadline) = self.stopping {
                 if self.conns.is_empty() {
                     return Ok(());
@@ -338,13 +367,24 @@ impl Worker {
                 else {
                     return;
                 };
+                // A message to one client goes out this turn; a fan-out may wait for the
+                // next fan-out flush and share its write with the frames that follow.
+                let fan_out = match &target {
+                    LocalTarget::Ids(ids) => ids.len() > 1,
+                    LocalTarget::All { .. } => true,
+                };
                 let slots = self.targets_of(server, &target);
                 for &slot in &slots {
                     let Some(conn) = self.conns.get_mut(slot) else {
                         continue;
                     };
                     if conn.io.queue_shared(&frame, limit) {
-                        self.mark_dirty(slot);
+                        // A queue that fills a vectored write gains nothing by waiting.
+                        if fan_out && conn.io.frames_waiting() < MAX_IOVECS {
+                            self.mark_held(slot);
+                        } else {
+                            self.mark_dirty(slot);
+                        }
                     } else if conn.io.overflow > 0 {
                         self.overflowed(slot);
                     }
