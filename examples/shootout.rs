@@ -1,7 +1,7 @@
 //! The websocket-shootout server (hashrocket's benchmark protocol) on corepush.
 //!
 //! ```sh
-//! cargo run --release --example shootout -- --port 3334 --workers 2
+//! cargo run --release --example shootout -- --port 3334 --workers 2 [--fanout-coalesce-ms 10]
 //! ```
 //!
 //! `{"type":"echo","payload":P}` comes back to the sender; `{"type":"broadcast","payload":P}`
@@ -10,8 +10,9 @@
 //! as raw JSON, never re-parsed.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use corepush::{Context, Handler, Message, Runtime, ServerConfig};
+use corepush::{Context, Handler, Message, Runtime, RuntimeConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -70,12 +71,17 @@ fn main() {
     let mut port = 3334u16;
     let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut host = "127.0.0.1".to_owned();
+    let mut coalesce = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next();
         let ok = match (flag.as_str(), value) {
             ("--port", Some(v)) => v.parse().map(|v| port = v).is_ok(),
             ("--workers", Some(v)) => v.parse().map(|v| workers = v).is_ok(),
+            ("--fanout-coalesce-ms", Some(v)) => v
+                .parse()
+                .map(|v| coalesce = Some(Duration::from_millis(v)))
+                .is_ok(),
             ("--host", Some(v)) => {
                 host = v;
                 true
@@ -83,7 +89,10 @@ fn main() {
             _ => false,
         };
         if !ok {
-            eprintln!("usage: shootout [--port 3334] [--host 127.0.0.1] [--workers N]");
+            eprintln!(
+                "usage: shootout [--port 3334] [--host 127.0.0.1] [--workers N] \
+                 [--fanout-coalesce-ms MS]"
+            );
             std::process::exit(2);
         }
     }
@@ -94,17 +103,27 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = serve(addr, workers) {
+    if let Err(e) = serve(addr, workers, coalesce) {
         eprintln!("{e}");
         std::process::exit(1);
     }
 }
 
-/// Starts the shootout server on `addr` with `workers` core loops, prints
+/// Starts the shootout server on `addr` with `workers` core loops (and a fan-out window other
+/// than the default, if given), prints
 /// `listening on ws://ADDR/ (workers=N)` on stdout once it accepts, and runs until Ctrl-C or
 /// SIGTERM. The error is a message for the operator. The load example runs this too.
-pub(crate) fn serve(addr: SocketAddr, workers: usize) -> Result<(), String> {
+pub(crate) fn serve(
+    addr: SocketAddr,
+    workers: usize,
+    fanout_coalesce: Option<Duration>,
+) -> Result<(), String> {
+    let mut config = RuntimeConfig::default();
+    if let Some(window) = fanout_coalesce {
+        config.fanout_coalesce = window;
+    }
     let runtime = Runtime::builder()
+        .config(config)
         .workers(workers)
         .server(ServerConfig::websocket("shootout", addr).handler(|_| Shootout))
         .start()

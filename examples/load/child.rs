@@ -20,9 +20,13 @@ pub(crate) struct ServerChild {
 }
 
 impl ServerChild {
-    /// Re-executes this program as `--serve KIND --port 0 --workers N` and waits (bounded)
+    /// Re-executes this program as `--serve KIND --port 0 --workers N EXTRA…` and waits (bounded)
     /// for the first stdout line, `listening on ws://127.0.0.1:PORT/…`.
-    pub(crate) fn start(kind: &str, workers: usize) -> Result<Self, Box<dyn Error>> {
+    pub(crate) fn start(
+        kind: &str,
+        workers: usize,
+        extra: &[String],
+    ) -> Result<Self, Box<dyn Error>> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let mut child = Command::new(exe)
             .args([
@@ -35,6 +39,7 @@ impl ServerChild {
                 "--workers",
             ])
             .arg(workers.to_string())
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

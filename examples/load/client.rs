@@ -189,6 +189,9 @@ pub(crate) struct Engine {
     clients: Vec<Client>,
     scratch: Vec<u8>,
     rng: u64,
+    /// Main-poll events of the last wait not handled yet (a pump returned early): the next
+    /// pump handles them before it waits again, as edge-triggered events do not come back.
+    unhandled: usize,
 }
 
 /// The main poll's token for the nested priority poll.
@@ -221,6 +224,7 @@ impl Engine {
             clients: Vec::new(),
             scratch: vec![0; 256 * 1024],
             rng: seed | 1,
+            unhandled: 0,
         })
     }
 
@@ -264,12 +268,16 @@ impl Engine {
     }
 
     /// Waits up to `timeout` for socket events and hands every complete server message to
-    /// `on(client, text, now)`, `now` in ns since `epoch` (taken once per read).
+    /// `on(client, text, now)`, `now` in ns since `epoch` (taken once per read). When `on`
+    /// returns true (the caller has something to send in answer), the pump returns once the
+    /// current batch of priority events is handled, keeping the rest of the main poll's
+    /// events for the next call: a broadcaster answers a broadcastResult at once rather than
+    /// after thousands of ordinary deliveries.
     pub(crate) fn pump(
         &mut self,
         timeout: Duration,
         epoch: Instant,
-        on: &mut dyn FnMut(usize, &[u8], u64),
+        on: &mut dyn FnMut(usize, &[u8], u64) -> bool,
     ) -> Result<(), String> {
         let Engine {
             poll,
@@ -278,8 +286,10 @@ impl Engine {
             prio_events,
             clients,
             scratch,
+            unhandled,
             ..
         } = self;
+        let act = std::cell::Cell::new(false);
         let mut io = |token: Token, writable: bool, readable: bool| -> Result<(), String> {
             let i = token.0;
             let Some(c) = clients.get_mut(i) else {
@@ -289,8 +299,12 @@ impl Engine {
                 flush(c).map_err(|e| format!("client {i}: write: {e}"))?;
             }
             if readable {
-                read(c, scratch, epoch, &mut |text, now| on(i, text, now))
-                    .map_err(|e| format!("client {i}: {e}"))?;
+                read(c, scratch, epoch, &mut |text, now| {
+                    if on(i, text, now) {
+                        act.set(true);
+                    }
+                })
+                .map_err(|e| format!("client {i}: {e}"))?;
             }
             Ok(())
         };
@@ -301,13 +315,28 @@ impl Engine {
                 .try_for_each(|e| io(e.token(), e.is_writable(), is_readable(e)))
         };
         drain_prio(&mut io)?;
-        wait(poll, events, timeout)?;
-        for (k, event) in events.iter().enumerate() {
+        if act.get() {
+            return Ok(());
+        }
+        let total = if *unhandled > 0 {
+            events.iter().count()
+        } else {
+            wait(poll, events, timeout)?;
+            let n = events.iter().count();
+            *unhandled = n;
+            n
+        };
+        let first = total - *unhandled;
+        for (k, event) in events.iter().enumerate().skip(first) {
+            *unhandled -= 1;
             if event.token() == PRIO || k % PRIO_EVERY == PRIO_EVERY - 1 {
                 drain_prio(&mut io)?;
             }
             if event.token() != PRIO {
                 io(event.token(), event.is_writable(), is_readable(event))?;
+            }
+            if act.get() {
+                break;
             }
         }
         Ok(())

@@ -9,6 +9,7 @@
 //!     [--clients 1000[,10000]] [--senders 4] [--payload 64] [--seconds 5] [--runs 3]
 //!     [--workers 2] [--echo-clients 100] [--inflight 16] [--client-threads 1]
 //!     [--connect-threads 4] [--quiet-wait 60] [--ramp] [--ramp-max 30000]
+//!     [--fanout-coalesce-ms MS]
 //! ```
 //!
 //! A run starts a fresh server, reads its idle RSS, connects the clients (tungstenite's
@@ -16,13 +17,15 @@
 //! again, and measures:
 //!
 //! * **fan-out** — `--senders` clients broadcast `--payload`-byte payloads in a closed loop
-//!   (the next once the previous one's broadcastResult is back, and at most `--inflight` of
-//!   a sender's broadcasts not yet received by every client); deliveries per second,
+//!   (the next as soon as the previous one's broadcastResult is read — a result ends the
+//!   client thread's batch of reads early — and at most `--inflight` of a sender's
+//!   broadcasts not yet received by every client); deliveries per second,
 //!   send → broadcastResult and send → last delivery latencies, server CPU per delivery;
 //! * **echo** — `--echo-clients` clients in a closed loop; round trips per second and server
 //!   CPU per round trip.
 //!
-//! Figures are medians over `--runs` runs. `--ramp` runs the shootout's ramp instead: 1,000
+//! `--fanout-coalesce-ms` sets corepush's `RuntimeConfig::fanout_coalesce` (default: the
+//! library's default). Figures are medians over `--runs` runs. `--ramp` runs the shootout's ramp instead: 1,000
 //! more clients per step, a burst of 20 broadcasts from 4 senders at each, until the 95th
 //! percentile of send → broadcastResult passes 500 ms (or `--ramp-max`, or a failure).
 //!
@@ -72,6 +75,8 @@ struct Opts {
     ramp_max: usize,
     /// Seconds to wait at most for a quiet machine before a run (0: no waiting).
     quiet_wait: u64,
+    /// corepush's fan-out window, if not its default.
+    coalesce_ms: Option<u64>,
 }
 
 fn main() -> Res<()> {
@@ -86,7 +91,7 @@ fn main() -> Res<()> {
     println!("corepush load benchmark (loopback; client and server share the machine)");
     println!(
         "parameters: server={} clients={} senders={} payload={} B seconds={} runs={} workers={} \
-         echo-clients={} inflight={}/sender client-threads={}{}",
+         echo-clients={} inflight={}/sender client-threads={} corepush-fanout-coalesce={}{}",
         o.servers.join(","),
         join(&o.clients),
         o.senders,
@@ -97,6 +102,8 @@ fn main() -> Res<()> {
         o.echo_clients,
         o.inflight,
         o.client_threads,
+        o.coalesce_ms
+            .map_or_else(|| "default".to_owned(), |ms| format!("{ms}ms")),
         if o.ramp {
             format!(" ramp (max {})", o.ramp_max)
         } else {
@@ -239,16 +246,31 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
-/// The hidden child mode: `--serve corepush|floor|tokio --port P --workers N`.
+impl Opts {
+    /// The server child's arguments beyond kind, port and workers.
+    fn serve_args(&self, kind: &str) -> Vec<String> {
+        match self.coalesce_ms {
+            Some(ms) if kind == "corepush" => vec!["--fanout-coalesce-ms".into(), ms.to_string()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The hidden child mode: `--serve corepush|floor|tokio --port P --workers N
+/// [--fanout-coalesce-ms MS]`.
 fn serve(args: &[String]) -> Res<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let (mut kind, mut port, mut workers) = (String::new(), 0u16, 2usize);
+    let mut coalesce = None;
     for pair in args.chunks(2) {
         match (pair[0].as_str(), pair.get(1)) {
             ("--serve", Some(v)) => kind = v.clone(),
             ("--port", Some(v)) => port = v.parse()?,
             ("--workers", Some(v)) => workers = v.parse()?,
             ("--watch-stdin", Some(_)) => child::exit_with_parent(),
+            ("--fanout-coalesce-ms", Some(v)) => {
+                coalesce = Some(Duration::from_millis(v.parse()?));
+            }
             (flag, _) => return Err(format!("serve mode: unexpected {flag}").into()),
         }
     }
@@ -257,6 +279,7 @@ fn serve(args: &[String]) -> Res<()> {
         "corepush" => Ok(shootout::serve(
             SocketAddr::from(([127, 0, 0, 1], port)),
             workers,
+            coalesce,
         )?),
         "floor" => floor::serve(port, workers),
         "tokio" => tokio_ws::serve(port, workers),
@@ -270,7 +293,7 @@ const SERVERS: [&str; 3] = ["corepush", "floor", "tokio"];
 const USAGE: &str = "usage: load [--server corepush|floor|tokio|all] [--clients 1000[,10000]] \
     [--senders 4] [--payload 64] [--seconds 5] [--runs 3] [--workers 2] [--echo-clients 100] \
     [--inflight 16] [--client-threads 1] [--connect-threads 4] [--quiet-wait 60] [--ramp] \
-    [--ramp-max 30000]";
+    [--ramp-max 30000] [--fanout-coalesce-ms MS]";
 
 fn parse(args: &[String]) -> Res<Opts> {
     let mut o = Opts {
@@ -288,6 +311,7 @@ fn parse(args: &[String]) -> Res<Opts> {
         ramp: false,
         ramp_max: 30_000,
         quiet_wait: 60,
+        coalesce_ms: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -329,6 +353,7 @@ fn parse(args: &[String]) -> Res<Opts> {
             "--connect-threads" => o.connect_threads = v.parse().map_err(|e| bad(&e))?,
             "--ramp-max" => o.ramp_max = v.parse().map_err(|e| bad(&e))?,
             "--quiet-wait" => o.quiet_wait = v.parse().map_err(|e| bad(&e))?,
+            "--fanout-coalesce-ms" => o.coalesce_ms = Some(v.parse().map_err(|e| bad(&e))?),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
         }
     }
@@ -445,7 +470,7 @@ fn add_clients(engines: &mut [Engine], port: u16, first: usize, count: usize, o:
 }
 
 fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
-    let server = ServerChild::start(kind, o.workers)?;
+    let server = ServerChild::start(kind, o.workers, &o.serve_args(kind))?;
     let rss_idle = server.settled_rss()?;
     let mut engines = engines(o.client_threads, o)?;
     let t = Instant::now();
@@ -520,7 +545,7 @@ fn ramp(kind: &str, o: &Opts, tck: u64) -> Res<()> {
         o.ramp_max
     );
     wait_quiet(tck, o);
-    let server = ServerChild::start(kind, o.workers)?;
+    let server = ServerChild::start(kind, o.workers, &o.serve_args(kind))?;
     let mut engines = engines(o.client_threads, o)?;
     println!(
         "\nramp, {kind}: 20 broadcasts from 4 senders per step; limit p95(send → broadcastResult) ≤ 500 ms"

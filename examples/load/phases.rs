@@ -154,6 +154,7 @@ fn follow(e: &mut Engine, track: &Track) -> Result<u64, String> {
                     deliveries += 1;
                     track.delivered(m.seq, now);
                 }
+                false
             },
         );
         if let Err(e) = result {
@@ -260,6 +261,7 @@ fn broadcast(
                 Kind::Broadcast => {
                     out.deliveries += 1;
                     track.delivered(m.seq, now);
+                    false
                 }
                 Kind::Result if i < senders.len() && m.seq % n == i as u64 => {
                     let st = &mut senders[i];
@@ -269,9 +271,12 @@ fn broadcast(
                     if m.listeners != spec.clients as u64 {
                         out.wrong_count += 1;
                     }
+                    // Back to the loop, which sends this broadcaster's next one.
+                    true
                 }
                 _ => {
                     track.anomalies.fetch_add(1, Ordering::Relaxed);
+                    false
                 }
             }
         })?;
@@ -363,6 +368,7 @@ fn echo_one(
             } else {
                 wrong += 1;
             }
+            false
         })?;
     }
     if wrong > 0 {
