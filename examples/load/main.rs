@@ -5,7 +5,7 @@
 //! own. `--server all` (the default) runs the three.
 //!
 //! ```sh
-//! cargo run --release --example load -- [--server corepush|floor|tokio|all]
+//! cargo run --release --example load -- [--server corepush|floor|tokio|all|LIST]
 //!     [--clients 1000[,10000]] [--senders 4] [--payload 64] [--seconds 5] [--runs 3]
 //!     [--workers 2] [--echo-clients 100] [--inflight 16] [--client-threads 1]
 //!     [--connect-threads 4] [--quiet-wait 60] [--ramp] [--ramp-max 30000]
@@ -290,7 +290,7 @@ fn serve(args: &[String]) -> Res<()> {
 /// The servers `--server all` (the default) runs, in this order.
 const SERVERS: [&str; 3] = ["corepush", "floor", "tokio"];
 
-const USAGE: &str = "usage: load [--server corepush|floor|tokio|all] [--clients 1000[,10000]] \
+const USAGE: &str = "usage: load [--server corepush|floor|tokio|all|LIST] [--clients 1000[,10000]] \
     [--senders 4] [--payload 64] [--seconds 5] [--runs 3] [--workers 2] [--echo-clients 100] \
     [--inflight 16] [--client-threads 1] [--connect-threads 4] [--quiet-wait 60] [--ramp] \
     [--ramp-max 30000] [--fanout-coalesce-ms MS]";
@@ -329,10 +329,13 @@ fn parse(args: &[String]) -> Res<Opts> {
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {v}: {e}\n{USAGE}");
         match flag.as_str() {
             "--server" => {
-                o.servers = match v.as_str() {
-                    "all" => SERVERS.map(String::from).to_vec(),
-                    "corepush" | "floor" | "tokio" => vec![v.clone()],
-                    _ => return Err(bad(&"corepush, floor, tokio or all").into()),
+                o.servers = Vec::new();
+                for name in v.split(',') {
+                    match name {
+                        "all" => o.servers.extend(SERVERS.map(String::from)),
+                        "corepush" | "floor" | "tokio" => o.servers.push(name.to_owned()),
+                        _ => return Err(bad(&"corepush, floor, tokio, all, or a list").into()),
+                    }
                 }
             }
             "--clients" => {
@@ -500,6 +503,7 @@ fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
         child::cpu_ticks("self")?,
         Instant::now(),
     );
+    eprintln!("  fan-out phase: server pid {}", server.pid);
     let f = phases::fanout(&mut engines, &spec(Stop::After(seconds)))?;
     let (cpu1, me1, wall) = (server.cpu_ticks()?, child::cpu_ticks("self")?, t0.elapsed());
     let (all1, _) = child::machine_ticks()?;
@@ -527,6 +531,8 @@ fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
     let per_engine: Vec<usize> = (0..t)
         .map(|k| (0..echo_clients).filter(|i| i % t == k).count())
         .collect();
+    // The phase and the pid on stderr, for a profiler to attach to the phase it wants.
+    eprintln!("  echo phase: server pid {}", server.pid);
     let cpu0 = server.cpu_ticks()?;
     let e = phases::echo(&mut engines, &per_engine, o.payload, seconds, DRAIN)?;
     let cpu1 = server.cpu_ticks()?;
