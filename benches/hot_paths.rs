@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use corepush::{Context, Handler, Message, Raw, Runtime, ServerConfig, WorkerContext, WorkerId};
+use corepush::{
+    Context, Handler, Message, Raw, Runtime, RuntimeConfig, ServerConfig, WorkerContext, WorkerId,
+};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
@@ -18,7 +20,14 @@ impl Handler for Quiet {
 }
 
 fn runtime(workers: usize, counter: Arc<AtomicU64>) -> Runtime {
+    // Each bench waits for one push before the next, so a fan-out window would only measure
+    // its own length: every frame is written in the turn that queued it.
+    let config = RuntimeConfig {
+        fanout_coalesce: Duration::ZERO,
+        ..RuntimeConfig::default()
+    };
     Runtime::builder()
+        .config(config)
         .workers(workers)
         .server(
             ServerConfig::tcp_length("bench", "127.0.0.1:0".parse().unwrap())

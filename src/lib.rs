@@ -27,7 +27,10 @@
 //!   sender can starve its sockets.
 //! * **Frame once, write many.** A broadcast is encoded and framed once; every connection
 //!   queues a reference to the same bytes, and each connection's queue is flushed with one
-//!   vectored write per loop turn.
+//!   vectored write. Frames of a message to many clients wait for the core loop's next
+//!   fan-out round ([`RuntimeConfig::fanout_coalesce`], 10 ms; at once after a quiet spell),
+//!   so that under load one write carries many of them; a message to one client goes out in
+//!   the loop turn that queued it.
 //! * **Identities route themselves.** A [`ClientId`] encodes the core loop (and, in a
 //!   cluster, the instance) that owns the connection, so a push to one client needs no lookup;
 //!   ids are never reused in the life of a process.

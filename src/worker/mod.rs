@@ -1,8 +1,11 @@
 //! The core loop: one thread, one `mio::Poll`, the connections it owns outright.
 //!
 //! A turn of the loop: wait for socket events (or the mailbox's waker), handle them, drain a
-//! bounded batch of commands from the mailbox, then flush every connection that got output —
-//! one vectored write per connection per turn, however many frames were queued to it.
+//! bounded batch of commands from the mailbox, then flush every connection due — one
+//! vectored write per connection, however many frames were queued to it. A connection that
+//! got a message of its own (a reply, a push to it alone, a ping, a close) is due this turn;
+//! one holding only fan-out frames waits for the next fan-out round, which starts at most once
+//! per `RuntimeConfig::fanout_coalesce` and is written `FANOUT_CHUNK` connections per turn.
 //! Per-connection I/O and the close paths live in [`io`].
 
 mod io;
