@@ -384,6 +384,7 @@ impl Worker {
         if let Some(conn) = self.conns.remove(slot) {
             let shared = self.servers[conn.io.server as usize].shared.clone();
             self.unadmit(&shared, conn.peer);
+            self.released = true;
         }
     }
 

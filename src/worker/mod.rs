@@ -86,6 +86,10 @@ pub(crate) struct Worker {
     now_ms: u32,
     /// Clients refused since the last log line about it.
     refused: u64,
+    /// Per server: an accept failed for want of file descriptors or memory; see `accept`.
+    accept_paused: Vec<bool>,
+    /// A connection was let go this turn (its descriptor is free again).
+    released: bool,
     last_stats: Instant,
 }
 
@@ -99,6 +103,7 @@ impl Worker {
         config: RuntimeConfig,
     ) -> Self {
         let now = Instant::now();
+        let n_servers = servers.len();
         Worker {
             id,
             runtime,
@@ -120,6 +125,8 @@ impl Worker {
             epoch: now,
             now_ms: 0,
             refused: 0,
+            accept_paused: vec![false; n_servers],
+            released: false,
             last_stats: now,
         }
     }
@@ -192,9 +199,14 @@ impl Worker {
             self.drain_mailbox();
             // Before the flush, so that the pings and close frames it queues go out in this
             // turn rather than up to a tick later, eating into the time a client has to answer.
-            if now.duration_since(last_tick) >= TICK {
+            let tick = now.duration_since(last_tick) >= TICK;
+            if tick {
                 last_tick = now;
                 self.sweep(now);
+            }
+            let paused = self.accept_paused.contains(&true);
+            if paused && (tick || std::mem::take(&mut self.released)) {
+                self.retry_accept();
             }
             self.flush_dirty();
             self.flush_held(now);
@@ -230,12 +242,43 @@ impl Worker {
             };
             match listener.accept() {
                 Ok((stream, peer)) => self.add_conn(server, stream, peer.ip()),
-                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    error!("core loop {}: accept failed: {e}", self.id);
+                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => {
+                    if std::mem::take(&mut self.accept_paused[server]) {
+                        info!("core loop {}: accepting clients again", self.id);
+                    }
                     return;
                 }
+                // A client that gave up while queued: the next one may be fine.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        stdio::ErrorKind::Interrupted
+                            | stdio::ErrorKind::ConnectionAborted
+                            | stdio::ErrorKind::ConnectionReset
+                    ) => {}
+                Err(e) => {
+                    // Out of file descriptors (or memory): the clients stay queued in the
+                    // kernel, and no new readiness event will say so, so the loop tries
+                    // again whenever it lets a connection go and at every tick.
+                    if !self.accept_paused[server] {
+                        self.accept_paused[server] = true;
+                        warn!(
+                            "core loop {}: accept failed: {e}; waiting clients are accepted \
+                             once resources free up",
+                            self.id
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Retries the accepts that failed for want of resources.
+    fn retry_accept(&mut self) {
+        for server in 0..self.servers.len() {
+            if self.accept_paused[server] {
+                self.accept(server);
             }
         }
     }
