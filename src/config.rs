@@ -194,6 +194,9 @@ impl ServerConfig {
     }
 }
 
+/// The longest [`RuntimeConfig::fanout_coalesce`] a runtime accepts.
+pub(crate) const MAX_FANOUT_COALESCE: Duration = Duration::from_secs(60);
+
 /// Settings of the whole runtime.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -223,7 +226,8 @@ pub struct RuntimeConfig {
     /// a ping or a close still writes the connection's whole queue (held frames first, order
     /// kept) in the loop turn that queued it, and so does a queue of 64 frames or more.
     ///
-    /// Zero writes every frame in the loop turn that queued it. Defaults to 10 ms: invisible
+    /// Zero writes every frame in the loop turn that queued it; at most 60 s (a longer window
+    /// is refused by [`RuntimeBuilder::start`](crate::RuntimeBuilder::start)). Defaults to 10 ms: invisible
     /// next to network round trips, and enough for several times the deliveries per second
     /// of a server that writes every broadcast on its own (see the README's Performance
     /// section). Lower it where a burst's later messages must not wait (tick-driven games).

@@ -18,7 +18,7 @@ use socket2::{Domain, Socket, Type};
 use crate::backend::Backend;
 use crate::backend::fpm::FpmBackend;
 use crate::backend::local::LocalBackend;
-use crate::config::{BackendConfig, RuntimeConfig, ServerConfig};
+use crate::config::{BackendConfig, MAX_FANOUT_COALESCE, RuntimeConfig, ServerConfig};
 use crate::error::{Error, Result};
 use crate::facade::Server;
 use crate::handler::{
@@ -196,6 +196,12 @@ impl RuntimeBuilder {
         if workers == 0 || workers > MAX_WORKERS {
             return Err(Error::Config(format!(
                 "workers must be 1..={MAX_WORKERS}, not {workers}"
+            )));
+        }
+        if self.config.fanout_coalesce > MAX_FANOUT_COALESCE {
+            return Err(Error::Config(format!(
+                "fanout_coalesce must be at most {MAX_FANOUT_COALESCE:?}, not {:?}",
+                self.config.fanout_coalesce
             )));
         }
         if self.specs.is_empty() {

@@ -78,7 +78,7 @@ fn fan_out_frames_after_the_first_wait_for_the_window_and_share_one_write() {
 fn a_message_to_one_client_or_a_reply_takes_held_frames_along_at_once() {
     // Far longer than any wait of this test: a held frame only arrives if something else
     // flushes it.
-    let (rt, addr, server) = start("coalesce-bypass", Duration::from_secs(600));
+    let (rt, addr, server) = start("coalesce-bypass", Duration::from_secs(60));
     let mut a = Client::connect(addr);
     let mut b = Client::connect(addr);
     assert_eq!(server.send_raw_to_all("first").unwrap(), 2);
@@ -116,6 +116,24 @@ fn a_message_to_one_client_or_a_reply_takes_held_frames_along_at_once() {
     rt.shutdown().unwrap();
     assert_eq!(a.recv(), "room-msg");
     assert_eq!(read_until_close(&mut a.ws), Some(1001));
+}
+
+#[test]
+fn a_window_over_a_minute_is_refused() {
+    let config = RuntimeConfig {
+        fanout_coalesce: Duration::from_secs(61),
+        ..RuntimeConfig::default()
+    };
+    let err = Runtime::builder()
+        .config(config)
+        .server(
+            ServerConfig::websocket("coalesce-long", "127.0.0.1:0".parse().unwrap())
+                .handler(|_| Cmd),
+        )
+        .start()
+        .err()
+        .expect("a 61 s window must be refused");
+    assert!(err.to_string().contains("fanout_coalesce"), "{err}");
 }
 
 #[test]

@@ -407,12 +407,10 @@ impl Worker {
         if self.round_pos >= self.round.len() {
             self.round.clear();
             self.round_pos = 0;
-            if self.held.is_empty()
-                || (now < self.fanout_at + self.config.fanout_coalesce && self.stopping.is_none())
-            {
+            if self.held.is_empty() || (now < self.next_round() && self.stopping.is_none()) {
                 return;
             }
-            self.fanout_at = now;
+            self.fanout_at = Some(now);
             std::mem::swap(&mut self.round, &mut self.held);
         }
         let round = std::mem::take(&mut self.round);
@@ -420,6 +418,15 @@ impl Worker {
         self.flush_slots(&round[self.round_pos..end], Pending::Held);
         self.round = round;
         self.round_pos = end;
+    }
+
+    /// When the next fan-out round may start: a window after the last one began, or at once
+    /// if there was none.
+    pub(super) fn next_round(&self) -> Instant {
+        match self.fanout_at {
+            Some(last) => last + self.config.fanout_coalesce,
+            None => self.epoch,
+        }
     }
 
     /// Whether a fan-out round is part done.

@@ -74,7 +74,7 @@ pub(crate) struct Worker {
     round: Vec<u32>,
     round_pos: usize,
     /// When the last fan-out round began.
-    fanout_at: Instant,
+    fanout_at: Option<Instant>,
     /// Connections whose read budget ran out: read again next turn.
     again: Vec<u32>,
     /// The slots a command names, reused from command to command.
@@ -116,8 +116,7 @@ impl Worker {
             held: Vec::new(),
             round: Vec::new(),
             round_pos: 0,
-            // As if the last round were a window ago: the first fan-out goes out at once.
-            fanout_at: now.checked_sub(config.fanout_coalesce).unwrap_or(now),
+            fanout_at: None,
             again: Vec::new(),
             targets: Vec::new(),
             config,
@@ -159,7 +158,7 @@ impl Worker {
             } else if self.held.is_empty() {
                 TICK
             } else {
-                (self.fanout_at + self.config.fanout_coalesce)
+                self.next_round()
                     .saturating_duration_since(Instant::now())
                     .min(TICK)
             };
