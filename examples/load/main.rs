@@ -9,7 +9,7 @@
 //!     [--clients 1000[,10000]] [--senders 4] [--payload 64] [--seconds 5] [--runs 3]
 //!     [--workers 2] [--echo-clients 100] [--inflight 16] [--client-threads 1]
 //!     [--connect-threads 4] [--quiet-wait 60] [--ramp] [--ramp-max 30000]
-//!     [--fanout-coalesce-ms MS]
+//!     [--fanout-coalesce-ms MS] [--rate BROADCASTS_PER_S]
 //! ```
 //!
 //! A run starts a fresh server, reads its idle RSS, connects the clients (tungstenite's
@@ -21,6 +21,11 @@
 //!   client thread's batch of reads early — and at most `--inflight` of a sender's
 //!   broadcasts not yet received by every client); deliveries per second,
 //!   send → broadcastResult and send → last delivery latencies, server CPU per delivery;
+//!
+//!   With `--rate`, the fan-out is an open loop instead: the senders broadcast on a fixed
+//!   schedule, that many per second together, whatever the results (still at most
+//!   `--inflight` per sender open; a send that waits a whole interval for room is dropped
+//!   and reported) — latency at a load every server can carry, rather than at saturation;
 //! * **echo** — `--echo-clients` clients in a closed loop; round trips per second and server
 //!   CPU per round trip.
 //!
@@ -77,6 +82,8 @@ struct Opts {
     quiet_wait: u64,
     /// corepush's fan-out window, if not its default.
     coalesce_ms: Option<u64>,
+    /// Open-loop fan-out at this many broadcasts per second (all senders together).
+    rate: Option<f64>,
 }
 
 fn main() -> Res<()> {
@@ -91,7 +98,8 @@ fn main() -> Res<()> {
     println!("corepush load benchmark (loopback; client and server share the machine)");
     println!(
         "parameters: server={} clients={} senders={} payload={} B seconds={} runs={} workers={} \
-         echo-clients={} inflight={}/sender client-threads={} corepush-fanout-coalesce={}{}",
+         echo-clients={} inflight={}/sender client-threads={} corepush-fanout-coalesce={} \
+         fan-out={}{}",
         o.servers.join(","),
         join(&o.clients),
         o.senders,
@@ -104,6 +112,10 @@ fn main() -> Res<()> {
         o.client_threads,
         o.coalesce_ms
             .map_or_else(|| "default".to_owned(), |ms| format!("{ms}ms")),
+        o.rate.map_or_else(
+            || "closed-loop".to_owned(),
+            |r| format!("open-loop {r} broadcasts/s")
+        ),
         if o.ramp {
             format!(" ramp (max {})", o.ramp_max)
         } else {
@@ -293,7 +305,7 @@ const SERVERS: [&str; 3] = ["corepush", "floor", "tokio"];
 const USAGE: &str = "usage: load [--server corepush|floor|tokio|all|LIST] [--clients 1000[,10000]] \
     [--senders 4] [--payload 64] [--seconds 5] [--runs 3] [--workers 2] [--echo-clients 100] \
     [--inflight 16] [--client-threads 1] [--connect-threads 4] [--quiet-wait 60] [--ramp] \
-    [--ramp-max 30000] [--fanout-coalesce-ms MS]";
+    [--ramp-max 30000] [--fanout-coalesce-ms MS] [--rate BROADCASTS_PER_S]";
 
 fn parse(args: &[String]) -> Res<Opts> {
     let mut o = Opts {
@@ -312,6 +324,7 @@ fn parse(args: &[String]) -> Res<Opts> {
         ramp_max: 30_000,
         quiet_wait: 60,
         coalesce_ms: None,
+        rate: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -357,6 +370,13 @@ fn parse(args: &[String]) -> Res<Opts> {
             "--ramp-max" => o.ramp_max = v.parse().map_err(|e| bad(&e))?,
             "--quiet-wait" => o.quiet_wait = v.parse().map_err(|e| bad(&e))?,
             "--fanout-coalesce-ms" => o.coalesce_ms = Some(v.parse().map_err(|e| bad(&e))?),
+            "--rate" => {
+                let r: f64 = v.parse().map_err(|e| bad(&e))?;
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(bad(&"a positive number of broadcasts per second").into());
+                }
+                o.rate = Some(r);
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
         }
     }
@@ -485,16 +505,17 @@ fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
         rss_per_conn: (rss_conns as f64 - rss_idle as f64) / n as f64,
         ..Run::default()
     };
-    let spec = |stop| FanoutSpec {
+    let spec = |stop, rate| FanoutSpec {
         senders: o.senders,
         inflight: o.inflight,
         payload: o.payload,
         stop,
         clients: n,
         drain: DRAIN,
+        rate,
     };
     // Warm-up: lazily grown buffers and first-touch pages stay out of the window.
-    phases::fanout(&mut engines, &spec(Stop::Each(o.inflight)))?;
+    phases::fanout(&mut engines, &spec(Stop::Each(o.inflight), None))?;
 
     let seconds = Duration::from_secs_f64(o.seconds);
     let (all0, _) = child::machine_ticks()?;
@@ -504,9 +525,15 @@ fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
         Instant::now(),
     );
     eprintln!("  fan-out phase: server pid {}", server.pid);
-    let f = phases::fanout(&mut engines, &spec(Stop::After(seconds)))?;
+    let f = phases::fanout(&mut engines, &spec(Stop::After(seconds), o.rate))?;
     let (cpu1, me1, wall) = (server.cpu_ticks()?, child::cpu_ticks("self")?, t0.elapsed());
     let (all1, _) = child::machine_ticks()?;
+    if f.skipped > 0 {
+        eprintln!(
+            "  note: {} scheduled broadcast(s) dropped: {} per sender were still open",
+            f.skipped, o.inflight
+        );
+    }
     if f.wrong_count > 0 {
         eprintln!(
             "  note: {} broadcastResult(s) with a listenerCount other than {n}",
@@ -577,6 +604,7 @@ fn ramp(kind: &str, o: &Opts, tck: u64) -> Res<()> {
             stop: Stop::Each(5),
             clients: n,
             drain: Duration::from_secs(30),
+            rate: None,
         };
         let f = match phases::fanout(&mut engines, &spec) {
             Ok(f) => f,

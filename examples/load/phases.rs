@@ -32,6 +32,10 @@ pub(crate) struct FanoutSpec {
     pub(crate) clients: usize,
     /// How long after the last send every broadcast must be complete.
     pub(crate) drain: Duration,
+    /// Open loop: broadcasts per second from all broadcasters together, on a schedule that
+    /// does not wait for results (still at most `inflight` per broadcaster). `None`: the
+    /// closed loop.
+    pub(crate) rate: Option<f64>,
 }
 
 /// What a fan-out measured. Latencies in ns.
@@ -45,6 +49,9 @@ pub(crate) struct Fanout {
     pub(crate) to_last: Vec<u64>,
     /// broadcastResults whose listenerCount was not the number of clients.
     pub(crate) wrong_count: u64,
+    /// Open loop: scheduled sends dropped because `inflight` broadcasts of their broadcaster
+    /// were still open for a whole interval (the server, or this generator, fell behind).
+    pub(crate) skipped: u64,
 }
 
 /// What an echo run measured. Latencies in ns.
@@ -172,6 +179,8 @@ struct Sender {
     oldest: u64,
     awaiting_result: bool,
     sent_at: Vec<u64>,
+    /// Open loop: when the next broadcast is due.
+    due: Instant,
 }
 
 /// Engine 0: the broadcasters' closed loops, plus its share of receiving.
@@ -190,16 +199,22 @@ fn broadcast(
     }
     let n = spec.senders as u64;
     let inflight = spec.inflight;
+    let start = Instant::now();
+    // Open loop: each broadcaster sends every `interval`, the broadcasters staggered evenly.
+    let interval = spec
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(n as f64 / r));
     let mut senders: Vec<Sender> = (0..spec.senders)
-        .map(|_| Sender {
+        .map(|s| Sender {
             next: 0,
             oldest: 0,
             awaiting_result: false,
             sent_at: vec![0; inflight as usize],
+            due: start + interval.map_or(Duration::ZERO, |i| i * s as u32 / n as u32),
         })
         .collect();
     let mut out = Fanout::default();
-    let start = Instant::now();
     let (send_until, per_sender) = match spec.stop {
         Stop::After(d) => (Some(start + d), u64::MAX),
         Stop::Each(k) => (None, k),
@@ -228,7 +243,29 @@ fn broadcast(
                 st.oldest += 1;
             }
             let more = sending && st.next < per_sender;
-            if more && !st.awaiting_result && st.next - st.oldest < inflight {
+            let room = st.next - st.oldest < inflight;
+            let go = match interval {
+                None => !st.awaiting_result && room,
+                Some(every) if now >= st.due => {
+                    if !room {
+                        // Full: the send waits, up to an interval; then it is dropped.
+                        if now >= st.due + every {
+                            out.skipped += 1;
+                            st.due += every;
+                        }
+                        false
+                    } else {
+                        st.due += every;
+                        // Far behind (a stall): no burst to catch up.
+                        if st.due + every < now {
+                            st.due = now;
+                        }
+                        true
+                    }
+                }
+                Some(_) => false,
+            };
+            if more && go {
                 let seq = st.next * n + s as u64;
                 let slot = track.slot(seq);
                 track.done_at[slot].store(0, Ordering::Relaxed);
@@ -254,8 +291,17 @@ fn broadcast(
                 spec.clients, spec.drain
             ));
         }
+        // Open loop: wake for the next due send.
+        let wait = match interval {
+            Some(_) if sending => senders
+                .iter()
+                .map(|st| st.due.saturating_duration_since(now))
+                .min()
+                .map_or(tick, |d| d.min(tick)),
+            _ => tick,
+        };
         let (senders, out) = (&mut senders, &mut out);
-        e.pump(tick, track.epoch, &mut |i, text, now| {
+        e.pump(wait, track.epoch, &mut |i, text, now| {
             let m = classify(text);
             match m.kind {
                 Kind::Broadcast => {
