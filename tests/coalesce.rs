@@ -131,8 +131,7 @@ fn a_window_over_a_minute_is_refused() {
                 .handler(|_| Cmd),
         )
         .start()
-        .err()
-        .expect("a 61 s window must be refused");
+        .expect_err("a 61 s window must be refused");
     assert!(err.to_string().contains("fanout_coalesce"), "{err}");
 }
 
