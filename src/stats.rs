@@ -12,10 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Stats {
     /// Connections open now (past their handshake).
     pub connections: u64,
-    /// Connections accepted since start.
+    /// Connections taken in under the connection limits since start. Each then opens, fails
+    /// its handshake (`handshake_failures`) or is turned away by the handshake hook (counted in
+    /// `rejected` too).
     pub accepted: u64,
-    /// Connections refused: over `max_connections` or `max_connections_per_ip`, or rejected
-    /// by the handshake hook.
+    /// Connections refused: over `max_connections` or `max_connections_per_ip` (never
+    /// `accepted`), or rejected by the handshake hook (after being `accepted`).
     pub rejected: u64,
     /// WebSocket handshakes that failed (garbage, missing headers, timeout).
     pub handshake_failures: u64,
