@@ -353,6 +353,7 @@ fn accept_thread(
         tx: &tx,
         shared: &shared,
         next_evict: 0,
+        failing: false,
     };
     while !shared.is_stopping() {
         if let Err(e) = poll.poll(&mut events, retry) {
@@ -377,6 +378,8 @@ struct Acceptor<'a> {
     shared: &'a Arc<Shared>,
     /// Where to look first for an idle connection to close.
     next_evict: usize,
+    /// Accepts are failing (say, out of file descriptors): logged once until they succeed.
+    failing: bool,
 }
 
 impl Acceptor<'_> {
@@ -397,14 +400,27 @@ impl Acceptor<'_> {
                         self.next_evict = evict_one(self.shared, self.next_evict);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if std::mem::take(&mut self.failing) {
+                        info!("http acceptor: accepting connections again");
+                    }
+                    return true;
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
                     ) => {}
                 Err(e) => {
-                    warn!("http acceptor: accept failed: {e}");
+                    if !self.failing {
+                        self.failing = true;
+                        warn!(
+                            "http acceptor: accept failed: {e}; waiting connections are \
+                             accepted once resources free up"
+                        );
+                    }
                     return false;
                 }
             }
