@@ -227,10 +227,11 @@ pub struct RuntimeConfig {
     /// kept) in the loop turn that queued it, and so does a queue of 64 frames or more.
     ///
     /// Zero writes every frame in the loop turn that queued it; at most 60 s (a longer window
-    /// is refused by [`RuntimeBuilder::start`](crate::RuntimeBuilder::start)). Defaults to 10 ms: invisible
-    /// next to network round trips, and enough for several times the deliveries per second
-    /// of a server that writes every broadcast on its own (see the README's Performance
-    /// section). Lower it where a burst's later messages must not wait (tick-driven games).
+    /// is refused by [`RuntimeBuilder::start`](crate::RuntimeBuilder::start)). Defaults to
+    /// 10 ms: invisible next to network round trips, and enough for several times the
+    /// deliveries per second of a server that writes every broadcast on its own (see the
+    /// README's Performance section). Lower it where a burst's later messages must not wait
+    /// (tick-driven games).
     pub fanout_coalesce: Duration,
 }
 

@@ -110,8 +110,8 @@ impl Decoder {
 pub(crate) enum Pending {
     /// Nothing waits to be written (or it waits for the socket to become writable).
     Clean,
-    /// Only frames of messages to many clients: written with the core loop's next fan-out
-    /// flush, so that frames arriving meanwhile share the write.
+    /// Only frames of messages to many clients: written in the core loop's next fan-out
+    /// round, so that frames arriving meanwhile share the write.
     Held,
     /// Written at the end of this loop turn.
     Now,
@@ -246,8 +246,8 @@ impl ConnIo {
     }
 
     /// Writes what the socket takes, in vectored writes of up to 64 frames. Returns the bytes
-    /// written and the writes it took; the queue is empty afterwards unless the socket filled up (a writable event
-    /// follows then).
+    /// written and the writes they took; the queue is empty afterwards unless the socket
+    /// filled up (a writable event follows then).
     pub(crate) fn flush(&mut self) -> io::Result<Flushed> {
         let mut done = Flushed::default();
         while !self.out.is_empty() {

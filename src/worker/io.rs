@@ -15,7 +15,7 @@ use crate::config::SlowConsumer;
 use crate::conn::handshake::{BAD_REQUEST, Step};
 use crate::conn::{ConnIo, Decoder, Pending, Phase};
 use crate::handler::Context;
-use crate::stats::{bump, drop_one};
+use crate::stats::{Counters, bump, drop_one};
 
 impl Worker {
     /// Registers a connection that just opened and tells its handler.
@@ -270,7 +270,7 @@ impl Worker {
         }
     }
 
-    /// Puts a connection that got a fan-out frame on the list of the next fan-out flush,
+    /// Puts a connection that got a fan-out frame on the list of the next fan-out round,
     /// unless it is already due sooner.
     pub(super) fn mark_held(&mut self, slot: u32) {
         if let Some(conn) = self.conns.get_mut(slot) {
@@ -339,17 +339,12 @@ impl Worker {
             conn.phase = Phase::Closing(Instant::now() + CLOSE_TIMEOUT);
             self.notify_closed(slot);
         }
-        // Best effort for what is still queued (counted as in `flush_dirty`), then let go.
+        // Best effort for what is still queued (counted as every flush is), then let go.
         if let Some(conn) = self.conns.get_mut(slot) {
             let counters = self.servers[conn.io.server as usize]
                 .shared
                 .counters(self.id);
-            let frames = std::mem::take(&mut conn.io.frames_queued);
-            bump(&counters.messages_out, u64::from(frames));
-            if let Ok(done) = conn.io.flush() {
-                bump(&counters.bytes_out, done.bytes as u64);
-                bump(&counters.writes, done.writes as u64);
-            }
+            let _ = flush_counted(&mut conn.io, counters);
         }
         self.retire(slot);
     }
@@ -448,16 +443,8 @@ impl Worker {
             let counters = self.servers[conn.io.server as usize]
                 .shared
                 .counters(self.id);
-            bump(
-                &counters.messages_out,
-                std::mem::take(&mut conn.io.frames_queued) as u64,
-            );
-            match conn.io.flush() {
-                Ok(done) => {
-                    bump(&counters.bytes_out, done.bytes as u64);
-                    bump(&counters.writes, done.writes as u64);
-                    self.finish_if_closed(slot);
-                }
+            match flush_counted(&mut conn.io, counters) {
+                Ok(()) => self.finish_if_closed(slot),
                 Err(e) => {
                     debug!("core loop {}: write to {} failed: {e}", self.id, conn.io.id);
                     self.retire(slot);
@@ -465,6 +452,19 @@ impl Worker {
             }
         }
     }
+}
+
+/// Writes a connection's queue and counts it: the frames queued since the last count, then
+/// the bytes and the write calls that went out.
+fn flush_counted(io: &mut ConnIo, counters: &Counters) -> std::io::Result<()> {
+    bump(
+        &counters.messages_out,
+        u64::from(std::mem::take(&mut io.frames_queued)),
+    );
+    let done = io.flush()?;
+    bump(&counters.bytes_out, done.bytes as u64);
+    bump(&counters.writes, done.writes as u64);
+    Ok(())
 }
 
 /// Runs a handler call; a panic closes the connection (1011) instead of the core loop.

@@ -203,8 +203,8 @@ impl Worker {
                 last_tick = now;
                 self.sweep(now);
             }
-            let paused = self.accept_paused.contains(&true);
-            if paused && (tick || std::mem::take(&mut self.released)) {
+            let released = std::mem::take(&mut self.released);
+            if (tick || released) && self.accept_paused.contains(&true) {
                 self.retry_accept();
             }
             self.flush_dirty();
@@ -413,7 +413,7 @@ impl Worker {
                     return;
                 };
                 // A message to one client goes out this turn; a fan-out may wait for the
-                // next fan-out flush and share its write with the frames that follow.
+                // next fan-out round and share its write with the frames that follow.
                 let fan_out = match &target {
                     LocalTarget::Ids(ids) => ids.len() > 1,
                     LocalTarget::All { .. } => true,
