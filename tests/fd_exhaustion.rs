@@ -102,12 +102,13 @@ fn finish(
     err.iter().collect()
 }
 
-#[test]
-fn clients_queued_while_out_of_descriptors_are_accepted_once_one_is_free() {
-    let (child, stdin, _out, err, addr) = start_child("ws");
-
-    // Every client connects (the kernel queues them) and asks to upgrade at once.
-    let request = upgrade_request(addr, "/", &[]);
+/// Runs one episode on a `kind` child: every client connects (the kernel queues them) and
+/// sends `request` at once; the server takes the first [`FREE`], in the order they queued,
+/// and is stuck on the next until one goes, when that next one gets its answer with no new
+/// connection; once all go, the server says it accepts again, with one warning for it all.
+fn episode(kind: &str, request: impl Fn(std::net::SocketAddr) -> String, status: u16, again: &str) {
+    let (child, stdin, _out, err, addr) = start_child(kind);
+    let request = request(addr);
     let mut clients: Vec<TcpStream> = (0..CLIENTS)
         .map(|_| {
             let mut s = tcp(addr);
@@ -117,19 +118,16 @@ fn clients_queued_while_out_of_descriptors_are_accepted_once_one_is_free() {
         .collect();
     expect_line(&err, "accept failed");
 
-    // The server took the first ones, in the order they queued, and is stuck on the next.
     for s in &mut clients[..FREE] {
-        assert_eq!(status_of(&read_head(s)), 101);
+        assert_eq!(status_of(&read_head(s)), status);
     }
 
-    // One goes; its descriptor lets the next queued client in, with no new connection.
     drop(clients.remove(0));
-    assert_eq!(status_of(&read_head(&mut clients[FREE - 1])), 101);
+    assert_eq!(status_of(&read_head(&mut clients[FREE - 1])), status);
 
     // All go: the rest are accepted (and find their client gone), and the queue is empty.
     drop(clients);
-    // One warning for the whole episode.
-    expect_line_without(&err, "accepting clients again", Some("accept failed"));
+    expect_line_without(&err, again, Some("accept failed"));
     let rest = finish(child, stdin, err);
     assert!(
         !rest.iter().any(|l| l.contains("accept failed")),
@@ -138,33 +136,23 @@ fn clients_queued_while_out_of_descriptors_are_accepted_once_one_is_free() {
 }
 
 #[test]
+fn clients_queued_while_out_of_descriptors_are_accepted_once_one_is_free() {
+    episode(
+        "ws",
+        |addr| upgrade_request(addr, "/", &[]),
+        101,
+        "accepting clients again",
+    );
+}
+
+#[test]
 fn http_clients_queued_while_out_of_descriptors_are_served_once_one_is_free() {
-    let (child, stdin, _out, err, addr) = start_child("http");
-
     // Keep-alive requests: an answered connection keeps its descriptor.
-    let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-    let mut clients: Vec<TcpStream> = (0..CLIENTS)
-        .map(|_| {
-            let mut s = tcp(addr);
-            s.write_all(request.as_bytes()).unwrap();
-            s
-        })
-        .collect();
-    expect_line(&err, "accept failed");
-
-    for s in &mut clients[..FREE] {
-        assert_eq!(status_of(&read_head(s)), 200);
-    }
-
-    drop(clients.remove(0));
-    assert_eq!(status_of(&read_head(&mut clients[FREE - 1])), 200);
-
-    drop(clients);
-    expect_line_without(&err, "accepting connections again", Some("accept failed"));
-    let rest = finish(child, stdin, err);
-    assert!(
-        !rest.iter().any(|l| l.contains("accept failed")),
-        "one warning per episode: {rest:?}"
+    episode(
+        "http",
+        |addr| format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+        200,
+        "accepting connections again",
     );
 }
 

@@ -2,6 +2,7 @@
 //! body, a chunked upload, `100 Continue`, `HEAD`, and a refused oversized upload. Skipped, with
 //! a note, where `curl` is not installed.
 mod http_util;
+mod util;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

@@ -3,6 +3,7 @@
 //! `100 Continue`, the refusals (400, 408, 413, 417, 431, 501, 503), handler panics, timeouts,
 //! and an idle connection giving up its thread to a waiting client.
 mod http_util;
+mod util;
 
 use std::sync::mpsc;
 use std::time::Duration;

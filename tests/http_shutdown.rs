@@ -2,6 +2,7 @@
 //! flight finish and get their whole answer (with `Connection: close`), idle keep-alive
 //! connections close, and the threads are joined — by the handle, `shutdown` or a drop.
 mod http_util;
+mod util;
 
 use std::sync::mpsc;
 use std::time::Duration;

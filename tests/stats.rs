@@ -4,7 +4,6 @@
 mod util;
 
 use std::io::Write;
-use std::time::Duration;
 
 use corepush::{BackendConfig, Runtime, Server, ServerConfig, Stats};
 use util::*;
@@ -17,12 +16,10 @@ fn assert_stats(server: &Server, expected: Stats) {
         s.writes = 0;
         s
     };
-    let deadline = std::time::Instant::now() + WAIT;
-    while without_writes(server.stats()) != expected && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    settle("the expected stats", expected, || {
+        without_writes(server.stats())
+    });
     let s = server.stats();
-    assert_eq!(without_writes(s), expected);
     assert!(
         (s.messages_out == 0) == (s.writes == 0) && s.writes <= s.messages_out,
         "{} writes for {} frames",

@@ -5,12 +5,13 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use corepush::{HttpConfig, HttpServer, RequestHandler};
 
-/// How long any single wait in a test may take before it fails.
-pub const WAIT: Duration = Duration::from_secs(10);
+// The shared waits: a test file that uses this module declares `mod util;` too.
+#[allow(unused_imports)] // not every test file waits
+pub use super::util::{WAIT, wait_until};
 
 /// A configuration on a free port of 127.0.0.1, with a few threads.
 pub fn config(name: &str) -> HttpConfig {
@@ -191,15 +192,6 @@ pub fn refused(addr: SocketAddr) -> bool {
     match TcpStream::connect_timeout(&addr, WAIT) {
         Err(e) => e.kind() == ErrorKind::ConnectionRefused,
         Ok(_) => false,
-    }
-}
-
-/// Waits until `f` is true, polling; panics with `what` after `WAIT`.
-pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -86,13 +86,21 @@ pub fn assert_silent(ws: &mut Ws, within: Duration) {
 }
 
 /// Waits until `f` is true, polling; panics with `what` after `WAIT`.
-pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    settle(what, true, f);
+}
+
+/// Polls `f` until it returns `expected`, for state no event announces (say, counters written
+/// just after the bytes a client has read); after `WAIT`, fails showing both values.
+pub fn settle<T: PartialEq + std::fmt::Debug>(what: &str, expected: T, mut f: impl FnMut() -> T) {
     let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+    let mut seen = f();
+    while seen != expected && Instant::now() < deadline {
         std::thread::yield_now();
         std::thread::sleep(Duration::from_millis(2));
+        seen = f();
     }
+    assert_eq!(seen, expected, "timed out waiting for: {what}");
 }
 
 /// Reads until the peer closes; returns the close code it sent, if any.
