@@ -211,6 +211,15 @@ pub struct RuntimeConfig {
     /// How many commands a core loop takes from its mailbox before it looks at its sockets
     /// again, so that one busy sender cannot starve I/O. Defaults to 1024.
     pub mailbox_batch: usize,
+    /// How many commands (sends, closes, worker messages from other threads) may wait in one
+    /// core loop's mailbox. A thread that finds it full waits for room (see
+    /// [`mailbox_timeout`](RuntimeConfig::mailbox_timeout)), so a thread that pushes faster
+    /// than the core loops can write cannot grow memory without bound. Defaults to 16,384.
+    pub mailbox_capacity: usize,
+    /// How long a thread that is not a core loop waits for room in a full mailbox before the
+    /// call fails with [`Error::MailboxFull`](crate::Error::MailboxFull). A core loop never
+    /// waits: there the call fails at once. Defaults to 1 s.
+    pub mailbox_timeout: Duration,
     /// How often each server's [`Stats`](crate::Stats) are logged (at info level); `None`
     /// disables it. Defaults to `None`.
     pub stats_interval: Option<Duration>,
@@ -242,6 +251,8 @@ impl Default for RuntimeConfig {
             instance: 0,
             shutdown_timeout: Duration::from_secs(5),
             mailbox_batch: 1024,
+            mailbox_capacity: 16 * 1024,
+            mailbox_timeout: Duration::from_secs(1),
             stats_interval: None,
             fanout_coalesce: Duration::from_millis(10),
         }

@@ -22,10 +22,19 @@ pub enum Error {
     /// The call needs a core loop thread (for example `this_worker`), but the calling thread is
     /// not one.
     NotOnWorker,
-    /// The backend cannot carry the call (for example it is not connected); try again later.
-    Backend(String),
-    /// The runtime has shut down; the handle can no longer push.
+    /// The runtime is shutting down or has shut down: the handle can no longer send, close or
+    /// message. Nothing was sent.
     Shutdown,
+    /// A core loop's mailbox stayed full: the core loops are not keeping up with the calls.
+    /// Off core loops a call waits up to
+    /// [`RuntimeConfig::mailbox_timeout`](crate::RuntimeConfig::mailbox_timeout) for room; on
+    /// a core loop it never waits. The message was queued to `queued` connections (on other
+    /// core loops, for a call that spans several) and to none of the rest; a worker message,
+    /// to `queued` core loops. Slow down; retrying repeats it for those `queued`.
+    MailboxFull {
+        /// What the call had queued before the full mailbox stopped it.
+        queued: usize,
+    },
     /// A core loop failed or panicked; the message says which and why. The runtime stopped.
     Worker(String),
 }
@@ -42,8 +51,11 @@ impl fmt::Display for Error {
             Error::Frame(m) => write!(f, "cannot frame payload: {m}"),
             Error::UnknownServer(n) => write!(f, "no server named {n:?} is running"),
             Error::NotOnWorker => f.write_str("this call needs to run on a core loop thread"),
-            Error::Backend(m) => write!(f, "backend error: {m}"),
             Error::Shutdown => f.write_str("the runtime has shut down"),
+            Error::MailboxFull { queued } => write!(
+                f,
+                "a core loop's mailbox is full (queued to {queued} before it stopped the call)"
+            ),
             Error::Worker(m) => write!(f, "core loop failed: {m}"),
         }
     }

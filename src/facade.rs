@@ -11,9 +11,9 @@ use crate::backend::fpm::FpmBackend;
 use crate::backend::{Backend, Payload, Scope, Target};
 use crate::error::{Error, Result};
 use crate::id::{ClientId, WorkerId};
+use crate::mailbox::current_worker;
 use crate::parser::{DataParser, JsonParser, encode_with};
 use crate::stats::Stats;
-use crate::worker::shared::current_worker;
 
 /// A handle on one named server: push to clients, flags, groups or everyone, close clients,
 /// ask who is connected, and message the core loops.
@@ -252,7 +252,7 @@ impl Server {
 
     /// The flag a client is bound to.
     pub fn flag_of(&self, id: ClientId) -> Option<String> {
-        self.inner.backend.flag_of(id)
+        self.inner.backend.flag_of(id, self.scope_ref())
     }
 
     /// Every connection of the server, sorted.
@@ -275,9 +275,44 @@ impl Server {
         self.group_members(group).len()
     }
 
-    /// The names of the groups that have members, sorted.
+    /// The names of the groups that have members (in this handle's scope), sorted.
     pub fn groups(&self) -> Vec<String> {
-        self.inner.backend.group_names()
+        self.inner.backend.group_names(self.scope_ref())
+    }
+
+    /// Binds a connected client to a flag (a user id), replacing any flag it had — as
+    /// [`Context::bind`](crate::Context::bind), from any thread (say, an HTTP login). Several
+    /// connections may share a flag. False if the client is not connected.
+    pub fn bind(&self, id: ClientId, flag: &str) -> bool {
+        self.inner.backend.bind(id, flag, false, self.scope_ref())
+    }
+
+    /// Binds the flag only if no other connection holds it — as
+    /// [`Context::bind_nx`](crate::Context::bind_nx). Returns whether the client holds it.
+    pub fn bind_nx(&self, id: ClientId, flag: &str) -> bool {
+        self.inner.backend.bind(id, flag, true, self.scope_ref())
+    }
+
+    /// Unbinds a client's flag; returns the flag it held.
+    pub fn unbind(&self, id: ClientId) -> Option<String> {
+        self.inner.backend.unbind(id, self.scope_ref())
+    }
+
+    /// Adds a connected client to a group — as [`Context::join`](crate::Context::join). False
+    /// if it is not connected or already in
+    /// [`max_groups_per_connection`](crate::ServerConfig::max_groups_per_connection) groups.
+    pub fn join(&self, id: ClientId, group: &str) -> bool {
+        self.inner.backend.join(id, group, self.scope_ref())
+    }
+
+    /// Takes a client out of a group; returns whether it was a member.
+    pub fn leave(&self, id: ClientId, group: &str) -> bool {
+        self.inner.backend.leave(id, group, self.scope_ref())
+    }
+
+    /// The groups a client is in, sorted.
+    pub fn groups_of(&self, id: ClientId) -> Vec<String> {
+        self.inner.backend.groups_of(id, self.scope_ref())
     }
 
     /// The server's counters (connections, messages, bytes, drops, refusals …), summed over
@@ -289,20 +324,22 @@ impl Server {
     /// Stores a value on a connection, where its handler's [`Context`](crate::Context) can read
     /// it too. False if the client is not connected.
     pub fn set_data<T: Any + Send + Sync>(&self, id: ClientId, key: &str, value: T) -> bool {
-        self.inner.backend.set_data(id, key, Arc::new(value))
+        self.inner
+            .backend
+            .set_data(id, key, Arc::new(value), self.scope_ref())
     }
 
     /// Reads a value stored on a connection, if it is there and of type `T`.
     pub fn data<T: Any + Clone>(&self, id: ClientId, key: &str) -> Option<T> {
         self.inner
             .backend
-            .data(id, key)
+            .data(id, key, self.scope_ref())
             .and_then(|v| v.downcast_ref::<T>().cloned())
     }
 
     /// Removes a value stored on a connection; returns whether one was there.
     pub fn remove_data(&self, id: ClientId, key: &str) -> bool {
-        self.inner.backend.remove_data(id, key)
+        self.inner.backend.remove_data(id, key, self.scope_ref())
     }
 
     /// Encodes `data` and delivers it, with an action name, to the worker-message callback
@@ -316,7 +353,7 @@ impl Server {
         let bytes = self.encode(data)?;
         self.inner
             .backend
-            .send_message(Some(action), &bytes, &workers.into())
+            .send_message(Some(action), &bytes, &workers.into(), self.scope_ref())
     }
 
     /// Delivers bytes or text as they are to the raw worker-message callback of the chosen
@@ -329,7 +366,7 @@ impl Server {
         let raw = raw.into();
         self.inner
             .backend
-            .send_message(None, &raw.bytes, &workers.into())
+            .send_message(None, &raw.bytes, &workers.into(), self.scope_ref())
     }
 }
 

@@ -137,7 +137,7 @@ impl Context<'_> {
     pub fn flag(&self) -> Option<String> {
         self.shared
             .registry
-            .flag_of(self.io.id)
+            .flag_of(self.io.id, true)
             .map(|f| f.to_string())
     }
 
@@ -160,7 +160,7 @@ impl Context<'_> {
     pub fn groups(&self) -> Vec<String> {
         self.shared
             .registry
-            .groups_of(self.io.id)
+            .groups_of(self.io.id, true)
             .iter()
             .map(|g| g.to_string())
             .collect()
@@ -177,7 +177,7 @@ impl Context<'_> {
     pub fn get<T: Any + Clone>(&self, key: &str) -> Option<T> {
         self.shared
             .registry
-            .data(self.io.id, key)
+            .data(self.io.id, key, true)
             .and_then(|v| v.downcast_ref::<T>().cloned())
     }
 

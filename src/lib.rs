@@ -126,6 +126,7 @@ pub mod fuzzing;
 mod handler;
 mod http;
 mod id;
+mod mailbox;
 mod parser;
 mod registry;
 mod server;

@@ -25,7 +25,8 @@ use crate::handler::{
     Handler, HandshakeHook, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
 };
 use crate::id::{MAX_WORKERS, WorkerId};
-use crate::worker::shared::{Mailbox, RuntimeShared, ServerShared, current_worker_runtime};
+use crate::mailbox::{Mailbox, current_worker_runtime};
+use crate::worker::shared::{RuntimeShared, ServerShared};
 use crate::worker::{ServerSlot, WAKER, Worker};
 
 type ActionFn<H> = dyn Fn(&mut H, &mut WorkerContext<'_>, &WorkerMessage<'_>) + Send + Sync;
@@ -258,7 +259,7 @@ impl RuntimeBuilder {
         for w in 0..workers {
             let poll = Poll::new()?;
             let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
-            let (tx, rx) = crossbeam_channel::unbounded();
+            let (tx, rx) = crossbeam_channel::bounded(self.config.mailbox_capacity);
             mailboxes.push(Mailbox::new(tx, waker, runtime_id, WorkerId(w as u16)));
             polls.push(poll);
             receivers.push(rx);
@@ -283,6 +284,7 @@ impl RuntimeBuilder {
             mailboxes,
             servers,
             stopping: Default::default(),
+            mailbox_timeout: self.config.mailbox_timeout,
         });
         let facades: Vec<Server> = self
             .specs

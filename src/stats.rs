@@ -44,8 +44,11 @@ pub struct Stats {
     pub idle_closes: u64,
     /// Handler calls that panicked.
     pub handler_panics: u64,
-    /// Pushes the backend failed to carry.
-    pub backend_errors: u64,
+    /// Sends, closes and worker messages that found a core loop's mailbox full (they then
+    /// waited for room, or failed at once on a core loop thread).
+    pub mailbox_full: u64,
+    /// Of those, the ones that failed with [`Error::MailboxFull`](crate::Error::MailboxFull).
+    pub mailbox_timeouts: u64,
 }
 
 macro_rules! counters {
@@ -82,7 +85,8 @@ counters!(
     protocol_errors,
     idle_closes,
     handler_panics,
-    backend_errors,
+    mailbox_full,
+    mailbox_timeouts,
 );
 
 /// Adds `n` to a counter. Each core loop is the only writer of its counters, so a load and a
@@ -93,6 +97,12 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
         counter.load(Ordering::Relaxed).wrapping_add(n),
         Ordering::Relaxed,
     );
+}
+
+/// Adds `n` to a counter that any thread may write.
+#[inline]
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 /// Subtracts 1 from a counter that only its core loop writes.

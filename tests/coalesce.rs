@@ -82,12 +82,12 @@ fn a_message_to_one_client_or_a_reply_takes_held_frames_along_at_once() {
     assert_eq!(a.recv(), "held-1");
     assert_eq!(a.recv(), "direct");
 
-    // `b`'s request: its reply writes `b`'s queue, with the fan-out the handler made in the
-    // same turn; for `a` that fan-out is held...
+    // `b`'s request: its reply writes `b`'s queue, with the fan-out the handler made before
+    // it (one thread's messages keep their order); for `a` that fan-out is held...
     b.say("all:from-b");
     assert_eq!(b.recv(), "held-1");
-    assert_eq!(b.recv(), "sent:2");
     assert_eq!(b.recv(), "from-b");
+    assert_eq!(b.recv(), "sent:2");
     // ...until `a`'s own reply takes it along.
     a.say("echo:a");
     assert_eq!(a.recv(), "from-b");

@@ -68,6 +68,8 @@ struct Client {
     id: String,
     worker: u64,
     seq: u64,
+    /// Frames that arrived ahead of a reply: pushes the op made to this client itself.
+    early: std::collections::VecDeque<Message>,
 }
 
 impl Client {
@@ -77,6 +79,7 @@ impl Client {
             id: String::new(),
             worker: u64::MAX,
             seq: 0,
+            early: Default::default(),
         };
         let me = c.ok(json!({"op": "whoami"}));
         c.id = me["clientId"].as_str().expect("clientId string").to_owned();
@@ -88,15 +91,26 @@ impl Client {
         self.ws.send(Message::text(text)).expect("send");
     }
 
-    /// Sends a request with a fresh numeric id; its reply must be the next frame.
+    /// Sends a request with a fresh numeric id and waits for its reply. Pushes that the op
+    /// made to this client itself arrive before the reply; they are kept for `next_frame`.
     fn call(&mut self, mut request: Value) -> Value {
         self.seq += 1;
         request["id"] = json!(self.seq);
         self.send_text(&request.to_string());
-        let reply = self.next_json();
-        assert_eq!(reply["op"], "reply", "{request} → {reply}");
-        assert_eq!(reply["id"], json!(self.seq), "{request} → {reply}");
-        reply
+        loop {
+            let frame = self.read_frame();
+            let reply = match &frame {
+                Message::Text(t) => serde_json::from_str::<Value>(t).ok(),
+                _ => None,
+            };
+            match reply {
+                Some(reply) if reply["op"] == "reply" => {
+                    assert_eq!(reply["id"], json!(self.seq), "{request} → {reply}");
+                    return reply;
+                }
+                _ => self.early.push_back(frame),
+            }
+        }
     }
 
     fn ok(&mut self, request: Value) -> Value {
@@ -115,6 +129,13 @@ impl Client {
     }
 
     fn next_frame(&mut self) -> Message {
+        match self.early.pop_front() {
+            Some(frame) => frame,
+            None => self.read_frame(),
+        }
+    }
+
+    fn read_frame(&mut self) -> Message {
         let deadline = Instant::now() + WAIT;
         loop {
             assert!(Instant::now() < deadline, "client {}: no frame", self.id);

@@ -109,12 +109,15 @@ fn this_worker_in_a_handler_confines_sends_counts_and_listings() {
     assert_eq!(w0[1].ask("local-conns"), ids[0].join(","));
     assert_eq!(w1[0].ask("local-conns"), ids[1].join(","));
 
-    // To every connection of the sender's core loop, the sender included.
-    assert_eq!(w0[0].ask("local-all:loop 0 only"), "sent:2");
+    // To every connection of the sender's core loop, the sender included: the push, made
+    // first, reaches the sender before the reply.
+    w0[0].say("local-all:loop 0 only");
     assert_eq!(w0[0].recv(), "loop 0 only");
+    assert_eq!(w0[0].recv(), "sent:2");
     assert_eq!(w0[1].recv(), "loop 0 only");
-    assert_eq!(w1[0].ask("local-all:loop 1 only"), "sent:2");
+    w1[0].say("local-all:loop 1 only");
     assert_eq!(w1[0].recv(), "loop 1 only");
+    assert_eq!(w1[0].recv(), "sent:2");
     assert_eq!(w1[1].recv(), "loop 1 only");
     // A client of the other core loop is out of scope.
     let other = w1[1].id;

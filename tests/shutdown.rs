@@ -1,5 +1,6 @@
 //! Shutdown: everything queued reaches every client, in order, before a 1001 close frame;
-//! handles outlive the runtime harmlessly; dropping a runtime stops it; invalid builders fail.
+//! handles outlive the runtime and every send through them fails with `Error::Shutdown`;
+//! dropping a runtime stops it; invalid builders fail.
 mod util;
 
 use std::thread::{self, JoinHandle};
@@ -139,16 +140,21 @@ fn handles_outlive_the_runtime_and_push_to_nobody() {
     rt.join().unwrap();
 
     assert!(get_server("shut-after").is_none());
-    assert_eq!(server.send(&1, id).unwrap(), 0);
-    assert_eq!(server.send_raw("x", [id]).unwrap(), 0);
-    assert_eq!(server.send_to_all(&1).unwrap(), 0);
-    assert_eq!(server.send_raw_to_all("x").unwrap(), 0);
-    assert_eq!(server.send_by_flag(&1, "f").unwrap(), 0);
-    assert_eq!(server.send_to_group("g", &1).unwrap(), 0);
-    assert_eq!(server.close(id).unwrap(), 0);
-    assert_eq!(server.close_by_flag("f").unwrap(), 0);
-    assert_eq!(server.send_message("a", &1, Workers::All).unwrap(), 0);
-    assert_eq!(server.send_message_raw("a", WorkerId(0)).unwrap(), 0);
+    // Every call that would send answers that the runtime is gone; nothing reads as sent.
+    let shut = |r: corepush::Result<usize>| matches!(r, Err(Error::Shutdown));
+    assert!(shut(server.send(&1, id)));
+    assert!(shut(server.send_raw("x", [id])));
+    assert!(shut(server.send_to_all(&1)));
+    assert!(shut(server.send_raw_to_all("x")));
+    assert!(shut(server.send_by_flag(&1, "f")));
+    assert!(shut(server.send_to_group("g", &1)));
+    assert!(shut(server.close(id)));
+    assert!(shut(server.close_by_flag("f")));
+    assert!(shut(server.send_message("a", &1, Workers::All)));
+    assert!(shut(server.send_message_raw("a", WorkerId(0))));
+    assert!(shut(server.worker(WorkerId(0)).send_raw_to_all("x")));
+    assert!(!server.bind(id, "f"));
+    assert!(!server.join(id, "g"));
     assert!(!server.exists(id));
     assert!(!server.flag_exists("f"));
     assert_eq!(server.connection_count(), 0);
@@ -166,7 +172,7 @@ fn dropping_a_runtime_shuts_it_down() {
     assert!(stop.is_shutting_down());
     assert_eq!(r.join().unwrap(), Some(1001));
     assert!(get_server("shut-drop").is_none());
-    assert_eq!(server.send_raw("x", id).unwrap(), 0);
+    assert!(matches!(server.send_raw("x", id), Err(Error::Shutdown)));
     assert_eq!(server.connection_count(), 0);
 }
 

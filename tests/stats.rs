@@ -152,7 +152,7 @@ fn stats_count_a_known_sequence_exactly() {
             s.dropped,
             s.slow_consumer_closes,
             s.idle_closes,
-            s.backend_errors
+            s.mailbox_full
         ),
         (0, 0, 0, 0, 0, 0)
     );

@@ -360,7 +360,7 @@ impl Report {
             "protocol_errors",
             "idle_closes",
             "handler_panics",
-            "backend_errors",
+            "mailbox_timeouts",
         ];
         let listed: Vec<String> = counters
             .iter()

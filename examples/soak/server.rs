@@ -184,7 +184,7 @@ fn stats_line(server: &Server, pushed: u64) -> String {
          connections={} accepted={} closed={} rejected={} \
          handshake_failures={} messages_in={} messages_out={} bytes_out={} dropped={} \
          slow_consumer_closes={} protocol_errors={} idle_closes={} handler_panics={} \
-         backend_errors={}",
+         mailbox_timeouts={}",
         s.connections,
         s.accepted,
         s.closed,
@@ -198,7 +198,7 @@ fn stats_line(server: &Server, pushed: u64) -> String {
         s.protocol_errors,
         s.idle_closes,
         s.handler_panics,
-        s.backend_errors,
+        s.mailbox_timeouts,
     )
 }
 

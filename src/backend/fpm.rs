@@ -44,7 +44,13 @@ impl Backend for FpmBackend {
         }
         Ok(0)
     }
-    fn send_message(&self, action: Option<&str>, _: &[u8], _: &Workers) -> Result<usize> {
+    fn send_message(
+        &self,
+        action: Option<&str>,
+        _: &[u8],
+        _: &Workers,
+        _: Scope<'_>,
+    ) -> Result<usize> {
         if first(MESSAGE) {
             debug!(
                 "worker message {action:?} ignored: the Fpm backend has no workers (logged once)"
@@ -58,7 +64,7 @@ impl Backend for FpmBackend {
     fn flag_members(&self, _: &str, _: Scope<'_>) -> Vec<ClientId> {
         Vec::new()
     }
-    fn flag_of(&self, _: ClientId) -> Option<String> {
+    fn flag_of(&self, _: ClientId, _: Scope<'_>) -> Option<String> {
         None
     }
     fn connections(&self, _: Scope<'_>) -> Vec<ClientId> {
@@ -70,19 +76,34 @@ impl Backend for FpmBackend {
     fn group_members(&self, _: &str, _: Scope<'_>) -> Vec<ClientId> {
         Vec::new()
     }
-    fn group_names(&self) -> Vec<String> {
+    fn group_names(&self, _: Scope<'_>) -> Vec<String> {
         Vec::new()
     }
-    fn set_data(&self, _: ClientId, key: &str, _: DataValue) -> bool {
+    fn bind(&self, _: ClientId, _: &str, _: bool, _: Scope<'_>) -> bool {
+        false
+    }
+    fn unbind(&self, _: ClientId, _: Scope<'_>) -> Option<String> {
+        None
+    }
+    fn join(&self, _: ClientId, _: &str, _: Scope<'_>) -> bool {
+        false
+    }
+    fn leave(&self, _: ClientId, _: &str, _: Scope<'_>) -> bool {
+        false
+    }
+    fn groups_of(&self, _: ClientId, _: Scope<'_>) -> Vec<String> {
+        Vec::new()
+    }
+    fn set_data(&self, _: ClientId, key: &str, _: DataValue, _: Scope<'_>) -> bool {
         if first(SET_DATA) {
             debug!("set_data {key:?} ignored: the Fpm backend has no connections (logged once)");
         }
         false
     }
-    fn data(&self, _: ClientId, _: &str) -> Option<DataValue> {
+    fn data(&self, _: ClientId, _: &str, _: Scope<'_>) -> Option<DataValue> {
         None
     }
-    fn remove_data(&self, _: ClientId, _: &str) -> bool {
+    fn remove_data(&self, _: ClientId, _: &str, _: Scope<'_>) -> bool {
         false
     }
     fn workers(&self) -> usize {

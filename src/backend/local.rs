@@ -2,24 +2,34 @@
 //!
 //! A push is framed once; each core loop that owns a receiver gets one command carrying the
 //! shared frame and the ids it owns (or "all, except these"), so a broadcast costs one
-//! channel message per core loop, not one per client.
+//! channel message per core loop, not one per client. Each core loop's receivers are counted
+//! under its table lock while the command is handed over (see [`crate::registry`]), so the
+//! count is exactly the number of connections the message is queued to.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{Backend, Payload, Scope, Target};
 use crate::conn::frame;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::facade::Workers;
 use crate::id::{ClientId, WorkerId};
-use crate::registry::DataValue;
-use crate::stats::Stats;
-use crate::worker::shared::{Command, LocalTarget, RuntimeShared, ServerShared};
+use crate::mailbox::{Command, LocalTarget, Mailbox, Offer, current_worker_runtime};
+use crate::registry::{DataValue, Live};
+use crate::stats::{Stats, add};
+use crate::worker::shared::{RuntimeShared, ServerShared};
 
 /// Delivers into the core loops of one runtime, for one of its servers.
 #[derive(Debug)]
 pub(crate) struct LocalBackend {
     runtime: Arc<RuntimeShared>,
     server: Arc<ServerShared>,
+}
+
+/// Why a command was not handed over.
+enum Refused {
+    Full,
+    Stopped,
 }
 
 impl LocalBackend {
@@ -32,9 +42,22 @@ impl LocalBackend {
         id.instance() == self.runtime.instance
     }
 
-    /// The connected, in-scope, not excluded clients among `target`, sorted and unique.
-    /// `None` for `All`.
-    fn resolve(&self, target: Target, scope: Scope<'_>) -> Option<Vec<ClientId>> {
+    /// Whether the handle's scope lets it see this client at all.
+    fn visible(&self, id: ClientId, scope: Scope<'_>) -> bool {
+        self.is_ours(id) && scope.covers(id) && !scope.except.contains(&id)
+    }
+
+    fn running(&self) -> Result<()> {
+        if self.runtime.is_stopping() {
+            Err(Error::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The in-scope, not excluded candidates among `target`, sorted and unique (not yet
+    /// checked for being connected). `None` for `All`.
+    fn candidates(&self, target: Target, scope: Scope<'_>) -> Option<Vec<ClientId>> {
         let reg = &self.server.registry;
         let mut ids = match target {
             Target::All => return None,
@@ -44,9 +67,7 @@ impl LocalBackend {
         };
         ids.sort_unstable();
         ids.dedup();
-        ids.retain(|&id| {
-            self.is_ours(id) && scope.covers(id) && !scope.except.contains(&id) && reg.exists(id)
-        });
+        ids.retain(|&id| self.visible(id, scope));
         Some(ids)
     }
 
@@ -57,113 +78,216 @@ impl LocalBackend {
             .filter(move |w| only.is_none_or(|o| o == *w))
     }
 
-    /// Sends one command per core loop that has receivers; returns how many receivers.
-    fn dispatch(
+    fn mailbox(&self, w: WorkerId) -> Option<&Mailbox> {
+        self.runtime.mailboxes.get(w.index())
+    }
+
+    /// Hands each core loop with receivers among `target` one command made by `make`; returns
+    /// how many connections it was queued to.
+    fn each_worker(
         &self,
         target: Target,
         scope: Scope<'_>,
-        mut make: impl FnMut(LocalTarget) -> Command,
-    ) -> usize {
-        let reg = &self.server.registry;
-        match self.resolve(target, scope) {
+        make: impl Fn(LocalTarget) -> Command,
+    ) -> Result<usize> {
+        let mut total = 0;
+        match self.candidates(target, scope) {
             None => {
                 let except: Arc<[ClientId]> = scope.except.into();
-                let mut total = 0;
                 for w in self.workers_in(scope) {
-                    let excluded = except
-                        .iter()
-                        .filter(|&&id| id.worker() == w && self.is_ours(id) && reg.exists(id))
-                        .count();
-                    let n = reg.count(Some(w)).saturating_sub(excluded);
-                    if n > 0
-                        && self.mailbox(
-                            w,
-                            make(LocalTarget::All {
-                                except: except.clone(),
-                            }),
-                        )
-                    {
-                        total += n;
-                    }
+                    total += self.counted(w, total, |live| {
+                        let excluded = except.iter().filter(|&&id| live.contains(id)).count();
+                        let n = live.len().saturating_sub(excluded);
+                        let except = except.clone();
+                        (n > 0).then(|| (n, make(LocalTarget::All { except })))
+                    })?;
                 }
-                total
             }
             Some(ids) => {
-                let mut total = 0;
-                let mut rest = ids.as_slice();
-                // Sorted ids group by worker (the worker field sits above slot and generation).
-                while let Some(first) = rest.first() {
-                    let w = first.worker();
-                    let n = rest.iter().take_while(|id| id.worker() == w).count();
-                    let (mine, tail) = rest.split_at(n);
-                    if self.mailbox(w, make(LocalTarget::Ids(mine.to_vec()))) {
-                        total += n;
-                    }
-                    rest = tail;
+                // Sorted ids group by worker (the worker field sits above the serial).
+                for mine in ids.chunk_by(|a, b| a.worker() == b.worker()) {
+                    total += self.counted(mine[0].worker(), total, |live| {
+                        let ids: Vec<ClientId> = mine
+                            .iter()
+                            .copied()
+                            .filter(|&id| live.contains(id))
+                            .collect();
+                        (!ids.is_empty()).then(|| (ids.len(), make(LocalTarget::Ids(ids))))
+                    })?;
                 }
-                total
+            }
+        }
+        Ok(total)
+    }
+
+    /// Counts core loop `w`'s receivers and hands the command over, both under its table
+    /// lock; waits for room in a full mailbox (see [`Self::wait`]). `done` is what the call
+    /// queued on other core loops so far, for the error.
+    fn counted(
+        &self,
+        w: WorkerId,
+        done: usize,
+        mut make: impl FnMut(&Live<'_>) -> Option<(usize, Command)>,
+    ) -> Result<usize> {
+        let Some(mailbox) = self.mailbox(w) else {
+            return Ok(0);
+        };
+        let mut deadline = None;
+        loop {
+            let outcome = self.server.registry.with_live(w, |live| {
+                let Some((n, cmd)) = make(live) else {
+                    return Ok(0);
+                };
+                match mailbox.offer(cmd) {
+                    Offer::Queued => Ok(n),
+                    Offer::Full => Err(Refused::Full),
+                    Offer::Stopped => Err(Refused::Stopped),
+                }
+            });
+            match outcome {
+                Ok(n) => return Ok(n),
+                Err(refused) => self.wait(mailbox, refused, &mut deadline, done)?,
             }
         }
     }
 
-    fn mailbox(&self, w: WorkerId, cmd: Command) -> bool {
-        self.runtime
-            .mailboxes
-            .get(w.index())
-            .is_some_and(|m| m.send(cmd))
+    /// After a mailbox refused a command: waits for room up to
+    /// [`RuntimeConfig::mailbox_timeout`](crate::RuntimeConfig::mailbox_timeout), never on a
+    /// core loop (which could be the one that must make the room).
+    fn wait(
+        &self,
+        mailbox: &Mailbox,
+        refused: Refused,
+        deadline: &mut Option<Instant>,
+        done: usize,
+    ) -> Result<()> {
+        if matches!(refused, Refused::Stopped) || self.runtime.is_stopping() {
+            return Err(Error::Shutdown);
+        }
+        let counters = &self.server.shared_counters;
+        if deadline.is_none() {
+            add(&counters.mailbox_full, 1);
+        }
+        let full = || {
+            add(&counters.mailbox_timeouts, 1);
+            Err(Error::MailboxFull { queued: done })
+        };
+        if current_worker_runtime().is_some() {
+            return full();
+        }
+        let until = *deadline.get_or_insert_with(|| Instant::now() + self.runtime.mailbox_timeout);
+        if mailbox.wait_for_room(until) {
+            Ok(())
+        } else if self.runtime.is_stopping() {
+            Err(Error::Shutdown)
+        } else {
+            full()
+        }
+    }
+
+    /// Closes the connected clients among `ids` (sorted) of one core loop: unregistered and
+    /// handed to the core loop under its table lock.
+    fn close_on(&self, w: WorkerId, ids: &[ClientId], done: usize) -> Result<usize> {
+        let Some(mailbox) = self.mailbox(w) else {
+            return Ok(0);
+        };
+        let server = self.server.index;
+        let mut deadline = None;
+        loop {
+            let outcome = self.server.registry.close_live(w, ids, |live| {
+                match mailbox.offer(Command::Close { server, ids: live }) {
+                    Offer::Queued => Ok(()),
+                    Offer::Full => Err(Refused::Full),
+                    Offer::Stopped => Err(Refused::Stopped),
+                }
+            });
+            match outcome {
+                Ok(n) => return Ok(n),
+                Err(refused) => self.wait(mailbox, refused, &mut deadline, done)?,
+            }
+        }
     }
 }
 
 impl Backend for LocalBackend {
     fn push(&self, target: Target, payload: Payload<'_>, scope: Scope<'_>) -> Result<usize> {
+        self.running()?;
         let frame = Arc::new(frame(
             self.server.config.protocol,
             payload.is_text,
             payload.bytes,
         )?);
         let server = self.server.index;
-        Ok(self.dispatch(target, scope, |target| Command::Push {
+        self.each_worker(target, scope, |target| Command::Push {
             server,
             frame: frame.clone(),
             target,
-        }))
+        })
     }
 
     fn close(&self, target: Target, scope: Scope<'_>) -> Result<usize> {
-        let server = self.server.index;
-        Ok(self.dispatch(target, scope, |target| Command::Close { server, target }))
+        self.running()?;
+        let ids = match self.candidates(target, scope) {
+            Some(ids) => ids,
+            None => {
+                let mut ids = self.server.registry.ids(scope.worker);
+                ids.retain(|&id| self.visible(id, scope));
+                ids
+            }
+        };
+        let mut total = 0;
+        for mine in ids.chunk_by(|a, b| a.worker() == b.worker()) {
+            total += self.close_on(mine[0].worker(), mine, total)?;
+        }
+        Ok(total)
     }
 
-    fn send_message(&self, action: Option<&str>, data: &[u8], workers: &Workers) -> Result<usize> {
+    fn send_message(
+        &self,
+        action: Option<&str>,
+        data: &[u8],
+        workers: &Workers,
+        scope: Scope<'_>,
+    ) -> Result<usize> {
+        self.running()?;
         let action: Option<Arc<str>> = action.map(Arc::from);
         let data: Arc<[u8]> = data.into();
         let mut reached = 0;
         for w in workers.resolve(self.runtime.workers()) {
-            let cmd = Command::Message {
-                server: self.server.index,
-                action: action.clone(),
-                data: data.clone(),
-            };
-            if self.mailbox(w, cmd) {
-                reached += 1;
+            if scope.worker.is_some_and(|only| only != w) {
+                continue;
             }
+            reached += self.counted(w, reached, |_| {
+                let cmd = Command::Message {
+                    server: self.server.index,
+                    action: action.clone(),
+                    data: data.clone(),
+                };
+                Some((1, cmd))
+            })?;
         }
         Ok(reached)
     }
 
     fn exists(&self, id: ClientId, scope: Scope<'_>) -> bool {
-        self.is_ours(id) && scope.covers(id) && self.server.registry.exists(id)
+        self.visible(id, scope) && self.server.registry.exists(id)
     }
 
     fn flag_members(&self, flag: &str, scope: Scope<'_>) -> Vec<ClientId> {
         let mut ids = self.server.registry.flag_members(flag);
-        ids.retain(|&id| scope.covers(id) && !scope.except.contains(&id));
+        ids.retain(|&id| self.visible(id, scope));
         ids.sort_unstable();
         ids
     }
 
-    fn flag_of(&self, id: ClientId) -> Option<String> {
-        self.server.registry.flag_of(id).map(|f| f.to_string())
+    fn flag_of(&self, id: ClientId, scope: Scope<'_>) -> Option<String> {
+        if !self.visible(id, scope) {
+            return None;
+        }
+        self.server
+            .registry
+            .flag_of(id, false)
+            .map(|f| f.to_string())
     }
 
     fn connections(&self, scope: Scope<'_>) -> Vec<ClientId> {
@@ -182,28 +306,59 @@ impl Backend for LocalBackend {
 
     fn group_members(&self, group: &str, scope: Scope<'_>) -> Vec<ClientId> {
         let mut ids = self.server.registry.group_members(group);
-        ids.retain(|&id| scope.covers(id) && !scope.except.contains(&id));
+        ids.retain(|&id| self.visible(id, scope));
         ids
     }
 
-    fn group_names(&self) -> Vec<String> {
-        self.server.registry.group_names()
+    fn group_names(&self, scope: Scope<'_>) -> Vec<String> {
+        self.server
+            .registry
+            .group_names(|id| self.visible(id, scope))
     }
 
-    fn set_data(&self, id: ClientId, key: &str, value: DataValue) -> bool {
-        self.is_ours(id) && self.server.registry.set_data(id, key, value)
+    fn bind(&self, id: ClientId, flag: &str, exclusive: bool, scope: Scope<'_>) -> bool {
+        self.visible(id, scope) && self.server.registry.bind(id, flag, exclusive)
     }
 
-    fn data(&self, id: ClientId, key: &str) -> Option<DataValue> {
-        if self.is_ours(id) {
-            self.server.registry.data(id, key)
-        } else {
-            None
+    fn unbind(&self, id: ClientId, scope: Scope<'_>) -> Option<String> {
+        if !self.visible(id, scope) {
+            return None;
         }
+        self.server.registry.unbind(id).map(|f| f.to_string())
     }
 
-    fn remove_data(&self, id: ClientId, key: &str) -> bool {
-        self.is_ours(id) && self.server.registry.remove_data(id, key)
+    fn join(&self, id: ClientId, group: &str, scope: Scope<'_>) -> bool {
+        let max = self.server.config.max_groups_per_connection;
+        self.visible(id, scope) && self.server.registry.join(id, group, max)
+    }
+
+    fn leave(&self, id: ClientId, group: &str, scope: Scope<'_>) -> bool {
+        self.visible(id, scope) && self.server.registry.leave(id, group)
+    }
+
+    fn groups_of(&self, id: ClientId, scope: Scope<'_>) -> Vec<String> {
+        if !self.visible(id, scope) {
+            return Vec::new();
+        }
+        let groups = self.server.registry.groups_of(id, false);
+        let mut names: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn set_data(&self, id: ClientId, key: &str, value: DataValue, scope: Scope<'_>) -> bool {
+        self.visible(id, scope) && self.server.registry.set_data(id, key, value)
+    }
+
+    fn data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> Option<DataValue> {
+        if !self.visible(id, scope) {
+            return None;
+        }
+        self.server.registry.data(id, key, false)
+    }
+
+    fn remove_data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> bool {
+        self.visible(id, scope) && self.server.registry.remove_data(id, key)
     }
 
     fn workers(&self) -> usize {

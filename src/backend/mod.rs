@@ -46,22 +46,57 @@ impl Scope<'_> {
     }
 }
 
-/// One implementation of the facade's operations. Every method answers what this backend can
-/// know; the facade only encodes, converts targets and forwards.
+/// One implementation of the facade's operations. The facade only encodes, converts targets
+/// and forwards; every method answers what this backend can know.
+///
+/// # Contract
+///
+/// * **Threads.** Every method may be called from any thread, core loops included, at any
+///   time, concurrently. On a core loop no method may block on anything but a short lock:
+///   what would wait (a full mailbox, the network) fails with an [`Error`](crate::Error)
+///   instead.
+/// * **Scope.** `scope` is the handle's: a client outside `scope.worker`, or in
+///   `scope.except`, does not exist for the call — sends skip it, queries leave it out, and
+///   calls by id answer as for a client that is not connected. Worker messages go only to the
+///   core loops inside `scope.worker`.
+/// * **Counts.** A send returns the number of connections the message was queued to:
+///   connected (live) when counted, in scope, each once. A connection counted receives the
+///   message unless it is closed by the peer or its slow-consumer policy drops it first.
+///   `close` counts the connections it unregistered; `send_message` the core loops reached.
+/// * **Visibility.** Once `close` returns, every query on every thread sees the clients gone
+///   and no later send counts them; a client whose handshake answer has been sent is already
+///   visible.
+/// * **Order.** Calls made by one thread reach each connection in the order they were made.
+/// * **Errors.** After shutdown began, sends, closes and worker messages fail with
+///   [`Error::Shutdown`](crate::Error::Shutdown); queries answer as for an empty server.
 pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn push(&self, target: Target, payload: Payload<'_>, scope: Scope<'_>) -> Result<usize>;
     fn close(&self, target: Target, scope: Scope<'_>) -> Result<usize>;
-    fn send_message(&self, action: Option<&str>, data: &[u8], workers: &Workers) -> Result<usize>;
+    fn send_message(
+        &self,
+        action: Option<&str>,
+        data: &[u8],
+        workers: &Workers,
+        scope: Scope<'_>,
+    ) -> Result<usize>;
     fn exists(&self, id: ClientId, scope: Scope<'_>) -> bool;
     fn flag_members(&self, flag: &str, scope: Scope<'_>) -> Vec<ClientId>;
-    fn flag_of(&self, id: ClientId) -> Option<String>;
+    fn flag_of(&self, id: ClientId, scope: Scope<'_>) -> Option<String>;
     fn connections(&self, scope: Scope<'_>) -> Vec<ClientId>;
     fn connection_count(&self, scope: Scope<'_>) -> usize;
     fn group_members(&self, group: &str, scope: Scope<'_>) -> Vec<ClientId>;
-    fn group_names(&self) -> Vec<String>;
-    fn set_data(&self, id: ClientId, key: &str, value: DataValue) -> bool;
-    fn data(&self, id: ClientId, key: &str) -> Option<DataValue>;
-    fn remove_data(&self, id: ClientId, key: &str) -> bool;
+    /// The groups with at least one member in scope, sorted.
+    fn group_names(&self, scope: Scope<'_>) -> Vec<String>;
+    /// As [`Context::bind`](crate::Context::bind) / `bind_nx`; false if not connected.
+    fn bind(&self, id: ClientId, flag: &str, exclusive: bool, scope: Scope<'_>) -> bool;
+    fn unbind(&self, id: ClientId, scope: Scope<'_>) -> Option<String>;
+    fn join(&self, id: ClientId, group: &str, scope: Scope<'_>) -> bool;
+    fn leave(&self, id: ClientId, group: &str, scope: Scope<'_>) -> bool;
+    /// A client's groups, sorted.
+    fn groups_of(&self, id: ClientId, scope: Scope<'_>) -> Vec<String>;
+    fn set_data(&self, id: ClientId, key: &str, value: DataValue, scope: Scope<'_>) -> bool;
+    fn data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> Option<DataValue>;
+    fn remove_data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> bool;
     fn workers(&self) -> usize;
     /// The runtime this backend delivers into, for `this_worker`; `None` when there is none.
     fn runtime_id(&self) -> Option<u64>;

@@ -1,162 +1,147 @@
-//! The WebSocket upgrade, driven by tungstenite's resumable server handshake over a
-//! non-blocking socket: each readable or writable event resumes it where it stopped.
+//! The WebSocket upgrade over a non-blocking socket: the request head is read as it arrives
+//! and parsed and checked with tungstenite's server handshake functions; the answer is
+//! *returned*, not written. The core loop opens the connection first — registers it and runs
+//! `on_open` — and queues the 101 ahead of anything `on_open` sends, so a client that holds
+//! its 101 is already counted, bound and reachable.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::rc::Rc;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
-use tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response, ServerHandshake};
-use tungstenite::handshake::{HandshakeError, MidHandshake};
-use tungstenite::http::StatusCode;
+use tungstenite::handshake::machine::TryParse;
+use tungstenite::handshake::server::{Request, create_response, write_response};
 
 use crate::handler::{HandshakeHook, HandshakeRequest, Rejection};
 
-/// The socket as tungstenite sees it during the handshake; the connection keeps another
-/// reference for polling.
-#[derive(Debug)]
-pub(crate) struct SockRef(Rc<TcpStream>);
+/// The longest request head accepted (tungstenite's own limit).
+const MAX_HEAD: usize = 64 * 1024;
+/// Bytes read per call while the head is incomplete.
+const READ_CHUNK: usize = 4096;
 
-impl Read for SockRef {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
-    }
-}
-
-impl Write for SockRef {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        (&*self.0).flush()
-    }
-}
-
-/// Keeps the upgrade request for the handler's [`Context::request`](crate::Context::request),
-/// and asks the application's handshake hook, if any, whether to accept it.
-pub(crate) struct Capture {
-    request: Rc<RefCell<Option<HandshakeRequest>>>,
-    hook: Option<Arc<HandshakeHook>>,
-    rejected: Rc<Cell<bool>>,
-    panicked: Rc<Cell<bool>>,
-}
-
-impl Callback for Capture {
-    fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
-        let headers = request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let request = HandshakeRequest {
-            uri: request.uri().to_string(),
-            headers,
-        };
-        if let Some(hook) = &self.hook {
-            // The hook is application code: a panic refuses this client (500) instead of
-            // unwinding through the core loop.
-            let verdict = catch_unwind(AssertUnwindSafe(|| hook(&request))).unwrap_or_else(|_| {
-                self.panicked.set(true);
-                Err(Rejection::new(500))
-            });
-            if let Err(rejection) = verdict {
-                self.rejected.set(true);
-                let mut answer = ErrorResponse::new(Some(rejection.body));
-                *answer.status_mut() =
-                    StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::FORBIDDEN);
-                return Err(answer);
-            }
-        }
-        *self.request.borrow_mut() = Some(request);
-        Ok(response)
-    }
-}
-
-type Mid = MidHandshake<ServerHandshake<SockRef, Capture>>;
-
-/// A handshake in progress.
+/// A handshake in progress: the bytes of the request head so far.
 pub(crate) struct Handshake {
-    state: Option<HsState>,
-    request: Rc<RefCell<Option<HandshakeRequest>>>,
+    buf: Vec<u8>,
     hook: Option<Arc<HandshakeHook>>,
-    rejected: Rc<Cell<bool>>,
-    panicked: Rc<Cell<bool>>,
-}
-
-// The whole `Handshake` is boxed inside the connection's phase, so the size is paid once,
-// during the handshake only.
-#[allow(clippy::large_enum_variant)]
-enum HsState {
-    Fresh(SockRef),
-    Mid(Mid),
 }
 
 impl fmt::Debug for Handshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Handshake")
+        f.debug_struct("Handshake")
+            .field("buffered", &self.buf.len())
+            .finish()
     }
 }
 
 /// What a step of the handshake came to.
 #[derive(Debug)]
 pub(crate) enum Step {
-    /// Waiting for the socket.
+    /// Waiting for more of the request.
     Pending,
-    /// Upgraded: the request the client sent.
-    Done(Box<HandshakeRequest>),
-    /// The handshake hook refused it; its answer has been written.
-    Rejected,
-    /// The handshake hook panicked; a 500 answer has been written.
-    HookPanicked,
-    /// Failed; the connection must be dropped (a 400 answer has been attempted).
+    /// Accepted: the request, the 101 answer to queue first, and any bytes the client sent
+    /// after the request (its first frames).
+    Done {
+        request: Box<HandshakeRequest>,
+        response: Vec<u8>,
+        rest: Vec<u8>,
+    },
+    /// The handshake hook refused it: the answer to write before closing.
+    Rejected(Vec<u8>),
+    /// The handshake hook panicked: a 500 answer to write before closing.
+    HookPanicked(Vec<u8>),
+    /// Not a valid upgrade (or the peer went away); answer [`BAD_REQUEST`] and drop it.
     Failed(String),
 }
 
 impl Handshake {
-    pub(crate) fn new(socket: Rc<TcpStream>, hook: Option<Arc<HandshakeHook>>) -> Self {
+    pub(crate) fn new(hook: Option<Arc<HandshakeHook>>) -> Self {
         Handshake {
-            state: Some(HsState::Fresh(SockRef(socket))),
-            request: Rc::default(),
+            buf: Vec::new(),
             hook,
-            rejected: Rc::default(),
-            panicked: Rc::default(),
         }
     }
 
-    /// Advances the handshake as far as the socket allows.
-    pub(crate) fn step(&mut self) -> Step {
-        let result = match self.state.take() {
-            Some(HsState::Fresh(sock)) => {
-                let capture = Capture {
-                    request: self.request.clone(),
-                    hook: self.hook.take(),
-                    rejected: self.rejected.clone(),
-                    panicked: self.panicked.clone(),
-                };
-                ServerHandshake::start(sock, capture, None).handshake()
+    /// Reads what the socket has and advances the handshake as far as it allows.
+    pub(crate) fn step(&mut self, socket: &TcpStream) -> Step {
+        let mut socket = socket;
+        loop {
+            let at = self.buf.len();
+            self.buf.resize(at + READ_CHUNK, 0);
+            let read = socket.read(&mut self.buf[at..]);
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.truncate(at);
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => return Step::Pending,
+                        io::ErrorKind::Interrupted => continue,
+                        _ => return Step::Failed(format!("read failed: {e}")),
+                    }
+                }
+            };
+            self.buf.truncate(at + n);
+            if n == 0 {
+                return Step::Failed("the client closed during the handshake".into());
             }
-            Some(HsState::Mid(mid)) => mid.handshake(),
-            None => return Step::Failed("handshake already finished".into()),
-        };
-        match result {
-            Ok(_websocket) => {
-                // tungstenite refuses bytes after the request (JunkAfterRequest), so nothing
-                // read from the socket is lost when its WebSocket is dropped here.
-                let request = self.request.borrow_mut().take().unwrap_or_default();
-                Step::Done(Box::new(request))
+            match Request::try_parse(&self.buf) {
+                Ok(Some((size, request))) => return self.answer(size, &request),
+                Ok(None) if self.buf.len() > MAX_HEAD => {
+                    return Step::Failed(format!("request head over {MAX_HEAD} bytes"));
+                }
+                Ok(None) => {}
+                Err(e) => return Step::Failed(e.to_string()),
             }
-            Err(HandshakeError::Interrupted(mid)) => {
-                self.state = Some(HsState::Mid(mid));
-                Step::Pending
-            }
-            Err(HandshakeError::Failure(_)) if self.panicked.get() => Step::HookPanicked,
-            Err(HandshakeError::Failure(_)) if self.rejected.get() => Step::Rejected,
-            Err(HandshakeError::Failure(e)) => Step::Failed(e.to_string()),
         }
     }
+
+    fn answer(&mut self, size: usize, request: &Request) -> Step {
+        let response = match create_response(request) {
+            Ok(r) => r,
+            Err(e) => return Step::Failed(e.to_string()),
+        };
+        let headers = request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let captured = HandshakeRequest {
+            uri: request.uri().to_string(),
+            headers,
+        };
+        if let Some(hook) = self.hook.take() {
+            // The hook is application code: a panic refuses this client (500) instead of
+            // unwinding through the core loop.
+            match catch_unwind(AssertUnwindSafe(|| hook(&captured))) {
+                Ok(Ok(())) => {}
+                Ok(Err(rejection)) => return Step::Rejected(refusal(&rejection)),
+                Err(_) => return Step::HookPanicked(refusal(&Rejection::new(500))),
+            }
+        }
+        let mut head = Vec::with_capacity(160);
+        if let Err(e) = write_response(&mut head, &response) {
+            return Step::Failed(e.to_string());
+        }
+        let rest = self.buf.split_off(size);
+        self.buf = Vec::new();
+        Step::Done {
+            request: Box::new(captured),
+            response: head,
+            rest,
+        }
+    }
+}
+
+/// The HTTP answer to a refused upgrade.
+fn refusal(rejection: &Rejection) -> Vec<u8> {
+    let status = tungstenite::http::StatusCode::from_u16(rejection.status)
+        .unwrap_or(tungstenite::http::StatusCode::FORBIDDEN);
+    format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+        rejection.body.len(),
+        rejection.body
+    )
+    .into_bytes()
 }
 
 /// The answer to a request that is not a valid WebSocket upgrade.

@@ -5,6 +5,7 @@ pub(crate) mod handshake;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -15,7 +16,7 @@ use crate::config::Protocol;
 use crate::error::{Error, Result};
 use crate::handler::HandshakeRequest;
 use crate::id::ClientId;
-use crate::worker::shared::SharedFrame;
+use crate::mailbox::{Command, LocalTarget, SharedFrame, Stamp, local_pending, push_behind_local};
 use handshake::Handshake;
 
 /// How many queued frames one vectored write takes at most.
@@ -78,9 +79,14 @@ pub(crate) enum Phase {
     Handshake(Box<Handshake>, Instant),
     /// Messages flow both ways.
     Open,
-    /// Closing: the last frames (and a close frame) are being written; the socket is dropped
-    /// once they are out and the peer has answered, or at the deadline.
-    Closing(Instant),
+    /// Closing: unregistered at `at` in its core loop's order; the frames counted to it before
+    /// are still delivered, then the close frame (`sealed`); the socket is dropped once they
+    /// are out and the peer has answered, or at the deadline.
+    Closing {
+        deadline: Instant,
+        sealed: bool,
+        at: Stamp,
+    },
 }
 
 /// The incoming side: one decoder per protocol.
@@ -127,9 +133,14 @@ pub(crate) struct ConnIo {
     out: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     head_written: usize,
+    /// Bytes of the handshake's answer not yet written (see `queue_handshake_answer`).
+    answer_left: usize,
     queued: usize,
     /// Set once the close frame is queued: nothing may follow it.
     pub(crate) output_closed: bool,
+    /// Set when the client is unregistered: the handler's own sends are ignored from then on
+    /// (pushes counted before still go out, ahead of the close frame).
+    pub(crate) unregistered: bool,
     /// Frames queued since the core loop last counted them.
     pub(crate) frames_queued: u32,
     /// Frames refused for the outbound limit since the core loop last looked.
@@ -155,8 +166,10 @@ impl ConnIo {
             protocol,
             out: VecDeque::new(),
             head_written: 0,
+            answer_left: 0,
             queued: 0,
             output_closed: false,
+            unregistered: false,
             frames_queued: 0,
             overflow: 0,
             close_request: None,
@@ -203,6 +216,14 @@ impl ConnIo {
         true
     }
 
+    /// Queues the handshake's answer: not a message, so neither it nor a write that carries
+    /// only it is counted.
+    pub(crate) fn queue_handshake_answer(&mut self, bytes: Vec<u8>) {
+        self.queued += bytes.len();
+        self.answer_left = bytes.len();
+        self.out.push_back(Chunk::Owned(bytes));
+    }
+
     /// Queues bytes of this connection's own, under the same rules.
     pub(crate) fn queue_owned(&mut self, bytes: Vec<u8>, limit: usize) -> bool {
         if bytes.is_empty() || !self.admits(bytes.len(), limit) {
@@ -212,15 +233,26 @@ impl ConnIo {
         true
     }
 
-    /// Frames and queues a payload for this connection alone.
+    /// Frames and queues a payload the handler sends to this connection: behind the commands
+    /// its thread queued before, if any wait (so one thread's messages keep the order of the
+    /// calls), else at once. Ignored once the connection is unregistered.
     pub(crate) fn queue_payload(
         &mut self,
         is_text: bool,
         bytes: &[u8],
         limit: usize,
     ) -> Result<()> {
-        if !self.output_closed {
-            let framed = frame(self.protocol, is_text, bytes)?;
+        if self.unregistered || self.output_closed {
+            return Ok(());
+        }
+        let framed = frame(self.protocol, is_text, bytes)?;
+        if local_pending() {
+            push_behind_local(Command::Push {
+                server: self.server,
+                frame: Arc::new(framed),
+                target: LocalTarget::Ids(vec![self.id]),
+            });
+        } else {
             self.queue_owned(framed, limit);
         }
         Ok(())
@@ -260,8 +292,12 @@ impl ConnIo {
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
-                    done.bytes += written;
-                    done.writes += 1;
+                    let answer = written.min(self.answer_left);
+                    self.answer_left -= answer;
+                    if written > answer {
+                        done.bytes += written - answer;
+                        done.writes += 1;
+                    }
                     self.consume(written);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(done),
@@ -336,10 +372,36 @@ pub(crate) struct Conn {
     pub(crate) slow_logged: bool,
     /// The peer's address, kept only when a per-address limit needs it at close.
     pub(crate) peer: Option<std::net::IpAddr>,
+    /// Where the connection opened in its core loop's order: commands to many clients
+    /// stamped after this reach it (see [`crate::mailbox`]).
+    pub(crate) opened: Stamp,
 }
 
 impl Conn {
     pub(crate) fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open)
+    }
+
+    /// Whether pushes still reach it: open, or closing with its close frame not yet queued.
+    pub(crate) fn takes_pushes(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Open | Phase::Closing { sealed: false, .. }
+        )
+    }
+
+    /// Whether a push to everyone stamped `at` counted it: stamped after it opened and before
+    /// it closed.
+    pub(crate) fn counted_by(&self, at: Stamp) -> bool {
+        self.opened < at
+            && match self.phase {
+                Phase::Open => true,
+                Phase::Closing {
+                    sealed: false,
+                    at: closed,
+                    ..
+                } => at < closed,
+                _ => false,
+            }
     }
 }

@@ -15,16 +15,24 @@ use crate::config::SlowConsumer;
 use crate::conn::handshake::{BAD_REQUEST, Step};
 use crate::conn::{ConnIo, Decoder, Pending, Phase};
 use crate::handler::Context;
+use crate::mailbox::{Command, Stamp, push_local};
 use crate::stats::{Counters, bump, drop_one};
 
 impl Worker {
-    /// Registers a connection that just opened and tells its handler.
-    pub(super) fn opened(&mut self, slot: u32) {
+    /// Registers a connection that just opened and tells its handler; `rest` holds bytes the
+    /// client sent right behind its handshake. Whatever is queued to it already (the 101)
+    /// goes first.
+    pub(super) fn opened(&mut self, slot: u32, rest: &[u8]) {
+        let stamp = self.stamp();
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
         let s = &mut self.servers[conn.io.server as usize];
-        s.shared.registry.open(conn.io.id);
+        // Registered (with its place in the loop's order) before the 101 can leave: a client
+        // that holds its answer is counted, and every push counted from then on reaches it.
+        if let Some(at) = s.shared.registry.open(conn.io.id, || stamp) {
+            conn.opened = at;
+        }
         bump(&s.shared.counters(self.id).connections, 1);
         let mut ctx = Context {
             io: &mut conn.io,
@@ -37,6 +45,9 @@ impl Worker {
             conn.io.request = None;
         }
         self.after_handler(slot);
+        if !rest.is_empty() {
+            self.decode_bytes(slot, rest);
+        }
         // Bytes may have arrived right behind the handshake: edge-triggered, so look now.
         self.read(slot);
     }
@@ -51,25 +62,35 @@ impl Worker {
         let counters = self.servers[conn.io.server as usize]
             .shared
             .counters(self.id);
-        match hs.step() {
+        match hs.step(&conn.io.socket) {
             Step::Pending => {}
-            Step::Done(request) => {
+            Step::Done {
+                request,
+                response,
+                rest,
+            } => {
                 conn.io.request = Some(request);
+                conn.io.queue_handshake_answer(response);
                 conn.phase = Phase::Open;
                 conn.last_seen = self.now_ms;
-                self.opened(slot);
+                self.mark_dirty(slot);
+                self.opened(slot, &rest);
             }
-            step @ (Step::Rejected | Step::HookPanicked) => {
+            Step::Rejected(answer) => {
                 bump(&counters.rejected, 1);
-                if matches!(step, Step::HookPanicked) {
-                    bump(&counters.handler_panics, 1);
-                    error!(
-                        "core loop {}: the handshake hook panicked; refused the client (500)",
-                        self.id
-                    );
-                } else {
-                    debug!("core loop {}: the handshake hook refused a client", self.id);
-                }
+                debug!("core loop {}: the handshake hook refused a client", self.id);
+                let _ = (&*conn.io.socket).write(&answer);
+                let _ = conn.io.socket.shutdown(Shutdown::Both);
+                self.release(slot);
+            }
+            Step::HookPanicked(answer) => {
+                bump(&counters.rejected, 1);
+                bump(&counters.handler_panics, 1);
+                error!(
+                    "core loop {}: the handshake hook panicked; refused the client (500)",
+                    self.id
+                );
+                let _ = (&*conn.io.socket).write(&answer);
                 let _ = conn.io.socket.shutdown(Shutdown::Both);
                 self.release(slot);
             }
@@ -120,33 +141,7 @@ impl Worker {
                     break;
                 }
             };
-            conn.last_seen = self.now_ms;
-            conn.pinged = false;
-            let server = conn.io.server as usize;
-            bump(
-                &self.servers[server].shared.counters(self.id).bytes_in,
-                n as u64,
-            );
-            if let Err(e) = self.decode(slot, n) {
-                // Frees the decoder's buffers, and nothing after the error is decoded.
-                if let Some(conn) = self.conns.get_mut(slot) {
-                    conn.decoder = Decoder::Failed;
-                }
-                let client = self.conns.get(slot).map(|c| c.io.id);
-                debug!(
-                    "core loop {}: client {client:?} broke the protocol: {}",
-                    self.id, e.reason
-                );
-                bump(
-                    &self.servers[server]
-                        .shared
-                        .counters(self.id)
-                        .protocol_errors,
-                    1,
-                );
-                self.begin_close(slot, e.close_code, e.reason);
-            }
-            self.after_handler(slot);
+            self.take_input(slot, n);
             budget = budget.saturating_sub(n);
             if budget == 0 {
                 self.again.push(slot);
@@ -161,6 +156,49 @@ impl Worker {
         } else {
             self.finish_if_closed(slot);
         }
+    }
+
+    /// Decodes bytes that came with the handshake, as if just read.
+    fn decode_bytes(&mut self, slot: u32, bytes: &[u8]) {
+        for chunk in bytes.chunks(self.scratch.len()) {
+            self.scratch[..chunk.len()].copy_from_slice(chunk);
+            self.take_input(slot, chunk.len());
+        }
+    }
+
+    /// Counts and decodes `n` bytes read into scratch, hands what they hold to the handler,
+    /// and closes the connection if they break the protocol.
+    fn take_input(&mut self, slot: u32, n: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        conn.last_seen = self.now_ms;
+        conn.pinged = false;
+        let server = conn.io.server as usize;
+        bump(
+            &self.servers[server].shared.counters(self.id).bytes_in,
+            n as u64,
+        );
+        if let Err(e) = self.decode(slot, n) {
+            // Frees the decoder's buffers, and nothing after the error is decoded.
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.decoder = Decoder::Failed;
+            }
+            let client = self.conns.get(slot).map(|c| c.io.id);
+            debug!(
+                "core loop {}: client {client:?} broke the protocol: {}",
+                self.id, e.reason
+            );
+            bump(
+                &self.servers[server]
+                    .shared
+                    .counters(self.id)
+                    .protocol_errors,
+                1,
+            );
+            self.begin_close(slot, e.close_code, e.reason);
+        }
+        self.after_handler(slot);
     }
 
     /// Decodes `n` bytes of scratch and hands what they hold to the handler.
@@ -211,6 +249,8 @@ impl Worker {
     /// Acts on what a handler call left behind: a close request, a full outbound queue,
     /// output to flush.
     pub(super) fn after_handler(&mut self, slot: u32) {
+        // What the handler pushed through the facade to this core loop's connections.
+        self.run_local();
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
@@ -281,39 +321,113 @@ impl Worker {
         }
     }
 
-    /// Starts closing: queues the close frame after what is queued, tells the handler,
-    /// unregisters the client. The socket goes once the output is written and the peer
-    /// answered, or at the deadline.
+    /// Starts closing: unregisters the client (every thread sees it gone from here on), tells
+    /// the handler, and queues the close frame behind every push counted to it before — at
+    /// this moment's place in the loop's order. The socket goes once the output is written and
+    /// the peer answered, or at the deadline.
     pub(super) fn begin_close(&mut self, slot: u32, code: u16, reason: &str) {
-        // In a shutdown, the configured shutdown timeout bounds the close instead, so that
-        // a slow client still gets what was queued for it.
-        let now = Instant::now();
-        let deadline = self
-            .stopping
-            .map_or(now + CLOSE_TIMEOUT, |d| d.max(now + CLOSE_TIMEOUT));
-        let Some(conn) = self.conns.get_mut(slot) else {
+        let Some(conn) = self.conns.get(slot) else {
             return;
         };
         match conn.phase {
             Phase::Open => {
-                conn.io.queue_close(code, reason);
-                conn.phase = Phase::Closing(deadline);
+                let deadline = self.close_deadline();
+                let id = conn.io.id;
+                // `None`: another thread's close came first; its command, on the way, seals it.
+                if let Some(at) = self.unregister(slot, deadline) {
+                    let reason = reason.to_owned();
+                    push_local(at, Command::Seal { id, code, reason });
+                }
                 self.notify_closed(slot);
-                self.mark_dirty(slot);
             }
             Phase::Handshake(..) => self.release(slot),
-            Phase::Closing(_) => {}
+            Phase::Closing { .. } => {}
         }
     }
 
-    /// Runs on_close and releases the client's flag, groups and data.
+    /// When a close that starts now must be done: in a shutdown, the configured shutdown
+    /// timeout bounds it instead, so that a slow client still gets what was queued for it.
+    fn close_deadline(&self) -> Instant {
+        let now = Instant::now();
+        self.stopping
+            .map_or(now + CLOSE_TIMEOUT, |d| d.max(now + CLOSE_TIMEOUT))
+    }
+
+    /// Unregisters an open connection and marks it closing; its place in the loop's order,
+    /// or `None` if another thread unregistered it first (its close command, on the way,
+    /// then sets the place).
+    fn unregister(&mut self, slot: u32, deadline: Instant) -> Option<Stamp> {
+        let stamp = self.stamp();
+        let conn = self.conns.get_mut(slot)?;
+        conn.phase = Phase::Closing {
+            deadline,
+            sealed: false,
+            at: stamp,
+        };
+        conn.io.unregistered = true;
+        let registry = &self.servers[conn.io.server as usize].shared.registry;
+        registry.unregister(conn.io.id, || stamp)
+    }
+
+    /// A close from the facade, stamped `at` (the client is already unregistered): tells the
+    /// handler and queues the close frame — at once for a close from another thread; for one
+    /// from this core loop's own thread, behind what that thread queued since, so that a
+    /// handler that closes its own connection and then answers gets its answer out first.
+    pub(super) fn closed_by_facade(&mut self, slot: u32, at: Stamp) {
+        let deadline = self.close_deadline();
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let id = conn.io.id;
+        match &mut conn.phase {
+            Phase::Open => {
+                conn.phase = Phase::Closing {
+                    deadline,
+                    sealed: false,
+                    at,
+                };
+                conn.io.unregistered = true;
+                self.notify_closed(slot);
+            }
+            Phase::Closing {
+                sealed: false,
+                at: closed,
+                ..
+            } => *closed = (*closed).min(at),
+            _ => return,
+        }
+        if at.is_local() {
+            let seal = Command::Seal {
+                id,
+                code: 1000,
+                reason: String::new(),
+            };
+            push_local(self.stamp(), seal);
+        } else {
+            self.seal(slot, 1000, "");
+        }
+    }
+
+    /// Queues the close frame of a closing connection: nothing follows it.
+    pub(super) fn seal(&mut self, slot: u32, code: u16, reason: &str) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if let Phase::Closing { sealed, .. } = &mut conn.phase {
+            if !*sealed {
+                *sealed = true;
+                conn.io.queue_close(code, reason);
+                self.mark_dirty(slot);
+            }
+        }
+    }
+
+    /// Runs on_close, then drops the client's entry (its flag, groups and data).
     fn notify_closed(&mut self, slot: u32) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
         let s = &mut self.servers[conn.io.server as usize];
-        // Nothing may follow: sends from on_close are ignored.
-        conn.io.output_closed = true;
         let mut ctx = Context {
             io: &mut conn.io,
             shared: &s.shared,
@@ -322,7 +436,7 @@ impl Worker {
         };
         guarded(&mut ctx, |ctx| s.handler.handler().on_close(ctx));
         conn.io.close_request = None;
-        s.shared.registry.close(conn.io.id);
+        s.shared.registry.forget(conn.io.id);
         let counters = s.shared.counters(self.id);
         drop_one(&counters.connections);
         bump(&counters.closed, 1);
@@ -336,7 +450,8 @@ impl Worker {
         conn.peer_closed = true;
         if conn.is_open() {
             // No close frame from a WebSocket peer: abnormal closure, nothing to answer.
-            conn.phase = Phase::Closing(Instant::now() + CLOSE_TIMEOUT);
+            let deadline = Instant::now() + CLOSE_TIMEOUT;
+            let _ = self.unregister(slot, deadline);
             self.notify_closed(slot);
         }
         // Best effort for what is still queued (counted as every flush is), then let go.
@@ -346,15 +461,15 @@ impl Worker {
                 .counters(self.id);
             let _ = flush_counted(&mut conn.io, counters);
         }
-        self.retire(slot);
+        self.release(slot);
     }
 
-    /// Drops a closing connection once its output is out and the peer is done.
+    /// Drops a closing connection once its close frame is out and the peer is done.
     pub(super) fn finish_if_closed(&mut self, slot: u32) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if !matches!(conn.phase, Phase::Closing(_)) || conn.io.has_output() {
+        if !matches!(conn.phase, Phase::Closing { sealed: true, .. }) || conn.io.has_output() {
             return;
         }
         if conn.peer_closed {
@@ -369,6 +484,8 @@ impl Worker {
     /// Drops a connection now, telling the handler first if it was open.
     pub(super) fn retire(&mut self, slot: u32) {
         if self.conns.get(slot).is_some_and(|c| c.is_open()) {
+            let deadline = Instant::now();
+            let _ = self.unregister(slot, deadline);
             self.notify_closed(slot);
         }
         self.release(slot);

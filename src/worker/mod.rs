@@ -31,9 +31,12 @@ use crate::conn::{Conn, ConnIo, Decoder, MAX_IOVECS, Phase};
 use crate::facade::Server;
 use crate::handler::{WorkerContext, WorkerMessage};
 use crate::id::{ClientId, WorkerId, next_serial};
+use crate::mailbox::{
+    Command, LocalTarget, Stamp, pop_local, set_current_worker, stamp_now, take_one,
+};
 use crate::server::HandlerBox;
 use crate::stats::bump;
-use shared::{Command, LocalTarget, RuntimeShared, ServerShared, set_current_worker};
+use shared::{RuntimeShared, ServerShared};
 use slots::Slots;
 
 pub(crate) const WAKER: Token = Token(0);
@@ -90,6 +93,8 @@ pub(crate) struct Worker {
     accept_paused: Vec<bool>,
     /// A connection was let go this turn (its descriptor is free again).
     released: bool,
+    /// Local commands are being carried out (see `run_local`).
+    in_local: bool,
     last_stats: Instant,
 }
 
@@ -126,6 +131,7 @@ impl Worker {
             refused: 0,
             accept_paused: vec![false; n_servers],
             released: false,
+            in_local: false,
             last_stats: now,
         }
     }
@@ -150,6 +156,7 @@ impl Worker {
         let mut last_tick = Instant::now();
         loop {
             let busy = !self.rx.is_empty()
+                || crate::mailbox::local_pending()
                 || !self.again.is_empty()
                 || !self.dirty.is_empty()
                 || self.in_round();
@@ -195,6 +202,9 @@ impl Worker {
                     Token(t) => self.accept(t - LISTENER_BASE),
                 }
             }
+            if self.stopping.is_none() && self.runtime.is_stopping() {
+                self.begin_shutdown();
+            }
             self.drain_mailbox();
             // Before the flush, so that the pings and close frames it queues go out in this
             // turn rather than up to a tick later, eating into the time a client has to answer.
@@ -207,6 +217,7 @@ impl Worker {
             if (tick || released) && self.accept_paused.contains(&true) {
                 self.retry_accept();
             }
+            self.run_local();
             self.flush_dirty();
             self.flush_held(now);
             if let Some(deadline) = self.stopping {
@@ -339,10 +350,7 @@ impl Worker {
             let protocol = shared.config.protocol;
             let phase = match protocol {
                 Protocol::WebSocket => Phase::Handshake(
-                    Box::new(Handshake::new(
-                        socket.clone(),
-                        shared.handshake_hook.clone(),
-                    )),
+                    Box::new(Handshake::new(shared.handshake_hook.clone())),
                     Instant::now() + shared.config.handshake_timeout,
                 ),
                 Protocol::TcpLines | Protocol::TcpLength => Phase::Open,
@@ -357,6 +365,7 @@ impl Worker {
                 pinged: false,
                 slow_logged: false,
                 peer: per_ip,
+                opened: Stamp::default(),
             }
         });
         if let Err(e) = registered {
@@ -368,7 +377,7 @@ impl Worker {
             return;
         }
         if self.conns.get(slot).is_some_and(Conn::is_open) {
-            self.opened(slot);
+            self.opened(slot, &[]);
         }
     }
 
@@ -386,19 +395,52 @@ impl Worker {
         }
     }
 
+    /// Carries out a bounded batch of commands from the channel, each with the local commands
+    /// whose turn comes before it (see [`crate::mailbox`]).
     fn drain_mailbox(&mut self) {
-        if let Some(m) = self.runtime.mailboxes.get(self.id.index()) {
-            m.rearm();
-        }
+        let Some(mailbox) = self.runtime.mailboxes.get(self.id.index()) else {
+            return;
+        };
+        mailbox.rearm();
+        self.run_local();
+        let mut took = false;
         for _ in 0..self.config.mailbox_batch.max(1) {
             match self.rx.try_recv() {
-                Ok(cmd) => self.command(cmd),
-                Err(_) => return,
+                Ok(cmd) => {
+                    took = true;
+                    let at = take_one();
+                    self.command(cmd, at);
+                    self.run_local();
+                }
+                Err(_) => break,
+            }
+        }
+        if took {
+            if let Some(mailbox) = self.runtime.mailboxes.get(self.id.index()) {
+                mailbox.made_room();
             }
         }
     }
 
-    fn command(&mut self, cmd: Command) {
+    /// Carries out the commands of this thread whose turn has come.
+    pub(super) fn run_local(&mut self) {
+        // Not re-entered: a command carried out here may queue more, which wait their turn.
+        if self.in_local {
+            return;
+        }
+        self.in_local = true;
+        while let Some((at, cmd)) = pop_local() {
+            self.command(cmd, at);
+        }
+        self.in_local = false;
+    }
+
+    /// The stamp of an event of this core loop happening now.
+    pub(super) fn stamp(&self) -> Stamp {
+        stamp_now(self.rx.len())
+    }
+
+    fn command(&mut self, cmd: Command, at: Stamp) {
         match cmd {
             Command::Push {
                 server,
@@ -418,7 +460,7 @@ impl Worker {
                     LocalTarget::Ids(ids) => ids.len() > 1,
                     LocalTarget::All { .. } => true,
                 };
-                let slots = self.targets_of(server, &target);
+                let slots = self.targets_of(server, &target, at);
                 for &slot in &slots {
                     let Some(conn) = self.conns.get_mut(slot) else {
                         continue;
@@ -436,42 +478,59 @@ impl Worker {
                 }
                 self.targets = slots;
             }
-            Command::Close { server, target } => {
-                let slots = self.targets_of(server, &target);
+            Command::Close { server, ids } => {
+                let slots = self.targets_of(server, &LocalTarget::Ids(ids), at);
                 for &slot in &slots {
-                    self.begin_close(slot, 1000, "");
+                    self.closed_by_facade(slot, at);
                 }
                 self.targets = slots;
+            }
+            Command::Seal { id, code, reason } => {
+                if let Some(slot) = self.slot_of(id) {
+                    self.seal(slot, code, &reason);
+                }
             }
             Command::Message {
                 server,
                 action,
                 data,
             } => self.worker_message(server as usize, action.as_deref(), &data),
-            Command::Shutdown => self.begin_shutdown(),
         }
     }
 
-    /// The open connections of `server` that a command names, in the reused buffer (hand
-    /// it back to `self.targets` when done).
-    fn targets_of(&mut self, server: u16, target: &LocalTarget) -> Vec<u32> {
+    /// The slot of one of this core loop's connections.
+    fn slot_of(&self, id: ClientId) -> Option<u32> {
+        if id.worker() != self.id || id.instance() != self.runtime.instance {
+            return None;
+        }
+        self.conns.slot_of(id.serial())
+    }
+
+    /// The connections of `server` that a command stamped `at` reaches, in the reused buffer
+    /// (hand it back to `self.targets` when done): those it names that still take pushes, or
+    /// for everyone, those that opened before it and still take pushes.
+    fn targets_of(&mut self, server: u16, target: &LocalTarget, at: Stamp) -> Vec<u32> {
         let mut out = std::mem::take(&mut self.targets);
         out.clear();
         match target {
-            LocalTarget::Ids(ids) => out.extend(
-                ids.iter()
-                    .filter(|id| id.worker() == self.id && id.instance() == self.runtime.instance)
-                    .filter_map(|id| self.conns.slot_of(id.serial()))
-                    .filter(|&slot| {
-                        self.conns
-                            .get(slot)
-                            .is_some_and(|c| c.io.server == server && c.is_open())
-                    }),
-            ),
+            LocalTarget::Ids(ids) => {
+                for &id in ids {
+                    let Some(slot) = self.slot_of(id) else {
+                        continue;
+                    };
+                    if self
+                        .conns
+                        .get(slot)
+                        .is_some_and(|c| c.io.server == server && c.takes_pushes())
+                    {
+                        out.push(slot);
+                    }
+                }
+            }
             LocalTarget::All { except } => out.extend(
                 self.conns
                     .iter()
-                    .filter(|(_, c)| c.io.server == server && c.is_open())
+                    .filter(|(_, c)| c.io.server == server && c.counted_by(at))
                     .filter(|(_, c)| except.binary_search(&c.io.id).is_err())
                     .map(|(slot, _)| slot),
             ),
@@ -529,7 +588,9 @@ impl Worker {
         let mut ping = Vec::new();
         for (slot, conn) in self.conns.iter() {
             match conn.phase {
-                Phase::Handshake(_, deadline) | Phase::Closing(deadline) if now >= deadline => {
+                Phase::Handshake(_, deadline) | Phase::Closing { deadline, .. }
+                    if now >= deadline =>
+                {
                     expired.push(slot)
                 }
                 Phase::Open => {
