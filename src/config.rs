@@ -202,8 +202,8 @@ pub(crate) const MAX_FANOUT_COALESCE: Duration = Duration::from_secs(60);
 pub struct RuntimeConfig {
     /// How many core loops (threads) to run. Defaults to the number of available cores.
     pub workers: usize,
-    /// This process's instance number in a cluster (part of every [`ClientId`](crate::ClientId)).
-    /// Defaults to 0.
+    /// This process's instance number in a cluster (part of every [`ClientId`](crate::ClientId)),
+    /// below [`MAX_INSTANCES`](crate::MAX_INSTANCES) (4096). Defaults to 0.
     pub instance: u16,
     /// How long a graceful shutdown waits for clients to take their last messages and close
     /// frames before the sockets are dropped. Defaults to 5 s.
