@@ -13,6 +13,10 @@ pub enum Protocol {
     /// WebSocket (RFC 6455): HTTP/1.1 upgrade, then text and binary messages.
     WebSocket,
     /// TCP, each message ended by `\n` (a trailing `\r` is stripped on input).
+    ///
+    /// So a payload cannot contain `\n` nor end in `\r` (it would arrive without it): raw sends
+    /// of such a payload return [`Error::Frame`](crate::Error::Frame) and queue nothing (the
+    /// JSON parser escapes both inside strings).
     TcpLines,
     /// TCP, each message preceded by its length as a big-endian `u32`.
     TcpLength,
