@@ -13,6 +13,10 @@ pub enum Protocol {
     /// WebSocket (RFC 6455): HTTP/1.1 upgrade, then text and binary messages.
     WebSocket,
     /// TCP, each message ended by `\n` (a trailing `\r` is stripped on input).
+    ///
+    /// So a payload cannot contain `\n` nor end in `\r` (it would arrive without it): raw sends
+    /// of such a payload return [`Error::Frame`](crate::Error::Frame) and queue nothing (the
+    /// JSON parser escapes both inside strings).
     TcpLines,
     /// TCP, each message preceded by its length as a big-endian `u32`.
     TcpLength,
@@ -202,8 +206,8 @@ pub(crate) const MAX_FANOUT_COALESCE: Duration = Duration::from_secs(60);
 pub struct RuntimeConfig {
     /// How many core loops (threads) to run. Defaults to the number of available cores.
     pub workers: usize,
-    /// This process's instance number in a cluster (part of every [`ClientId`](crate::ClientId)).
-    /// Defaults to 0.
+    /// This process's instance number in a cluster (part of every [`ClientId`](crate::ClientId)),
+    /// below [`MAX_INSTANCES`](crate::MAX_INSTANCES) (4096). Defaults to 0.
     pub instance: u16,
     /// How long a graceful shutdown waits for clients to take their last messages and close
     /// frames before the sockets are dropped. Defaults to 5 s.

@@ -15,7 +15,8 @@ pub enum Error {
     /// A value could not be encoded or decoded by the server's data parser.
     Encode(String),
     /// The payload cannot be framed by this server's protocol (for example a raw payload with a
-    /// newline on a line-framed TCP server, or one larger than the frame format allows).
+    /// newline, or ending in a carriage return, on a line-framed TCP server, or one larger than
+    /// the frame format allows). Nothing was queued.
     Frame(String),
     /// No server by that name is running.
     UnknownServer(String),

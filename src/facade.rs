@@ -170,6 +170,10 @@ impl Server {
     }
 
     /// Sends bytes or text as they are to one or more clients.
+    ///
+    /// On a [`TcpLines`](crate::Protocol::TcpLines) server a payload that contains `\n` or ends
+    /// in `\r` cannot be framed: the call returns [`Error::Frame`] and queues nothing. The same
+    /// holds for every raw send.
     pub fn send_raw<'a>(&self, raw: impl Into<Raw<'a>>, ids: impl IntoIds) -> Result<usize> {
         self.push_raw(Target::Clients(ids.into_ids()), raw)
     }

@@ -32,8 +32,9 @@
 //!   so that under load one write carries many of them; a message to one client goes out in
 //!   the loop turn that queued it.
 //! * **Identities route themselves.** A [`ClientId`] encodes the core loop (and, in a
-//!   cluster, the instance) that owns the connection, so a push to one client needs no lookup;
-//!   ids are never reused in the life of a process.
+//!   cluster, the instance) that owns the connection, so a push to one client needs no lookup.
+//!   Ids are never reused in the life of a process, and a restarted process does not repeat
+//!   those of its previous run (its serials count from the wall clock; see [`ClientId`]).
 //! * **Shared state is small.** Only the registries of flags, groups and connection data are
 //!   shared, behind `parking_lot` locks, and they are touched on open, close, bind and join —
 //!   never per frame.
@@ -141,7 +142,7 @@ pub use handler::{Context, Handler, HandshakeRequest, Rejection, WorkerContext, 
 pub use http::{
     HttpConfig, HttpServer, HttpShutdownHandle, Request, RequestContext, RequestHandler, Response,
 };
-pub use id::{ClientId, MAX_WORKERS, ParseClientIdError, WorkerId};
+pub use id::{ClientId, MAX_INSTANCES, MAX_WORKERS, ParseClientIdError, WorkerId};
 pub use parser::{DataParser, JsonParser};
 pub use server::{Runtime, RuntimeBuilder, ServerSpec, ShutdownHandle, get_server};
 pub use stats::Stats;

@@ -24,7 +24,7 @@ use crate::facade::Server;
 use crate::handler::{
     Handler, HandshakeHook, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
 };
-use crate::id::{MAX_WORKERS, WorkerId};
+use crate::id::{MAX_INSTANCES, MAX_WORKERS, WorkerId};
 use crate::mailbox::{Mailbox, current_worker_runtime};
 use crate::worker::shared::{RuntimeShared, ServerShared};
 use crate::worker::{ServerSlot, WAKER, Worker};
@@ -197,6 +197,13 @@ impl RuntimeBuilder {
         if workers == 0 || workers > MAX_WORKERS {
             return Err(Error::Config(format!(
                 "workers must be 1..={MAX_WORKERS}, not {workers}"
+            )));
+        }
+        let instance = self.config.instance;
+        if instance >= MAX_INSTANCES {
+            return Err(Error::Config(format!(
+                "instance must be below {MAX_INSTANCES} (it is 12 bits of every client id), \
+                 not {instance}"
             )));
         }
         if self.config.fanout_coalesce > MAX_FANOUT_COALESCE {

@@ -4,7 +4,7 @@ mod util;
 
 use std::thread;
 
-use corepush::{ClientId, Raw, Runtime, ServerConfig, WorkerId};
+use corepush::{ClientId, MAX_INSTANCES, Raw, Runtime, ServerConfig, WorkerId};
 use serde_json::json;
 use tungstenite::Message as WsMessage;
 use util::*;
@@ -56,22 +56,22 @@ fn unknown_stale_and_foreign_ids_count_zero() {
     assert!(!server.exists(stale));
 
     // Well-formed ids nobody holds: a serial never issued, and a core loop the runtime lacks.
-    let unissued = ClientId::from_u64((1 << 40) | ((1 << 40) - 1)).unwrap();
-    let no_such_worker = ClientId::from_u64((9 << 40) | 1).unwrap();
+    let unissued = ClientId::from_u64((1 << 44) | ((1 << 44) - 1)).unwrap();
+    let no_such_worker = ClientId::from_u64((9 << 44) | 1).unwrap();
     assert_eq!(unissued.worker(), WorkerId(1));
     assert_eq!(no_such_worker.worker(), WorkerId(9));
 
-    // A client of another instance (another runtime with instance number 7).
+    // A client of another instance (another runtime, with the highest instance number).
     let other = Runtime::builder()
         .workers(2)
-        .instance(7)
+        .instance(MAX_INSTANCES - 1)
         .server(
             ServerConfig::websocket("send-other", "127.0.0.1:0".parse().unwrap()).handler(|_| Cmd),
         )
         .start()
         .unwrap();
     let mut foreign = Client::connect(other.local_addr("send-other").unwrap());
-    assert_eq!(foreign.id.instance(), 7);
+    assert_eq!(foreign.id.instance(), 4095);
     assert_eq!(live.id.instance(), 0);
 
     let counts = off_thread(|| {

@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use corepush::{ClientId, Runtime, ServerConfig, WorkerId};
 use util::*;
 
-/// The serial of an id (the lowest 40 bits, see `ClientId`'s docs).
+/// The serial of an id (the lowest 44 bits, see `ClientId`'s docs).
 fn serial(id: ClientId) -> u64 {
-    id.as_u64() & ((1 << 40) - 1)
+    id.as_u64() & ((1 << 44) - 1)
 }
 
 #[test]

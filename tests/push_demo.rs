@@ -244,7 +244,7 @@ fn pushed_raw(c: &mut [Client], which: &[usize], text: &str) {
 
 /// A well-formed id that no connection has: core loop 200 of this instance.
 fn unknown_id() -> String {
-    ((200u64 << 40) | (5 << 20) | 9).to_string()
+    ((200u64 << 44) | (5 << 20) | 9).to_string()
 }
 
 #[test]
@@ -603,7 +603,7 @@ fn bad_input_is_an_error_reply_and_the_connection_stays() {
         "0",
         "-1",
         "",
-        "1099511627776",
+        "17592186044416",
         "18446744073709551616",
     ] {
         fails!(c[a], {"op": "send", "to": bad, "data": 1} => "not a client id");

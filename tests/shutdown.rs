@@ -7,8 +7,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use corepush::{
-    ClientId, Context, Error, Handler, MAX_WORKERS, Message, Runtime, ServerConfig, WorkerId,
-    Workers, get_server,
+    ClientId, Context, Error, Handler, MAX_INSTANCES, MAX_WORKERS, Message, Runtime, ServerConfig,
+    WorkerId, Workers, get_server,
 };
 use util::*;
 
@@ -217,6 +217,14 @@ fn the_builder_refuses_invalid_configurations() {
             .start(),
     );
     assert!(many.contains("workers"), "{many}");
+    let instance = config_error(
+        Runtime::builder()
+            .workers(1)
+            .instance(MAX_INSTANCES)
+            .server(ws("cfg-a").handler(|_| Nop))
+            .start(),
+    );
+    assert!(instance.contains("instance"), "{instance}");
     let none = config_error(Runtime::builder().workers(2).start());
     assert!(none.contains("server"), "{none}");
     let dup = config_error(

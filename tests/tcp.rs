@@ -129,6 +129,33 @@ fn a_raw_push_with_a_newline_cannot_be_framed_on_a_line_server() {
 }
 
 #[test]
+fn a_raw_push_ending_in_a_carriage_return_cannot_be_framed_on_a_line_server() {
+    // A line reader strips a trailing CR, so the payload would arrive without it.
+    let (rt, addr, server) = start_tcp(ServerConfig::tcp_lines("tcp-cr", local()));
+    let mut a = tcp(addr);
+    let id: ClientId = ask_line(&mut a, "id").parse().unwrap();
+    assert!(matches!(server.send_raw("abc\r", id), Err(Error::Frame(_))));
+    assert!(matches!(server.send_raw("\r", id), Err(Error::Frame(_))));
+    assert!(matches!(
+        server.send_raw(&b"abc\r"[..], id),
+        Err(Error::Frame(_))
+    ));
+    assert!(matches!(
+        server.send_raw_to_all("abc\r"),
+        Err(Error::Frame(_))
+    ));
+    match server.send_raw("abc\r", id) {
+        Err(e) => assert!(e.to_string().contains("carriage return"), "{e}"),
+        Ok(n) => panic!("framed and queued to {n}"),
+    }
+    // Nothing was queued: the next line is the one that can be framed.
+    assert_eq!(server.send_raw("abc", id).unwrap(), 1);
+    assert_eq!(read_line(&mut a), "abc");
+    drop(a);
+    rt.shutdown().unwrap();
+}
+
+#[test]
 fn a_length_server_echoes_and_frames_pushes() {
     let (rt, addr, server) = start_tcp(ServerConfig::tcp_length("tcp-length", local()));
     let mut a = tcp(addr);

@@ -180,13 +180,20 @@ fn recycle(buf: &mut Vec<u8>) {
     }
 }
 
-/// Appends `payload` + b'\n'; a payload containing b'\n' cannot be framed and is refused
-/// (close code 1007), leaving `out` untouched.
+/// Appends `payload` + b'\n'. A payload containing b'\n', or ending in b'\r' (which a line
+/// reader strips, so it would not arrive), cannot be framed and is refused (close code 1007),
+/// leaving `out` untouched.
 pub(crate) fn encode_line(out: &mut Vec<u8>, payload: &[u8]) -> Result<(), ProtocolError> {
     if find_newline(payload).is_some() {
         return Err(ProtocolError {
             close_code: 1007,
             reason: "payload contains a newline",
+        });
+    }
+    if payload.last() == Some(&b'\r') {
+        return Err(ProtocolError {
+            close_code: 1007,
+            reason: "payload ends in a carriage return, which line framing strips",
         });
     }
     out.reserve(payload.len() + 1);

@@ -271,6 +271,34 @@ fn encode_line_refuses_newlines() {
 }
 
 #[test]
+fn encode_line_refuses_a_trailing_carriage_return() {
+    // A line reader strips it, so the payload could not arrive as sent.
+    let mut out = b"kept".to_vec();
+    for payload in [&b"abc\r"[..], b"\r", b"\r\r", b"a\rb\r"] {
+        let err = encode_line(&mut out, payload).unwrap_err();
+        assert_eq!(
+            err,
+            ProtocolError {
+                close_code: 1007,
+                reason: "payload ends in a carriage return, which line framing strips"
+            },
+            "{payload:?}"
+        );
+        assert_eq!(out, b"kept");
+    }
+    // Anywhere else a carriage return is payload, and comes back as sent.
+    let mut wire = Vec::new();
+    let payloads = [&b"a\rb"[..], b"\ra", b"\r\rx", b"abc"];
+    for payload in payloads {
+        encode_line(&mut wire, payload).unwrap();
+    }
+    assert_eq!(
+        frames(lines(), &[&wire], MAX).unwrap(),
+        payloads.map(<[u8]>::to_vec)
+    );
+}
+
+#[test]
 fn encode_length_prefix() {
     let mut out = vec![9];
     encode_length(&mut out, b"abc").unwrap();
