@@ -129,6 +129,7 @@ mod id;
 mod parser;
 mod registry;
 mod server;
+mod signal;
 mod stats;
 mod worker;
 

@@ -25,6 +25,7 @@ use crate::handler::{
     Handler, HandshakeHook, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
 };
 use crate::id::{MAX_WORKERS, WorkerId};
+use crate::signal::{SignalTarget, install_signal_handler};
 use crate::worker::shared::{Mailbox, RuntimeShared, ServerShared, current_worker_runtime};
 use crate::worker::{ServerSlot, WAKER, Worker};
 
@@ -564,14 +565,6 @@ impl Drop for Runtime {
     }
 }
 
-/// What Ctrl-C / SIGTERM stops: a runtime, or an HTTP server of the request-scoped mode.
-pub(crate) trait SignalTarget: Send + Sync {
-    /// Starts a graceful shutdown; returns at once.
-    fn stop(&self);
-    /// Whether shutdown has started (such targets are dropped from the list).
-    fn is_stopping(&self) -> bool;
-}
-
 impl SignalTarget for ShutdownHandle {
     fn stop(&self) {
         self.shutdown();
@@ -579,27 +572,4 @@ impl SignalTarget for ShutdownHandle {
     fn is_stopping(&self) -> bool {
         self.is_shutting_down()
     }
-}
-
-/// Everything that Ctrl-C / SIGTERM stop. `ctrlc` allows one handler per process.
-static SIGNAL_TARGETS: RwLock<Vec<Box<dyn SignalTarget>>> = RwLock::new(Vec::new());
-static SIGNAL_INSTALLED: std::sync::Once = std::sync::Once::new();
-
-pub(crate) fn install_signal_handler(target: Box<dyn SignalTarget>) -> Result<()> {
-    {
-        let mut targets = SIGNAL_TARGETS.write();
-        targets.retain(|t| !t.is_stopping());
-        targets.push(target);
-    }
-    let mut outcome = Ok(());
-    SIGNAL_INSTALLED.call_once(|| {
-        outcome = ctrlc::set_handler(|| {
-            info!("signal received: shutting down");
-            for t in SIGNAL_TARGETS.read().iter() {
-                t.stop();
-            }
-        })
-        .map_err(|e| Error::Config(format!("cannot install the signal handler: {e}")));
-    });
-    outcome
 }

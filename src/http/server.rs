@@ -20,7 +20,7 @@ use super::message::RequestHandler;
 use super::{HttpConfig, enter_request_scope};
 use crate::error::{Error, Result};
 use crate::facade::Server;
-use crate::server::{SignalTarget, install_signal_handler};
+use crate::signal::{SignalTarget, install_signal_handler};
 
 const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);
