@@ -34,6 +34,7 @@
 mod conn;
 mod message;
 mod parse;
+mod pool;
 mod server;
 mod write;
 

@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use log::{error, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -17,6 +17,7 @@ use socket2::{Domain, Socket, Type};
 
 use super::conn::{Scratch, serve};
 use super::message::RequestHandler;
+use super::pool::{Accepted, BUSY, FRESH, IDLE, Shared, Slot};
 use super::{HttpConfig, enter_request_scope};
 use crate::error::{Error, Result};
 use crate::facade::Server;
@@ -224,82 +225,6 @@ impl SignalTarget for HttpShutdownHandle {
     }
 }
 
-/// What the acceptor, the pool threads and the shutdown handles share.
-pub(crate) struct Shared {
-    pub(crate) config: HttpConfig,
-    pub(crate) server: Server,
-    pub(crate) handler: Box<dyn RequestHandler>,
-    /// One per possible pool thread: the connection it serves, for closing it when idle.
-    pub(crate) slots: Vec<Slot>,
-    /// The slots no thread holds: a thread started beyond `threads` takes one.
-    free_slots: Mutex<Vec<usize>>,
-    /// The threads started beyond `threads`, for joining at shutdown.
-    spares: Mutex<Vec<JoinHandle<()>>>,
-    /// Accepted connections on their way to a pool thread.
-    queue: Receiver<Accepted>,
-    pub(crate) stopping: AtomicBool,
-    /// Pool threads waiting for a connection (or starting).
-    waiting: AtomicUsize,
-    /// Accepted connections waiting for a pool thread.
-    queued: AtomicUsize,
-    waker: Waker,
-}
-
-impl Shared {
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Whether accepted connections outnumber the threads about to take them: then an idle
-    /// keep-alive connection should give its thread up, rather than a newcomer waiting out a
-    /// keep-alive timeout (HTTP lets a server close an idle connection at any time). Counters
-    /// read without a lock: an error costs one early close or one late start, not a hang —
-    /// both the acceptor (after queueing) and a thread (after going idle) look.
-    pub(crate) fn is_short_of_threads(&self) -> bool {
-        self.queued.load(Ordering::SeqCst) > self.waiting.load(Ordering::SeqCst)
-    }
-}
-
-/// A slot's connection is reading, handling or answering a request (or there is none).
-pub(crate) const BUSY: u8 = 0;
-/// A slot's connection is between requests, waiting for the next one: shutdown closes it, and
-/// so does a newcomer finding every thread taken.
-pub(crate) const IDLE: u8 = 1;
-/// A slot's connection is new and waiting for its first request: shutdown closes it, but a
-/// newcomer does not, as this one has waited its turn already.
-pub(crate) const FRESH: u8 = 3;
-/// A slot's waiting connection was closed from outside.
-const CLOSED: u8 = 2;
-
-/// The connection a pool thread serves, as other threads may see it.
-#[derive(Default)]
-pub(crate) struct Slot {
-    pub(crate) state: AtomicU8,
-    /// Changed only under the lock, and only while the state is `BUSY`: so whoever moves `IDLE`
-    /// or `FRESH` to `CLOSED` under the lock closes the very connection that was waiting.
-    pub(crate) stream: Mutex<Option<Arc<TcpStream>>>,
-}
-
-impl Slot {
-    /// Closes the connection if its state is `state` (`IDLE` or `FRESH`); returns whether it
-    /// was.
-    fn close_if(&self, state: u8) -> bool {
-        let stream = self.stream.lock();
-        if self
-            .state
-            .compare_exchange(state, CLOSED, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return false;
-        }
-        if let Some(s) = stream.as_ref() {
-            // Wakes the pool thread out of its read; it sees CLOSED and lets go.
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        true
-    }
-}
-
 fn validate(c: &HttpConfig) -> Result<()> {
     let bad = |what: &str| Err(Error::Config(format!("http server {:?}: {what}", c.name)));
     if c.name.is_empty() {
@@ -448,8 +373,6 @@ fn evict_one(shared: &Shared, from: usize) -> usize {
     }
     from
 }
-
-type Accepted = (TcpStream, SocketAddr);
 
 /// Starts a pool thread beyond `threads`, if there is room; whether it did.
 fn start_spare(shared: &Arc<Shared>) -> bool {
