@@ -11,7 +11,7 @@ use crossbeam_channel::Receiver;
 use mio::Waker;
 use parking_lot::Mutex;
 
-use super::HttpConfig;
+use super::config::HttpConfig;
 use super::message::RequestHandler;
 use crate::facade::Server;
 

@@ -15,10 +15,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 use socket2::{Domain, Socket, Type};
 
+use super::config::HttpConfig;
 use super::conn::{Scratch, serve};
 use super::message::RequestHandler;
 use super::pool::{Accepted, BUSY, FRESH, IDLE, Shared, Slot};
-use super::{HttpConfig, enter_request_scope};
+use super::scope::enter_request_scope;
 use crate::error::{Error, Result};
 use crate::facade::Server;
 use crate::signal::{SignalTarget, install_signal_handler};
