@@ -16,8 +16,8 @@ use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use corepush::{
-    Context, Error, Handler, HttpConfig, HttpServer, Message, Request, RequestContext,
-    RequestHandler, Response, Runtime, ServerConfig,
+    Context, Handler, HttpConfig, HttpServer, Message, Request, RequestContext, RequestHandler,
+    Response, Runtime, ServerConfig,
 };
 use serde_json::{Value, json};
 
@@ -38,9 +38,7 @@ impl Hello {
     /// Pushes a greeting to everyone in the room; returns how many connections it reached.
     /// Under the push server that is the room's size; in a request it is 0, harmlessly.
     pub fn greet(&self, name: &str) -> corepush::Result<usize> {
-        let server =
-            corepush::get_server(SERVER).ok_or_else(|| Error::UnknownServer(SERVER.into()))?;
-        server.send_to_group(ROOM, &json!({ "hello": name }))
+        corepush::require_server(SERVER)?.send_to_group(ROOM, &json!({ "hello": name }))
     }
 
     /// What the caller is told, in both modes.

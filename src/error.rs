@@ -17,7 +17,8 @@ pub enum Error {
     /// The payload cannot be framed by this server's protocol (for example a raw payload with a
     /// newline on a line-framed TCP server, or one larger than the frame format allows).
     Frame(String),
-    /// No server by that name is running.
+    /// No server by that name is running (from [`require_server`](crate::require_server)).
+    /// Check the name, and that its runtime has started and not yet shut down.
     UnknownServer(String),
     /// The call needs a core loop thread (for example `this_worker`), but the calling thread is
     /// not one.

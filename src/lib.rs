@@ -143,7 +143,7 @@ pub use http::{
 };
 pub use id::{ClientId, MAX_WORKERS, ParseClientIdError, WorkerId};
 pub use parser::{DataParser, JsonParser};
-pub use server::{Runtime, RuntimeBuilder, ServerSpec, ShutdownHandle, get_server};
+pub use server::{Runtime, RuntimeBuilder, ServerSpec, ShutdownHandle, get_server, require_server};
 pub use stats::Stats;
 
 /// The README's examples, compiled as doc tests.

@@ -426,6 +426,14 @@ pub fn get_server<'a>(name: impl Into<Option<&'a str>>) -> Option<Server> {
         .or_else(|| find(None))
 }
 
+/// [`get_server`], with [`Error::UnknownServer`] for `None`: for code that cannot go on
+/// without the server and passes the failure up with `?`. The error names the server asked
+/// for, or `(default)` when no name was given.
+pub fn require_server<'a>(name: impl Into<Option<&'a str>>) -> Result<Server> {
+    let name = name.into();
+    get_server(name).ok_or_else(|| Error::UnknownServer(name.unwrap_or("(default)").to_owned()))
+}
+
 /// Stops a runtime from any thread: see [`Runtime::shutdown_handle`].
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle {
