@@ -128,6 +128,7 @@ mod http;
 mod id;
 mod parser;
 mod registry;
+mod running;
 mod server;
 mod signal;
 mod stats;

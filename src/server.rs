@@ -12,7 +12,6 @@ use std::time::Duration;
 use log::{error, info};
 use mio::Poll;
 use mio::net::TcpListener;
-use parking_lot::RwLock;
 use socket2::{Domain, Socket, Type};
 
 use crate::backend::Backend;
@@ -25,8 +24,9 @@ use crate::handler::{
     Handler, HandshakeHook, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
 };
 use crate::id::{MAX_WORKERS, WorkerId};
+use crate::running;
 use crate::signal::{SignalTarget, install_signal_handler};
-use crate::worker::shared::{Mailbox, RuntimeShared, ServerShared, current_worker_runtime};
+use crate::worker::shared::{Mailbox, RuntimeShared, ServerShared};
 use crate::worker::{ServerSlot, WAKER, Worker};
 
 type ActionFn<H> = dyn Fn(&mut H, &mut WorkerContext<'_>, &WorkerMessage<'_>) + Send + Sync;
@@ -357,12 +357,7 @@ impl RuntimeBuilder {
             }
         }
         let runtime = Runtime::assemble(shared, threads, facades, addrs);
-        {
-            let mut global = GLOBAL.write();
-            for s in &runtime.servers {
-                global.push((runtime_id, s.clone()));
-            }
-        }
+        running::register(runtime_id, &runtime.servers);
         for (s, a) in runtime.servers.iter().zip(&runtime.addrs) {
             info!(
                 "server {:?} listening on {a} ({workers} core loops)",
@@ -384,8 +379,6 @@ fn bind_reuseport(addr: SocketAddr) -> Result<TcpListener> {
 }
 
 static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
-/// Every running server, by runtime, for [`get_server`].
-static GLOBAL: RwLock<Vec<(u64, Server)>> = RwLock::new(Vec::new());
 
 /// The handle of a running server by name, from any thread. With `None`, the default (first)
 /// server. On a core loop thread, the servers of that core loop's runtime come first; elsewhere
@@ -400,30 +393,7 @@ pub fn get_server<'a>(name: impl Into<Option<&'a str>>) -> Option<Server> {
     if let Some(server) = crate::http::request_scope_server(name) {
         return Some(server);
     }
-    let global = GLOBAL.read();
-    let pick = |it: &mut dyn Iterator<Item = &(u64, Server)>| -> Option<Server> {
-        match name {
-            Some(_) => it.last().map(|(_, s)| s.clone()),
-            None => {
-                // The first server of the chosen runtime.
-                let all: Vec<&(u64, Server)> = it.collect();
-                let rt = all.last()?.0;
-                all.into_iter()
-                    .find(|(r, _)| *r == rt)
-                    .map(|(_, s)| s.clone())
-            }
-        }
-    };
-    // Within one runtime (`Some`) or across all of them (`None`).
-    let find = |runtime: Option<u64>| {
-        let matches = |(rt, s): &&(u64, Server)| {
-            name.is_none_or(|n| s.name() == n) && runtime.is_none_or(|r| r == *rt)
-        };
-        pick(&mut global.iter().filter(matches))
-    };
-    current_worker_runtime()
-        .and_then(|rt| find(Some(rt)))
-        .or_else(|| find(None))
+    running::find(name)
 }
 
 /// [`get_server`], with [`Error::UnknownServer`] for `None`: for code that cannot go on
@@ -559,7 +529,7 @@ impl Runtime {
                 result = Err(Error::Worker(outcome));
             }
         }
-        GLOBAL.write().retain(|(rt, _)| *rt != self.shared.id);
+        running::unregister(self.shared.id);
         result
     }
 }
