@@ -384,14 +384,22 @@ static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 /// server. On a core loop thread, the servers of that core loop's runtime come first; elsewhere
 /// the most recently started runtime that has the name.
 ///
-/// On a pool thread of an [`HttpServer`](crate::HttpServer) (inside a request handler), every
-/// name answers with a handle on the Fpm backend — with `None`, the HTTP server's own — as in
-/// imi under FPM there is no push server: push code runs there unchanged and reaches nobody.
+/// On a pool thread of an [`HttpServer`](crate::HttpServer) (inside a request handler), a name
+/// answers with:
+/// 1. the push server of that name running in this process, if there is one (the most
+///    recently started runtime that has the name), so a request can push to its clients;
+/// 2. else, for the HTTP server's own name ([`HttpConfig::name`](crate::HttpConfig::name)),
+///    that server's handle on the Fpm backend, as under imi's FPM mode: push code shared with
+///    a push deployment runs unchanged and reaches nobody;
+/// 3. else `None`.
+///
+/// On such a thread `None` stands for the HTTP server's own name, resolved by the same rules.
 pub fn get_server<'a>(name: impl Into<Option<&'a str>>) -> Option<Server> {
     let name = name.into();
-    // Request-scoped mode: checked first, a thread-local read.
-    if let Some(server) = crate::http::request_scope_server(name) {
-        return Some(server);
+    // Request-scoped mode: a thread-local read tells a pool thread of an HTTP server, whose
+    // own name and handle take part in the answer.
+    if let Some(answer) = crate::http::request_scope_server(name) {
+        return answer;
     }
     running::find(name)
 }

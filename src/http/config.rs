@@ -8,9 +8,10 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HttpConfig {
-    /// The server's name: what [`get_server`](crate::get_server) with no name, and
-    /// [`RequestContext::server`](crate::RequestContext::server), answer with inside a
-    /// request. Must not be empty.
+    /// The server's name: the one [`get_server`](crate::get_server) with no name, and
+    /// [`RequestContext::server`](crate::RequestContext::server), look up inside a request (a
+    /// push server of that name if one runs in the process, else this server's own handle on
+    /// the Fpm backend). Must not be empty.
     pub name: String,
     /// The address to listen on. Port 0 picks a free port; read it back with
     /// [`HttpServer::local_addr`](crate::HttpServer::local_addr).

@@ -1,11 +1,15 @@
 //! The request-scoped ("FPM-like") mode: a blocking HTTP/1.1 request → response server whose
-//! handlers see the push facade on the Fpm backend.
+//! handlers reach the push servers of the process, or, under the server's own name, the push
+//! facade on the Fpm backend.
 //!
 //! Under PHP-FPM, imi handles each request and forgets it; no connection outlives the request,
 //! so there is nothing to push to. This module runs the same application code the same way:
-//! inside a [`RequestHandler`], [`get_server`](crate::get_server) and
-//! [`RequestContext::server`] hand out a [`Server`] on the Fpm backend, whose sends answer 0,
-//! whose `exists` answers false and whose lists are empty — never an error, never a panic.
+//! inside a [`RequestHandler`], [`get_server`](crate::get_server) with the HTTP server's own
+//! name (or none) and [`RequestContext::server`] hand out a [`Server`](crate::Server) on the
+//! Fpm backend, whose sends answer 0, whose `exists` answers false and whose lists are empty —
+//! never an error, never a panic. A push server running in the same process comes first,
+//! though: by its name (even the HTTP server's own) a request pushes to its clients for real,
+//! and a name that runs nowhere is `None`.
 //!
 //! ```text
 //!  acceptor thread ── mio::Poll ── listener ──▶ queue of accepted connections (crossbeam)

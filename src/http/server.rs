@@ -32,9 +32,10 @@ const SPARE_IDLE: Duration = Duration::from_secs(60);
 /// A running request-scoped HTTP/1.1 server: an acceptor thread and a pool of threads that
 /// each serve one connection at a time. Dropping it shuts it down and waits.
 ///
-/// Inside its handler, [`get_server`](crate::get_server) (any name, or none) and
-/// [`RequestContext::server`](crate::RequestContext::server) answer with a [`Server`] on the
-/// Fpm backend: push code runs and reaches nobody.
+/// Inside its handler, [`get_server`](crate::get_server) finds the push servers running in the
+/// process, so a request can push to their clients; the server's own name (and `None`, and
+/// [`RequestContext::server`](crate::RequestContext::server)) answers with its own [`Server`]
+/// on the Fpm backend when no push server has that name: push code runs and reaches nobody.
 pub struct HttpServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -111,7 +112,8 @@ impl HttpServer {
         self.addr
     }
 
-    /// The push facade its handlers see: the Fpm backend, named after the server.
+    /// The server's own push facade, on the Fpm backend and named after it: what its handlers
+    /// reach by its name when no push server of that name runs in the process.
     pub fn server(&self) -> Server {
         self.shared.server.clone()
     }
