@@ -5,7 +5,9 @@
 //!   told `{"joined":"room"}`); a text message `NAME` pushes `{"hello":NAME}` to the whole room
 //!   and answers the sender `{"hello":NAME,"pushed":N}`, N being how many it reached.
 //! * `--mode fpm` (port 8081): an HTTP/1.1 server. `GET /hello?name=NAME` runs the very same
-//!   push code, which reaches nobody there, and answers `{"hello":NAME,"pushed":0}`.
+//!   push code, which reaches nobody there, and answers `{"hello":NAME,"pushed":0}`: no push
+//!   server runs in that process, so the name is the HTTP server's own no-op handle. (Both
+//!   started in one process, the request would find the push server and reach the room.)
 //!
 //! ```text
 //! cargo run --example fpm_hello -- --mode push          # then a WebSocket client on :8080
@@ -16,8 +18,8 @@ use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use corepush::{
-    Context, Error, Handler, HttpConfig, HttpServer, Message, Request, RequestContext,
-    RequestHandler, Response, Runtime, ServerConfig,
+    Context, Handler, HttpConfig, HttpServer, Message, Request, RequestContext, RequestHandler,
+    Response, Runtime, ServerConfig,
 };
 use serde_json::{Value, json};
 
@@ -36,11 +38,10 @@ pub struct Hello;
 
 impl Hello {
     /// Pushes a greeting to everyone in the room; returns how many connections it reached.
-    /// Under the push server that is the room's size; in a request it is 0, harmlessly.
+    /// Under the push server that is the room's size; in a request of fpm mode, with no push
+    /// server in the process, it is 0, harmlessly.
     pub fn greet(&self, name: &str) -> corepush::Result<usize> {
-        let server =
-            corepush::get_server(SERVER).ok_or_else(|| Error::UnknownServer(SERVER.into()))?;
-        server.send_to_group(ROOM, &json!({ "hello": name }))
+        corepush::require_server(SERVER)?.send_to_group(ROOM, &json!({ "hello": name }))
     }
 
     /// What the caller is told, in both modes.

@@ -18,7 +18,8 @@ pub enum Error {
     /// newline, or ending in a carriage return, on a line-framed TCP server, or one larger than
     /// the frame format allows). Nothing was queued.
     Frame(String),
-    /// No server by that name is running.
+    /// No server by that name is running (from [`require_server`](crate::require_server)).
+    /// Check the name, and that its runtime has started and not yet shut down.
     UnknownServer(String),
     /// The call needs a core loop thread (for example `this_worker`), but the calling thread is
     /// not one.

@@ -86,10 +86,15 @@
 //! imi runs the same application under long-lived servers and under PHP-FPM, where each
 //! request is handled and forgotten. corepush's counterpart is [`HttpServer`]: a blocking
 //! HTTP/1.1 server (a pool of threads, keep-alive, chunked bodies, size limits) whose
-//! [`RequestHandler`] runs ordinary blocking code. Inside it, [`get_server`] and
-//! [`RequestContext::server`] answer with a [`Server`] on the Fpm backend, so the push code
-//! shared with the push server runs unchanged and reaches nobody: sends answer 0, never an
-//! error.
+//! [`RequestHandler`] runs ordinary blocking code. Inside it, [`get_server`] with the HTTP
+//! server's own name (or none) and [`RequestContext::server`] answer with a [`Server`] on the
+//! Fpm backend, so the push code shared with the push server runs unchanged and reaches
+//! nobody: sends answer 0, never an error.
+//!
+//! A push server running in the same process comes first: inside a request, [`get_server`]
+//! finds it by its name — the HTTP server's own name included — so an HTTP endpoint beside a
+//! [`Runtime`] pushes to its clients for real. Any other name is `None` there, as it is
+//! everywhere ([`require_server`] turns that into [`Error::UnknownServer`]).
 //!
 //! ```no_run
 //! use corepush::{HttpConfig, HttpServer, Request, RequestContext, Response};
@@ -130,7 +135,9 @@ mod id;
 mod mailbox;
 mod parser;
 mod registry;
+mod running;
 mod server;
+mod signal;
 mod stats;
 mod worker;
 
@@ -144,7 +151,7 @@ pub use http::{
 };
 pub use id::{ClientId, MAX_INSTANCES, MAX_WORKERS, ParseClientIdError, WorkerId};
 pub use parser::{DataParser, JsonParser};
-pub use server::{Runtime, RuntimeBuilder, ServerSpec, ShutdownHandle, get_server};
+pub use server::{Runtime, RuntimeBuilder, ServerSpec, ShutdownHandle, get_server, require_server};
 pub use stats::Stats;
 
 /// The README's examples, compiled as doc tests.

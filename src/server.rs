@@ -12,7 +12,6 @@ use std::time::Duration;
 use log::{error, info};
 use mio::Poll;
 use mio::net::TcpListener;
-use parking_lot::RwLock;
 use socket2::{Domain, Socket, Type};
 
 use crate::backend::Backend;
@@ -25,7 +24,9 @@ use crate::handler::{
     Handler, HandshakeHook, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
 };
 use crate::id::{MAX_INSTANCES, MAX_WORKERS, WorkerId};
-use crate::mailbox::{Mailbox, current_worker_runtime};
+use crate::mailbox::Mailbox;
+use crate::running;
+use crate::signal::{SignalTarget, install_signal_handler};
 use crate::worker::shared::{RuntimeShared, ServerShared};
 use crate::worker::{ServerSlot, WAKER, Worker};
 
@@ -365,12 +366,7 @@ impl RuntimeBuilder {
             }
         }
         let runtime = Runtime::assemble(shared, threads, facades, addrs);
-        {
-            let mut global = GLOBAL.write();
-            for s in &runtime.servers {
-                global.push((runtime_id, s.clone()));
-            }
-        }
+        running::register(runtime_id, &runtime.servers);
         for (s, a) in runtime.servers.iter().zip(&runtime.addrs) {
             info!(
                 "server {:?} listening on {a} ({workers} core loops)",
@@ -392,46 +388,37 @@ fn bind_reuseport(addr: SocketAddr) -> Result<TcpListener> {
 }
 
 static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
-/// Every running server, by runtime, for [`get_server`].
-static GLOBAL: RwLock<Vec<(u64, Server)>> = RwLock::new(Vec::new());
 
 /// The handle of a running server by name, from any thread. With `None`, the default (first)
 /// server. On a core loop thread, the servers of that core loop's runtime come first; elsewhere
 /// the most recently started runtime that has the name.
 ///
-/// On a pool thread of an [`HttpServer`](crate::HttpServer) (inside a request handler), every
-/// name answers with a handle on the Fpm backend — with `None`, the HTTP server's own — as in
-/// imi under FPM there is no push server: push code runs there unchanged and reaches nobody.
+/// On a pool thread of an [`HttpServer`](crate::HttpServer) (inside a request handler), a name
+/// answers with:
+/// 1. the push server of that name running in this process, if there is one (the most
+///    recently started runtime that has the name), so a request can push to its clients;
+/// 2. else, for the HTTP server's own name ([`HttpConfig::name`](crate::HttpConfig::name)),
+///    that server's handle on the Fpm backend, as under imi's FPM mode: push code shared with
+///    a push deployment runs unchanged and reaches nobody;
+/// 3. else `None`.
+///
+/// On such a thread `None` stands for the HTTP server's own name, resolved by the same rules.
 pub fn get_server<'a>(name: impl Into<Option<&'a str>>) -> Option<Server> {
     let name = name.into();
-    // Request-scoped mode: checked first, a thread-local read.
-    if let Some(server) = crate::http::request_scope_server(name) {
-        return Some(server);
+    // Request-scoped mode: a thread-local read tells a pool thread of an HTTP server, whose
+    // own name and handle take part in the answer.
+    if let Some(answer) = crate::http::request_scope_server(name) {
+        return answer;
     }
-    let global = GLOBAL.read();
-    let pick = |it: &mut dyn Iterator<Item = &(u64, Server)>| -> Option<Server> {
-        match name {
-            Some(_) => it.last().map(|(_, s)| s.clone()),
-            None => {
-                // The first server of the chosen runtime.
-                let all: Vec<&(u64, Server)> = it.collect();
-                let rt = all.last()?.0;
-                all.into_iter()
-                    .find(|(r, _)| *r == rt)
-                    .map(|(_, s)| s.clone())
-            }
-        }
-    };
-    // Within one runtime (`Some`) or across all of them (`None`).
-    let find = |runtime: Option<u64>| {
-        let matches = |(rt, s): &&(u64, Server)| {
-            name.is_none_or(|n| s.name() == n) && runtime.is_none_or(|r| r == *rt)
-        };
-        pick(&mut global.iter().filter(matches))
-    };
-    current_worker_runtime()
-        .and_then(|rt| find(Some(rt)))
-        .or_else(|| find(None))
+    running::find(name)
+}
+
+/// [`get_server`], with [`Error::UnknownServer`] for `None`: for code that cannot go on
+/// without the server and passes the failure up with `?`. The error names the server asked
+/// for, or `(default)` when no name was given.
+pub fn require_server<'a>(name: impl Into<Option<&'a str>>) -> Result<Server> {
+    let name = name.into();
+    get_server(name).ok_or_else(|| Error::UnknownServer(name.unwrap_or("(default)").to_owned()))
 }
 
 /// Stops a runtime from any thread: see [`Runtime::shutdown_handle`].
@@ -559,7 +546,7 @@ impl Runtime {
                 result = Err(Error::Worker(outcome));
             }
         }
-        GLOBAL.write().retain(|(rt, _)| *rt != self.shared.id);
+        running::unregister(self.shared.id);
         result
     }
 }
@@ -573,14 +560,6 @@ impl Drop for Runtime {
     }
 }
 
-/// What Ctrl-C / SIGTERM stops: a runtime, or an HTTP server of the request-scoped mode.
-pub(crate) trait SignalTarget: Send + Sync {
-    /// Starts a graceful shutdown; returns at once.
-    fn stop(&self);
-    /// Whether shutdown has started (such targets are dropped from the list).
-    fn is_stopping(&self) -> bool;
-}
-
 impl SignalTarget for ShutdownHandle {
     fn stop(&self) {
         self.shutdown();
@@ -588,27 +567,4 @@ impl SignalTarget for ShutdownHandle {
     fn is_stopping(&self) -> bool {
         self.is_shutting_down()
     }
-}
-
-/// Everything that Ctrl-C / SIGTERM stop. `ctrlc` allows one handler per process.
-static SIGNAL_TARGETS: RwLock<Vec<Box<dyn SignalTarget>>> = RwLock::new(Vec::new());
-static SIGNAL_INSTALLED: std::sync::Once = std::sync::Once::new();
-
-pub(crate) fn install_signal_handler(target: Box<dyn SignalTarget>) -> Result<()> {
-    {
-        let mut targets = SIGNAL_TARGETS.write();
-        targets.retain(|t| !t.is_stopping());
-        targets.push(target);
-    }
-    let mut outcome = Ok(());
-    SIGNAL_INSTALLED.call_once(|| {
-        outcome = ctrlc::set_handler(|| {
-            info!("signal received: shutting down");
-            for t in SIGNAL_TARGETS.read().iter() {
-                t.stop();
-            }
-        })
-        .map_err(|e| Error::Config(format!("cannot install the signal handler: {e}")));
-    });
-    outcome
 }

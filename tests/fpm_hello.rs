@@ -1,6 +1,7 @@
 //! fpm_hello: the same handler code pushes to a group under the push server (real WebSocket
-//! clients receive it) and answers HTTP requests harmlessly under the request-scoped server —
-//! and the command-line parsing.
+//! clients receive it), answers HTTP requests harmlessly under the request-scoped server alone,
+//! and reaches the room from a request when both run in one process — and the command-line
+//! parsing.
 mod http_util;
 mod util;
 
@@ -14,6 +15,8 @@ mod fpm_hello;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
+use parking_lot::Mutex;
+
 use fpm_hello::{Cli, Mode, Options, ROOM, SERVER, parse_args, start_fpm, start_push};
 use serde_json::{Value, json};
 use tungstenite::Message;
@@ -22,8 +25,13 @@ fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// Held by each test that starts a server: both modes use the name [`SERVER`], and a request
+/// reaches a push server of that name if one runs in the process, so the tests take turns.
+static ONE_MODE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn push_mode_pushes_to_the_room() {
+    let _turn = ONE_MODE_AT_A_TIME.lock();
     let runtime = start_push(any_port()).expect("start push mode");
     let addr = runtime.local_addr(SERVER).unwrap();
     let mut alice = util::connect(addr);
@@ -48,6 +56,7 @@ fn push_mode_pushes_to_the_room() {
 
 #[test]
 fn fpm_mode_answers_http_and_pushes_to_nobody() {
+    let _turn = ONE_MODE_AT_A_TIME.lock();
     let server = start_fpm(any_port()).expect("start fpm mode");
     assert_eq!(server.name(), SERVER);
     let mut c = http_util::Client::connect(server.local_addr());
@@ -63,6 +72,22 @@ fn fpm_mode_answers_http_and_pushes_to_nobody() {
     assert_eq!(c.roundtrip(http_util::post("/hello", "x")).status, 405);
     assert_eq!(c.roundtrip(http_util::get("/elsewhere")).status, 404);
     server.shutdown().unwrap();
+}
+
+#[test]
+fn both_modes_in_one_process_a_request_pushes_to_the_room() {
+    let _turn = ONE_MODE_AT_A_TIME.lock();
+    let runtime = start_push(any_port()).expect("start push mode");
+    let mut member = util::connect(runtime.local_addr(SERVER).unwrap());
+    assert_eq!(util::recv_json(&mut member), json!({ "joined": ROOM }));
+    let http = start_fpm(any_port()).expect("start fpm mode");
+    let mut c = http_util::Client::connect(http.local_addr());
+    let v = c.roundtrip(http_util::get("/hello?name=x")).json();
+    assert_eq!(v, json!({ "hello": "x", "pushed": 1 }));
+    assert_eq!(util::recv_json(&mut member), json!({ "hello": "x" }));
+    drop(member);
+    http.shutdown().unwrap();
+    runtime.shutdown().unwrap();
 }
 
 #[test]

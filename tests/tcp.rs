@@ -1,12 +1,12 @@
 //! Framed TCP servers (line- and length-framed): echo, framed pushes, CRLF input, payloads the
 //! framing cannot carry, oversized messages, and several servers in one runtime with
-//! `get_server` resolving names.
+//! `get_server` and `require_server` resolving names.
 mod util;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use corepush::{ClientId, Error, Runtime, Server, ServerConfig, get_server};
+use corepush::{ClientId, Error, Runtime, Server, ServerConfig, get_server, require_server};
 use serde_json::json;
 use util::*;
 
@@ -259,12 +259,28 @@ fn servers_of_one_runtime_are_separate_and_found_by_name() {
                 tcp.name().to_owned(),
                 ws.send_raw("via get_server", w.id).unwrap(),
                 get_server("no-such-server-7f3a").is_none(),
+                require_server(tcp_name).map(|s| s.name().to_owned()).ok(),
+                require_server("no-such-server-7f3a").err(),
             )
         })
         .join()
         .unwrap()
     });
-    assert_eq!(found, (ws_name.to_owned(), tcp_name.to_owned(), 1, true));
+    let (ws_found, tcp_found, pushed, unknown_is_none, required, unknown) = found;
+    assert_eq!(
+        (
+            ws_found.as_str(),
+            tcp_found.as_str(),
+            pushed,
+            unknown_is_none
+        ),
+        (ws_name, tcp_name, 1, true)
+    );
+    assert_eq!(required.as_deref(), Some(tcp_name));
+    assert!(
+        matches!(&unknown, Some(Error::UnknownServer(n)) if n == "no-such-server-7f3a"),
+        "{unknown:?}"
+    );
     assert_eq!(w.recv(), "via get_server");
     // From a core loop: its own runtime; `None` is the runtime's first server.
     assert_eq!(ask_line(&mut t, "default-server"), ws_name);
@@ -279,6 +295,7 @@ fn servers_of_one_runtime_are_separate_and_found_by_name() {
     rt.shutdown().unwrap();
     assert!(get_server(ws_name).is_none(), "gone after shutdown");
     assert!(get_server(tcp_name).is_none());
+    assert!(matches!(require_server(ws_name), Err(Error::UnknownServer(n)) if n == ws_name));
 }
 
 #[test]

@@ -11,7 +11,7 @@ use log::{debug, error};
 
 use super::message::RequestContext;
 use super::parse::{ChunkedDecoder, Framing, Limits, Reject, has_head_end, parse_head};
-use super::server::{BUSY, FRESH, IDLE, Shared, Slot};
+use super::pool::{BUSY, FRESH, IDLE, Shared, Slot};
 use super::write::{self, CONTINUE, asks_close, check, error_response, write_two};
 
 /// The smallest free space a read is given.

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
+use super::scope::own_server;
 use crate::facade::Server;
 
 /// Answers the requests of an [`HttpServer`](crate::HttpServer): one instance shared by every
@@ -214,27 +216,35 @@ impl Response {
 }
 
 /// The request-scoped context handed to a [`RequestHandler`] with each request (imi's
-/// `RequestContext`): the push facade, which is a no-op here, and typed per-request data that
-/// is dropped when the response has been written.
+/// `RequestContext`): the push facade named after the HTTP server, and typed per-request data
+/// that is dropped when the response has been written.
 pub struct RequestContext {
-    server: Server,
+    /// The HTTP server's own handle, on the Fpm backend.
+    own: Server,
+    /// What [`server`](Self::server) answers, looked up on its first call.
+    server: OnceCell<Server>,
     peer_addr: SocketAddr,
     data: HashMap<String, Box<dyn Any>>,
 }
 
 impl RequestContext {
-    pub(crate) fn new(server: Server, peer_addr: SocketAddr) -> Self {
+    pub(crate) fn new(own: Server, peer_addr: SocketAddr) -> Self {
         RequestContext {
-            server,
+            own,
+            server: OnceCell::new(),
             peer_addr,
             data: HashMap::new(),
         }
     }
 
-    /// The push facade on the Fpm backend, named after the HTTP server: every send answers 0,
-    /// `exists` false, every list is empty. Code written for the push server runs unchanged.
+    /// The push facade named after the HTTP server ([`HttpConfig::name`](crate::HttpConfig::name)),
+    /// as [`get_server`](crate::get_server) with no name answers it here: the push server of
+    /// that name if one runs in this process, so the request pushes to its clients; else the
+    /// HTTP server's own handle on the Fpm backend, where every send answers 0, `exists` false
+    /// and every list is empty, so code written for the push server runs unchanged. Looked up
+    /// once per request.
     pub fn server(&self) -> &Server {
-        &self.server
+        self.server.get_or_init(|| own_server(&self.own))
     }
 
     /// The client's address.
@@ -261,7 +271,7 @@ impl RequestContext {
 impl fmt::Debug for RequestContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestContext")
-            .field("server", &self.server.name())
+            .field("server", &self.own.name())
             .field("peer_addr", &self.peer_addr)
             .field("data", &self.data.keys().collect::<Vec<_>>())
             .finish()

@@ -2,25 +2,27 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use log::{error, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
 use socket2::{Domain, Socket, Type};
 
+use super::config::HttpConfig;
 use super::conn::{Scratch, serve};
 use super::message::RequestHandler;
-use super::{HttpConfig, enter_request_scope};
+use super::pool::{Accepted, BUSY, FRESH, IDLE, Shared, Slot};
+use super::scope::enter_request_scope;
 use crate::error::{Error, Result};
 use crate::facade::Server;
-use crate::server::{SignalTarget, install_signal_handler};
+use crate::signal::{SignalTarget, install_signal_handler};
 
 const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -30,9 +32,10 @@ const SPARE_IDLE: Duration = Duration::from_secs(60);
 /// A running request-scoped HTTP/1.1 server: an acceptor thread and a pool of threads that
 /// each serve one connection at a time. Dropping it shuts it down and waits.
 ///
-/// Inside its handler, [`get_server`](crate::get_server) (any name, or none) and
-/// [`RequestContext::server`](crate::RequestContext::server) answer with a [`Server`] on the
-/// Fpm backend: push code runs and reaches nobody.
+/// Inside its handler, [`get_server`](crate::get_server) finds the push servers running in the
+/// process, so a request can push to their clients; the server's own name (and `None`, and
+/// [`RequestContext::server`](crate::RequestContext::server)) answers with its own [`Server`]
+/// on the Fpm backend when no push server has that name: push code runs and reaches nobody.
 pub struct HttpServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -109,7 +112,8 @@ impl HttpServer {
         self.addr
     }
 
-    /// The push facade its handlers see: the Fpm backend, named after the server.
+    /// The server's own push facade, on the Fpm backend and named after it: what its handlers
+    /// reach by its name when no push server of that name runs in the process.
     pub fn server(&self) -> Server {
         self.shared.server.clone()
     }
@@ -221,82 +225,6 @@ impl SignalTarget for HttpShutdownHandle {
     }
     fn is_stopping(&self) -> bool {
         self.is_shutting_down()
-    }
-}
-
-/// What the acceptor, the pool threads and the shutdown handles share.
-pub(crate) struct Shared {
-    pub(crate) config: HttpConfig,
-    pub(crate) server: Server,
-    pub(crate) handler: Box<dyn RequestHandler>,
-    /// One per possible pool thread: the connection it serves, for closing it when idle.
-    pub(crate) slots: Vec<Slot>,
-    /// The slots no thread holds: a thread started beyond `threads` takes one.
-    free_slots: Mutex<Vec<usize>>,
-    /// The threads started beyond `threads`, for joining at shutdown.
-    spares: Mutex<Vec<JoinHandle<()>>>,
-    /// Accepted connections on their way to a pool thread.
-    queue: Receiver<Accepted>,
-    pub(crate) stopping: AtomicBool,
-    /// Pool threads waiting for a connection (or starting).
-    waiting: AtomicUsize,
-    /// Accepted connections waiting for a pool thread.
-    queued: AtomicUsize,
-    waker: Waker,
-}
-
-impl Shared {
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Whether accepted connections outnumber the threads about to take them: then an idle
-    /// keep-alive connection should give its thread up, rather than a newcomer waiting out a
-    /// keep-alive timeout (HTTP lets a server close an idle connection at any time). Counters
-    /// read without a lock: an error costs one early close or one late start, not a hang —
-    /// both the acceptor (after queueing) and a thread (after going idle) look.
-    pub(crate) fn is_short_of_threads(&self) -> bool {
-        self.queued.load(Ordering::SeqCst) > self.waiting.load(Ordering::SeqCst)
-    }
-}
-
-/// A slot's connection is reading, handling or answering a request (or there is none).
-pub(crate) const BUSY: u8 = 0;
-/// A slot's connection is between requests, waiting for the next one: shutdown closes it, and
-/// so does a newcomer finding every thread taken.
-pub(crate) const IDLE: u8 = 1;
-/// A slot's connection is new and waiting for its first request: shutdown closes it, but a
-/// newcomer does not, as this one has waited its turn already.
-pub(crate) const FRESH: u8 = 3;
-/// A slot's waiting connection was closed from outside.
-const CLOSED: u8 = 2;
-
-/// The connection a pool thread serves, as other threads may see it.
-#[derive(Default)]
-pub(crate) struct Slot {
-    pub(crate) state: AtomicU8,
-    /// Changed only under the lock, and only while the state is `BUSY`: so whoever moves `IDLE`
-    /// or `FRESH` to `CLOSED` under the lock closes the very connection that was waiting.
-    pub(crate) stream: Mutex<Option<Arc<TcpStream>>>,
-}
-
-impl Slot {
-    /// Closes the connection if its state is `state` (`IDLE` or `FRESH`); returns whether it
-    /// was.
-    fn close_if(&self, state: u8) -> bool {
-        let stream = self.stream.lock();
-        if self
-            .state
-            .compare_exchange(state, CLOSED, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return false;
-        }
-        if let Some(s) = stream.as_ref() {
-            // Wakes the pool thread out of its read; it sees CLOSED and lets go.
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        true
     }
 }
 
@@ -448,8 +376,6 @@ fn evict_one(shared: &Shared, from: usize) -> usize {
     }
     from
 }
-
-type Accepted = (TcpStream, SocketAddr);
 
 /// Starts a pool thread beyond `threads`, if there is room; whether it did.
 fn start_spare(shared: &Arc<Shared>) -> bool {
