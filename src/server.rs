@@ -316,6 +316,9 @@ impl RuntimeBuilder {
                 per_worker_listeners[w].push(l);
             }
         }
+        // Known to `get_server` before any core loop runs: a handler of the very first
+        // connection finds its own server.
+        running::register(runtime_id, &facades);
         let mut threads = Vec::with_capacity(workers);
         let work = polls.into_iter().zip(receivers).zip(per_worker_listeners);
         for (w, ((poll, rx), worker_listeners)) in work.enumerate() {
@@ -366,7 +369,6 @@ impl RuntimeBuilder {
             }
         }
         let runtime = Runtime::assemble(shared, threads, facades, addrs);
-        running::register(runtime_id, &runtime.servers);
         for (s, a) in runtime.servers.iter().zip(&runtime.addrs) {
             info!(
                 "server {:?} listening on {a} ({workers} core loops)",
