@@ -26,10 +26,38 @@ use crate::stats::Stats;
 ///
 /// Sends return how many connections the message was **queued to**: the targets that were
 /// connected to this server (on this instance, within the handle's scope, not excluded) when
-/// the call was made, each counted once. A connection that closes before its core loop gets to
-/// it is counted but receives nothing; delivery itself is asynchronous. `close` and
-/// `close_by_flag` count the connections asked to close the same way. `send_message` counts the
-/// core loops reached. On the Fpm backend every count is 0.
+/// the call was made, each counted once — exactly the connections whose queue receives it.
+/// Delivery is asynchronous: a peer that goes away first gets nothing, and with
+/// [`SlowConsumer::Drop`](crate::SlowConsumer::Drop) a connection over its outbound limit
+/// drops it, counted in [`Stats::dropped`](crate::Stats::dropped). `close` and
+/// `close_by_flag` count the connections they closed; `send_message` counts the core loops
+/// reached. On the Fpm backend every count is 0.
+///
+/// # Scope and exclusions
+///
+/// A handle from [`worker`](Server::worker) or [`this_worker`](Server::this_worker) is
+/// confined to one core loop; one from [`except`](Server::except) skips those clients. Every
+/// method applies both: a client outside the scope, or excluded, does not exist for the
+/// handle — sends and closes skip it, listings and counts leave it out, and calls that name it
+/// by id answer as for a client that is not connected. Worker messages go only to core loops
+/// in the scope.
+///
+/// # Guarantees
+///
+/// * A client is visible (counted, listed, bound by its `on_open`) and reachable before its
+///   handshake answer leaves.
+/// * Once [`close`](Server::close) returns, every thread sees the client gone and a send to it
+///   answers 0.
+/// * One thread's messages to one connection arrive in the order of the calls, whichever
+///   method sent them, [`Context::send`](crate::Context::send) included.
+/// * Everything counted to a connection before it closed is written before its close frame.
+///
+/// # Errors
+///
+/// Sends, closes and worker messages fail with [`Error::Shutdown`] once the runtime shuts
+/// down, with [`Error::MailboxFull`] when a core loop's mailbox stays full (see
+/// [`RuntimeConfig::mailbox_capacity`](crate::RuntimeConfig::mailbox_capacity)), and with
+/// [`Error::Encode`] / [`Error::Frame`] for a payload that cannot be encoded or framed.
 #[derive(Clone)]
 pub struct Server {
     inner: Arc<Inner>,
