@@ -22,10 +22,7 @@ impl Handler for Quiet {
 fn runtime(workers: usize, counter: Arc<AtomicU64>) -> Runtime {
     // Each bench waits for one push before the next, so a fan-out window would only measure
     // its own length: every frame is written in the turn that queued it.
-    let config = RuntimeConfig {
-        fanout_coalesce: Duration::ZERO,
-        ..RuntimeConfig::default()
-    };
+    let config = RuntimeConfig::default().fanout_coalesce(Duration::ZERO);
     Runtime::builder()
         .config(config)
         .workers(workers)

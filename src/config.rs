@@ -48,7 +48,10 @@ pub enum SlowConsumer {
 
 /// One named server of a runtime: where it listens, what it speaks, how it encodes, and the
 /// limits that protect it. Every limit is counted in [`Stats`](crate::Stats) when it acts.
+/// Made by [`ServerConfig::websocket`] (or `tcp_lines`, `tcp_length`, `new`), then the
+/// setters, named after the fields.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// The server's name, for [`get_server`](crate::get_server). Must be unique in the runtime.
     pub name: String,
@@ -201,8 +204,18 @@ impl ServerConfig {
 /// The longest [`RuntimeConfig::fanout_coalesce`] a runtime accepts.
 pub(crate) const MAX_FANOUT_COALESCE: Duration = Duration::from_secs(60);
 
-/// Settings of the whole runtime.
+/// Settings of the whole runtime: `RuntimeConfig::default()` and the setters, named after
+/// the fields.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = corepush::RuntimeConfig::default()
+///     .workers(2)
+///     .fanout_coalesce(Duration::from_millis(2));
+/// assert_eq!(config.workers, 2);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RuntimeConfig {
     /// How many core loops (threads) to run. Defaults to the number of available cores.
     pub workers: usize,
@@ -260,5 +273,55 @@ impl Default for RuntimeConfig {
             stats_interval: None,
             fanout_coalesce: Duration::from_millis(10),
         }
+    }
+}
+
+impl RuntimeConfig {
+    /// Sets [`workers`](RuntimeConfig::workers).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Sets [`instance`](RuntimeConfig::instance).
+    pub fn instance(mut self, instance: u16) -> Self {
+        self.instance = instance;
+        self
+    }
+
+    /// Sets [`shutdown_timeout`](RuntimeConfig::shutdown_timeout).
+    pub fn shutdown_timeout(mut self, shutdown_timeout: Duration) -> Self {
+        self.shutdown_timeout = shutdown_timeout;
+        self
+    }
+
+    /// Sets [`mailbox_batch`](RuntimeConfig::mailbox_batch).
+    pub fn mailbox_batch(mut self, mailbox_batch: usize) -> Self {
+        self.mailbox_batch = mailbox_batch;
+        self
+    }
+
+    /// Sets [`mailbox_capacity`](RuntimeConfig::mailbox_capacity).
+    pub fn mailbox_capacity(mut self, mailbox_capacity: usize) -> Self {
+        self.mailbox_capacity = mailbox_capacity;
+        self
+    }
+
+    /// Sets [`mailbox_timeout`](RuntimeConfig::mailbox_timeout).
+    pub fn mailbox_timeout(mut self, mailbox_timeout: Duration) -> Self {
+        self.mailbox_timeout = mailbox_timeout;
+        self
+    }
+
+    /// Sets [`stats_interval`](RuntimeConfig::stats_interval).
+    pub fn stats_interval(mut self, stats_interval: Option<Duration>) -> Self {
+        self.stats_interval = stats_interval;
+        self
+    }
+
+    /// Sets [`fanout_coalesce`](RuntimeConfig::fanout_coalesce).
+    pub fn fanout_coalesce(mut self, fanout_coalesce: Duration) -> Self {
+        self.fanout_coalesce = fanout_coalesce;
+        self
     }
 }

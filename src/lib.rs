@@ -136,23 +136,29 @@ mod mailbox;
 mod parser;
 mod registry;
 mod running;
-mod server;
+mod runtime;
+mod shared;
 mod signal;
+mod spec;
 mod stats;
+mod target;
 mod worker;
 
 pub use codec::Message;
 pub use config::{BackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer};
+pub use conn::handshake::{HandshakeRequest, Rejection};
 pub use error::{Error, Result};
-pub use facade::{IntoIds, IntoNames, Raw, Server, Workers};
-pub use handler::{Context, Handler, HandshakeRequest, Rejection, WorkerContext, WorkerMessage};
+pub use facade::Server;
+pub use handler::{Context, Handler, WorkerContext, WorkerMessage};
 pub use http::{
     HttpConfig, HttpServer, HttpShutdownHandle, Request, RequestContext, RequestHandler, Response,
 };
 pub use id::{ClientId, MAX_INSTANCES, MAX_WORKERS, ParseClientIdError, WorkerId};
 pub use parser::{DataParser, JsonParser};
-pub use server::{Runtime, RuntimeBuilder, ServerSpec, ShutdownHandle, get_server, require_server};
+pub use runtime::{Runtime, RuntimeBuilder, ShutdownHandle, get_server, require_server};
+pub use spec::ServerSpec;
 pub use stats::Stats;
+pub use target::{IntoIds, IntoNames, Raw, Workers};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -27,10 +27,8 @@ use crossbeam_channel::{Sender, TrySendError};
 use mio::Waker;
 use parking_lot::{Condvar, Mutex};
 
+use crate::codec::SharedFrame;
 use crate::id::{ClientId, WorkerId};
-
-/// A frame already encoded for the wire, shared by every connection that receives it.
-pub(crate) type SharedFrame = Arc<Vec<u8>>;
 
 /// Which of a core loop's connections a command is for.
 #[derive(Debug)]
@@ -251,12 +249,13 @@ impl Mailbox {
         }
     }
 
-    /// Waits until the channel has room or `deadline` passes; true if it has room.
-    pub(crate) fn wait_for_room(&self, deadline: Instant) -> bool {
+    /// Waits until the channel has room, `deadline` passes or `stop` says so; true if it has
+    /// room.
+    pub(crate) fn wait_for_room(&self, deadline: Instant, stop: impl Fn() -> bool) -> bool {
         let mut guard = self.room_lock.lock();
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut room = !self.tx.is_full();
-        while !room {
+        while !room && !stop() {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -270,7 +269,8 @@ impl Mailbox {
         room
     }
 
-    /// Called by the loop after it took commands: wakes the threads waiting for room.
+    /// Called by the loop after it took commands, and at shutdown: wakes the threads waiting
+    /// for room.
     pub(crate) fn made_room(&self) {
         if self.waiters.load(Ordering::SeqCst) > 0 {
             let _guard = self.room_lock.lock();

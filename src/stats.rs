@@ -34,7 +34,10 @@ pub struct Stats {
     /// Write system calls that carried them: `messages_out / writes` is how many frames a
     /// write carries on average (see `RuntimeConfig::fanout_coalesce`).
     pub writes: u64,
-    /// Messages dropped for slow consumers (with [`SlowConsumer::Drop`](crate::SlowConsumer)).
+    /// Messages dropped for slow consumers: queued to a connection (and counted by the send)
+    /// but refused by its full outbound queue — with [`SlowConsumer::Drop`](crate::SlowConsumer)
+    /// every such message, with `Close` the one that found the queue full and any counted to
+    /// the connection before its close frame.
     pub dropped: u64,
     /// Connections closed because their outbound queue was full.
     pub slow_consumer_closes: u64,

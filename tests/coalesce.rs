@@ -13,10 +13,7 @@ use util::*;
 /// One core loop with a [`Cmd`] server and this fan-out window; no keepalive pings, so that
 /// every write is one the test knows of.
 fn start(name: &str, window: Duration) -> (Runtime, SocketAddr, Server) {
-    let config = RuntimeConfig {
-        fanout_coalesce: window,
-        ..RuntimeConfig::default()
-    };
+    let config = RuntimeConfig::default().fanout_coalesce(window);
     let runtime = Runtime::builder()
         .config(config)
         .workers(1)
@@ -128,10 +125,7 @@ fn a_queue_that_fills_a_vectored_write_does_not_wait_for_the_window() {
 
 #[test]
 fn a_window_over_a_minute_is_refused() {
-    let config = RuntimeConfig {
-        fanout_coalesce: Duration::from_secs(61),
-        ..RuntimeConfig::default()
-    };
+    let config = RuntimeConfig::default().fanout_coalesce(Duration::from_secs(61));
     let err = Runtime::builder()
         .config(config)
         .server(

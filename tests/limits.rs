@@ -365,3 +365,38 @@ fn without_an_idle_timeout_silent_clients_stay() {
     drop(silent);
     rt.shutdown().unwrap();
 }
+
+/// Sends a message of 1,000 bytes from `on_open`.
+struct Greeter;
+
+impl corepush::Handler for Greeter {
+    fn on_open(&mut self, ctx: &mut corepush::Context<'_>) {
+        ctx.send_raw(vec![b'x'; 1000]).unwrap();
+    }
+    fn on_message(&mut self, _: &mut corepush::Context<'_>, _: corepush::Message<'_>) {}
+}
+
+/// The handshake's answer, queued ahead of `on_open`'s messages, is not a message: it does not
+/// count against `max_outbound_bytes`, so a first message that fits the limit goes out.
+#[test]
+fn the_handshake_answer_does_not_count_against_the_outbound_limit() {
+    let rt = corepush::Runtime::builder()
+        .workers(1)
+        .server(
+            ws("limit-open")
+                .max_outbound_bytes(1024)
+                .handler(|_| Greeter),
+        )
+        .start()
+        .unwrap();
+    let server = rt.server("limit-open").unwrap();
+    let mut c = connect(rt.local_addr("limit-open").unwrap());
+    match c.read().unwrap() {
+        WsMessage::Binary(b) => assert_eq!(b.len(), 1000),
+        other => panic!("expected the greeting, got {other:?}"),
+    }
+    let s = server.stats();
+    assert_eq!((s.slow_consumer_closes, s.dropped), (0, 0));
+    drop(c);
+    rt.shutdown().unwrap();
+}

@@ -715,8 +715,8 @@ fn parse_args_rejects_bad_flags_and_unavailable_backends() {
 fn a_push_to_the_sender_arrives_before_the_ops_reply() {
     let (rt, addr) = start();
     let mut c = pool(addr, 1);
-    for i in 0..c.len() {
-        let me = c[i].id.clone();
+    for client in c.iter_mut() {
+        let me = client.id.clone();
         for (n, request) in [
             json!({"op": "sendRaw", "to": me, "text": "pushed"}),
             json!({"op": "send", "to": [me], "data": "pushed"}),
@@ -727,16 +727,16 @@ fn a_push_to_the_sender_arrives_before_the_ops_reply() {
         {
             let mut request = request;
             request["id"] = json!(format!("order-{n}"));
-            c[i].send_text(&request.to_string());
+            client.send_text(&request.to_string());
             if n < 2 {
-                let first = c[i].read_frame();
+                let first = client.read_frame();
                 let text = match &first {
                     Message::Text(t) => t.to_string(),
                     other => panic!("expected the push, got {other:?}"),
                 };
                 assert!(text.contains("pushed"), "{request} → first frame {text}");
             }
-            let reply = c[i].read_frame();
+            let reply = client.read_frame();
             let reply: Value = match &reply {
                 Message::Text(t) => serde_json::from_str(t).expect("JSON reply"),
                 other => panic!("expected the reply, got {other:?}"),

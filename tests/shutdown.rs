@@ -225,6 +225,14 @@ fn the_builder_refuses_invalid_configurations() {
             .start(),
     );
     assert!(instance.contains("instance"), "{instance}");
+    let no_room = config_error(
+        Runtime::builder()
+            .config(corepush::RuntimeConfig::default().mailbox_capacity(0))
+            .workers(1)
+            .server(ws("cfg-a").handler(|_| Nop))
+            .start(),
+    );
+    assert!(no_room.contains("mailbox_capacity"), "{no_room}");
     let none = config_error(Runtime::builder().workers(2).start());
     assert!(none.contains("server"), "{none}");
     let dup = config_error(

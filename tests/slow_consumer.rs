@@ -214,7 +214,9 @@ fn a_slow_consumer_is_closed_with_1008() {
         "after {} messages",
         pushed.sent
     );
-    assert_eq!(stats.dropped, 0);
+    // The message that found its queue full, and any counted to it before the close took its
+    // place, are dropped and counted.
+    assert!(stats.dropped >= 1, "dropped {}", stats.dropped);
     // Unregistered at once, though its socket stays until it takes its close frame.
     assert!(!server.exists(slow.id));
     assert_eq!(server.connection_count(), 2);
@@ -244,6 +246,7 @@ fn a_slow_consumer_is_closed_with_1008() {
     };
     assert_eq!(code, Some(1008));
     assert!(next < pushed.sent, "{next} of {} messages", pushed.sent);
+
     drop((slow, healthy));
     rt.shutdown().unwrap();
 }

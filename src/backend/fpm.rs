@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use log::debug;
 
-use super::{Backend, Payload, Scope, Target};
+use super::Backend;
 use crate::error::Result;
-use crate::facade::Workers;
 use crate::id::ClientId;
 use crate::registry::DataValue;
 use crate::stats::Stats;
+use crate::target::{Payload, Scope, Target, Workers};
 
 /// The no-op backend.
 #[derive(Debug, Default)]

@@ -9,15 +9,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Backend, Payload, Scope, Target};
-use crate::conn::frame;
+use super::Backend;
+use crate::codec::frame;
 use crate::error::{Error, Result};
-use crate::facade::Workers;
 use crate::id::{ClientId, WorkerId};
 use crate::mailbox::{Command, LocalTarget, Mailbox, Offer, current_worker_runtime};
 use crate::registry::{DataValue, Live};
+use crate::shared::{RuntimeShared, ServerShared};
 use crate::stats::{Stats, add};
-use crate::worker::shared::{RuntimeShared, ServerShared};
+use crate::target::{Payload, Scope, Target, Workers};
 
 /// Delivers into the core loops of one runtime, for one of its servers.
 #[derive(Debug)]
@@ -176,7 +176,7 @@ impl LocalBackend {
             return full();
         }
         let until = *deadline.get_or_insert_with(|| Instant::now() + self.runtime.mailbox_timeout);
-        if mailbox.wait_for_room(until) {
+        if mailbox.wait_for_room(until, || self.runtime.is_stopping()) {
             Ok(())
         } else if self.runtime.is_stopping() {
             Err(Error::Shutdown)

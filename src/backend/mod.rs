@@ -11,40 +11,10 @@ pub(crate) mod local;
 use std::fmt;
 
 use crate::error::Result;
-use crate::facade::Workers;
-use crate::id::{ClientId, WorkerId};
+use crate::id::ClientId;
 use crate::registry::DataValue;
 use crate::stats::Stats;
-
-/// Whom a push or close is for. Targets are values, resolved by the backend.
-#[derive(Debug, Clone)]
-pub(crate) enum Target {
-    Clients(Vec<ClientId>),
-    Flags(Vec<String>),
-    Groups(Vec<String>),
-    All,
-}
-
-/// An unframed message: the backend frames it for the server's protocol.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Payload<'a> {
-    pub(crate) is_text: bool,
-    pub(crate) bytes: &'a [u8],
-}
-
-/// Limits that travel with a call: the core loop it is confined to, and the ids to skip.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Scope<'a> {
-    pub(crate) worker: Option<WorkerId>,
-    pub(crate) except: &'a [ClientId],
-}
-
-impl Scope<'_> {
-    /// Whether a client falls inside the scope (ignoring exclusions).
-    pub(crate) fn covers(&self, id: ClientId) -> bool {
-        self.worker.is_none_or(|w| w == id.worker())
-    }
-}
+use crate::target::{Payload, Scope, Target, Workers};
 
 /// One implementation of the facade's operations. The facade only encodes, converts targets
 /// and forwards; every method answers what this backend can know.

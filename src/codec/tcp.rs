@@ -3,7 +3,7 @@
 //! Both decoders hand out slices of the caller's input when a frame lies wholly inside
 //! it and copy only an incomplete tail, which is the common case for small pushes.
 
-use super::ProtocolError;
+use super::message::ProtocolError;
 
 /// The frame exceeds the configured limit.
 const TOO_BIG: ProtocolError = ProtocolError {

@@ -7,7 +7,7 @@
 
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
-use super::{Message, ProtocolError};
+use super::message::{Message, ProtocolError};
 
 /// Opcode of an outgoing frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,14 +10,15 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use crate::codec::tcp::{LengthDecoder, LineDecoder, encode_length, encode_line};
+use crate::codec::SharedFrame;
+use crate::codec::frame;
+use crate::codec::tcp::{LengthDecoder, LineDecoder};
 use crate::codec::ws::{OpKind, WsDecoder, close_payload, encode_frame};
 use crate::config::Protocol;
-use crate::error::{Error, Result};
-use crate::handler::HandshakeRequest;
+use crate::error::Result;
 use crate::id::ClientId;
-use crate::mailbox::{Command, LocalTarget, SharedFrame, Stamp, local_pending, push_behind_local};
-use handshake::Handshake;
+use crate::mailbox::{Command, LocalTarget, Stamp, local_pending, push_behind_local};
+use handshake::{Handshake, HandshakeRequest};
 
 /// How many queued frames one vectored write takes at most.
 pub(crate) const MAX_IOVECS: usize = 64;
@@ -25,29 +26,6 @@ pub(crate) const MAX_IOVECS: usize = 64;
 const FEW: usize = 4;
 /// The capacity (in frames) above which a drained outbound queue is freed.
 const SHRINK_ABOVE: usize = 32;
-
-/// Frames a payload for the wire of `protocol`. WebSocket frames from a server are unmasked,
-/// so every receiver gets the same bytes: a broadcast calls this once.
-pub(crate) fn frame(protocol: Protocol, is_text: bool, bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(bytes.len() + 10);
-    match protocol {
-        Protocol::WebSocket => {
-            let op = if is_text {
-                OpKind::Text
-            } else {
-                OpKind::Binary
-            };
-            encode_frame(&mut out, op, bytes);
-        }
-        Protocol::TcpLines => {
-            encode_line(&mut out, bytes).map_err(|e| Error::Frame(e.reason.to_owned()))?
-        }
-        Protocol::TcpLength => {
-            encode_length(&mut out, bytes).map_err(|e| Error::Frame(e.reason.to_owned()))?
-        }
-    }
-    Ok(out)
-}
 
 /// What a flush wrote: bytes, and the write calls that took them.
 #[derive(Debug, Default, Clone, Copy)]
@@ -86,6 +64,9 @@ pub(crate) enum Phase {
         deadline: Instant,
         sealed: bool,
         at: Stamp,
+        /// The close code the core loop means to send (another thread's close may seal
+        /// first, with this code).
+        code: u16,
     },
 }
 
@@ -193,7 +174,9 @@ impl ConnIo {
         if self.output_closed {
             return false;
         }
-        if self.queued > 0 && self.queued + len > limit {
+        // The handshake's answer is not a message: it does not count against the limit.
+        let used = self.queued.saturating_sub(self.answer_left);
+        if used > 0 && used + len > limit {
             self.overflow += 1;
             return false;
         }

@@ -1,6 +1,6 @@
 //! The TCP framers' target: newline-delimited and u32 length-prefixed, both on every input.
 
-use super::{Input, cut};
+use super::input::{Input, cut};
 use crate::codec::ProtocolError;
 use crate::codec::tcp::{LengthDecoder, LineDecoder, encode_length, encode_line};
 

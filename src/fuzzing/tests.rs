@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::input::cut;
 use super::*;
 
 /// Every file of `fuzz/corpus/<target>/`, sorted by name.

@@ -1,6 +1,6 @@
 //! The WebSocket target: the decoder of (masked) client frames, and the server's encoder.
 
-use super::{Input, cut};
+use super::input::{Input, cut};
 use crate::codec::Message;
 use crate::codec::ws::{Inbound, OpKind, WsDecoder, close_payload, encode_frame, header_len};
 

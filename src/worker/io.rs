@@ -15,7 +15,7 @@ use crate::config::SlowConsumer;
 use crate::conn::handshake::{BAD_REQUEST, Step};
 use crate::conn::{ConnIo, Decoder, Pending, Phase};
 use crate::handler::Context;
-use crate::mailbox::{Command, Stamp, push_local};
+use crate::mailbox::{Command, Stamp, push_local, stamp_now};
 use crate::stats::{Counters, bump, drop_one};
 
 impl Worker {
@@ -23,14 +23,15 @@ impl Worker {
     /// client sent right behind its handshake. Whatever is queued to it already (the 101)
     /// goes first.
     pub(super) fn opened(&mut self, slot: u32, rest: &[u8]) {
-        let stamp = self.stamp();
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
         let s = &mut self.servers[conn.io.server as usize];
-        // Registered (with its place in the loop's order) before the 101 can leave: a client
-        // that holds its answer is counted, and every push counted from then on reaches it.
-        if let Some(at) = s.shared.registry.open(conn.io.id, || stamp) {
+        let rx = &self.rx;
+        // Registered, with its place in the loop's order taken under the table lock, before
+        // the 101 can leave: a client that holds its answer is counted, and every push counted
+        // from then on reaches it.
+        if let Some(at) = s.shared.registry.open(conn.io.id, || stamp_now(rx.len())) {
             conn.opened = at;
         }
         bump(&s.shared.counters(self.id).connections, 1);
@@ -288,6 +289,10 @@ impl Worker {
                 }
             }
             SlowConsumer::Close => {
+                // The message that found the queue full, and any counted to the connection
+                // before its close frame, are dropped: counted, so that nothing goes missing
+                // without a trace.
+                bump(&counters.dropped, refused as u64);
                 if conn.is_open() {
                     bump(&counters.slow_consumer_closes, 1);
                     warn!(
@@ -334,7 +339,7 @@ impl Worker {
                 let deadline = self.close_deadline();
                 let id = conn.io.id;
                 // `None`: another thread's close came first; its command, on the way, seals it.
-                if let Some(at) = self.unregister(slot, deadline) {
+                if let Some(at) = self.unregister(slot, deadline, code) {
                     let reason = reason.to_owned();
                     push_local(at, Command::Seal { id, code, reason });
                 }
@@ -356,17 +361,21 @@ impl Worker {
     /// Unregisters an open connection and marks it closing; its place in the loop's order,
     /// or `None` if another thread unregistered it first (its close command, on the way,
     /// then sets the place).
-    fn unregister(&mut self, slot: u32, deadline: Instant) -> Option<Stamp> {
-        let stamp = self.stamp();
+    fn unregister(&mut self, slot: u32, deadline: Instant, code: u16) -> Option<Stamp> {
         let conn = self.conns.get_mut(slot)?;
+        let registry = &self.servers[conn.io.server as usize].shared.registry;
+        let rx = &self.rx;
+        // The place is taken under the table lock: every push that counted the client lies
+        // before it, every push that did not, after it.
+        let won = registry.unregister(conn.io.id, || stamp_now(rx.len()));
         conn.phase = Phase::Closing {
             deadline,
             sealed: false,
-            at: stamp,
+            at: won.unwrap_or_else(|| stamp_now(rx.len())),
+            code,
         };
         conn.io.unregistered = true;
-        let registry = &self.servers[conn.io.server as usize].shared.registry;
-        registry.unregister(conn.io.id, || stamp)
+        won
     }
 
     /// A close from the facade, stamped `at` (the client is already unregistered): tells the
@@ -375,6 +384,7 @@ impl Worker {
     /// handler that closes its own connection and then answers gets its answer out first.
     pub(super) fn closed_by_facade(&mut self, slot: u32, at: Stamp) {
         let deadline = self.close_deadline();
+        let mut code = 1000;
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
@@ -385,6 +395,7 @@ impl Worker {
                     deadline,
                     sealed: false,
                     at,
+                    code,
                 };
                 conn.io.unregistered = true;
                 self.notify_closed(slot);
@@ -392,19 +403,25 @@ impl Worker {
             Phase::Closing {
                 sealed: false,
                 at: closed,
+                code: wanted,
                 ..
-            } => *closed = (*closed).min(at),
+            } => {
+                // The core loop was closing it too (with its own code), and this close
+                // unregistered it first: this command's place is where it closed.
+                *closed = (*closed).min(at);
+                code = *wanted;
+            }
             _ => return,
         }
         if at.is_local() {
             let seal = Command::Seal {
                 id,
-                code: 1000,
+                code,
                 reason: String::new(),
             };
             push_local(self.stamp(), seal);
         } else {
-            self.seal(slot, 1000, "");
+            self.seal(slot, code, "");
         }
     }
 
@@ -451,7 +468,7 @@ impl Worker {
         if conn.is_open() {
             // No close frame from a WebSocket peer: abnormal closure, nothing to answer.
             let deadline = Instant::now() + CLOSE_TIMEOUT;
-            let _ = self.unregister(slot, deadline);
+            let _ = self.unregister(slot, deadline, 1006);
             self.notify_closed(slot);
         }
         // Best effort for what is still queued (counted as every flush is), then let go.
@@ -485,7 +502,7 @@ impl Worker {
     pub(super) fn retire(&mut self, slot: u32) {
         if self.conns.get(slot).is_some_and(|c| c.is_open()) {
             let deadline = Instant::now();
-            let _ = self.unregister(slot, deadline);
+            let _ = self.unregister(slot, deadline, 1006);
             self.notify_closed(slot);
         }
         self.release(slot);

@@ -9,7 +9,6 @@
 //! Per-connection I/O and the close paths live in [`io`].
 
 mod io;
-pub(crate) mod shared;
 pub(crate) mod slots;
 
 use std::io as stdio;
@@ -34,9 +33,9 @@ use crate::id::{ClientId, WorkerId, next_serial};
 use crate::mailbox::{
     Command, LocalTarget, Stamp, pop_local, set_current_worker, stamp_now, take_one,
 };
-use crate::server::HandlerBox;
+use crate::shared::{RuntimeShared, ServerShared};
+use crate::spec::HandlerBox;
 use crate::stats::bump;
-use shared::{RuntimeShared, ServerShared};
 use slots::Slots;
 
 pub(crate) const WAKER: Token = Token(0);
@@ -222,6 +221,10 @@ impl Worker {
             self.flush_held(now);
             if let Some(deadline) = self.stopping {
                 if self.conns.is_empty() {
+                    // Worker messages already counted as delivered to this loop still run.
+                    while !self.rx.is_empty() || crate::mailbox::local_pending() {
+                        self.drain_mailbox();
+                    }
                     return Ok(());
                 }
                 if now >= deadline {

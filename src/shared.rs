@@ -1,6 +1,6 @@
 //! What the core loops share with each other and with the facade: mailboxes and per-server
-//! state. Everything here is `Send + Sync`; everything a core loop owns alone lives in
-//! [`super::Worker`].
+//! state. Everything here is `Send + Sync`; everything a core loop owns alone lives in the
+//! core loop (`worker`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use crate::mailbox::Mailbox;
 
 use crate::config::ServerConfig;
-use crate::handler::HandshakeHook;
+use crate::conn::handshake::HandshakeHook;
 use crate::id::WorkerId;
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats, snapshot};
@@ -97,6 +97,7 @@ impl RuntimeShared {
         if !self.stopping.swap(true, Ordering::AcqRel) {
             for m in &self.mailboxes {
                 m.wake();
+                m.made_room();
             }
         }
     }

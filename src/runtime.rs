@@ -1,6 +1,5 @@
 //! Building and running a runtime: its core loops, its named servers, shutdown.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,128 +16,17 @@ use socket2::{Domain, Socket, Type};
 use crate::backend::Backend;
 use crate::backend::fpm::FpmBackend;
 use crate::backend::local::LocalBackend;
-use crate::config::{BackendConfig, MAX_FANOUT_COALESCE, RuntimeConfig, ServerConfig};
+use crate::config::{BackendConfig, MAX_FANOUT_COALESCE, RuntimeConfig};
 use crate::error::{Error, Result};
 use crate::facade::Server;
-use crate::handler::{
-    Handler, HandshakeHook, HandshakeRequest, Rejection, WorkerContext, WorkerMessage,
-};
+use crate::handler::Handler;
 use crate::id::{MAX_INSTANCES, MAX_WORKERS, WorkerId};
 use crate::mailbox::Mailbox;
 use crate::running;
+use crate::shared::{RuntimeShared, ServerShared};
 use crate::signal::{SignalTarget, install_signal_handler};
-use crate::worker::shared::{RuntimeShared, ServerShared};
+use crate::spec::{ErasedSpec, ServerSpec};
 use crate::worker::{ServerSlot, WAKER, Worker};
-
-type ActionFn<H> = dyn Fn(&mut H, &mut WorkerContext<'_>, &WorkerMessage<'_>) + Send + Sync;
-
-/// A server's configuration together with its handler factory, worker-message actions and
-/// handshake hook. Made by [`ServerConfig::handler`].
-pub struct ServerSpec<H: Handler> {
-    config: ServerConfig,
-    factory: Arc<dyn Fn(WorkerId) -> H + Send + Sync>,
-    actions: HashMap<String, Arc<ActionFn<H>>>,
-    handshake_hook: Option<Arc<HandshakeHook>>,
-}
-
-impl<H: Handler> fmt::Debug for ServerSpec<H> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerSpec")
-            .field("config", &self.config)
-            .field("actions", &self.actions.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-impl ServerConfig {
-    /// Pairs this configuration with the factory that builds its handler, once per core loop.
-    pub fn handler<H: Handler>(
-        self,
-        factory: impl Fn(WorkerId) -> H + Send + Sync + 'static,
-    ) -> ServerSpec<H> {
-        ServerSpec {
-            config: self,
-            factory: Arc::new(factory),
-            actions: HashMap::new(),
-            handshake_hook: None,
-        }
-    }
-}
-
-impl<H: Handler> ServerSpec<H> {
-    /// Registers the callback for worker messages ([`Server::send_message`]) with this action
-    /// name. Actions with no callback go to [`Handler::on_worker_message`].
-    pub fn action(
-        mut self,
-        name: &str,
-        callback: impl Fn(&mut H, &mut WorkerContext<'_>, &WorkerMessage<'_>) + Send + Sync + 'static,
-    ) -> Self {
-        self.actions.insert(name.to_owned(), Arc::new(callback));
-        self
-    }
-
-    /// Decides whether each WebSocket upgrade is accepted — by path, query (a token),
-    /// headers or origin — before the connection counts as open. A refused client gets the
-    /// [`Rejection`]'s HTTP status and body, and never appears in connections or counts
-    /// (it is counted in [`Stats::rejected`](crate::Stats)). Runs on the core loop that
-    /// accepted the client: keep it quick.
-    pub fn on_handshake(
-        mut self,
-        hook: impl Fn(&HandshakeRequest) -> Result<(), Rejection> + Send + Sync + 'static,
-    ) -> Self {
-        self.handshake_hook = Some(Arc::new(hook));
-        self
-    }
-}
-
-/// A server spec with its handler type erased, as the runtime keeps it.
-trait ErasedSpec: Send + Sync {
-    fn config(&self) -> &ServerConfig;
-    fn handshake_hook(&self) -> Option<Arc<HandshakeHook>>;
-    fn make(&self, worker: WorkerId) -> Box<dyn HandlerBox>;
-}
-
-impl<H: Handler> ErasedSpec for ServerSpec<H> {
-    fn config(&self) -> &ServerConfig {
-        &self.config
-    }
-    fn handshake_hook(&self) -> Option<Arc<HandshakeHook>> {
-        self.handshake_hook.clone()
-    }
-    fn make(&self, worker: WorkerId) -> Box<dyn HandlerBox> {
-        Box::new(Typed {
-            handler: (self.factory)(worker),
-            actions: self.actions.clone(),
-        })
-    }
-}
-
-/// A handler with its action callbacks, as a core loop holds it.
-pub(crate) trait HandlerBox {
-    fn handler(&mut self) -> &mut dyn Handler;
-    /// Runs the callback registered for the message's action; false if there is none.
-    fn action(&mut self, ctx: &mut WorkerContext<'_>, msg: &WorkerMessage<'_>) -> bool;
-}
-
-struct Typed<H: Handler> {
-    handler: H,
-    actions: HashMap<String, Arc<ActionFn<H>>>,
-}
-
-impl<H: Handler> HandlerBox for Typed<H> {
-    fn handler(&mut self) -> &mut dyn Handler {
-        &mut self.handler
-    }
-    fn action(&mut self, ctx: &mut WorkerContext<'_>, msg: &WorkerMessage<'_>) -> bool {
-        match self.actions.get(msg.action()) {
-            Some(f) => {
-                f(&mut self.handler, ctx, msg);
-                true
-            }
-            None => false,
-        }
-    }
-}
 
 /// Builds a [`Runtime`]: its settings and its servers.
 pub struct RuntimeBuilder {
@@ -206,6 +94,11 @@ impl RuntimeBuilder {
                 "instance must be below {MAX_INSTANCES} (it is 12 bits of every client id), \
                  not {instance}"
             )));
+        }
+        if self.config.mailbox_capacity == 0 {
+            return Err(Error::Config(
+                "mailbox_capacity must be at least 1 command".into(),
+            ));
         }
         if self.config.fanout_coalesce > MAX_FANOUT_COALESCE {
             return Err(Error::Config(format!(
