@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::backend::fpm::FpmBackend;
+use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::id::{ClientId, WorkerId};
 use crate::mailbox::current_worker;
@@ -69,6 +70,9 @@ struct Inner {
     name: String,
     backend: Arc<dyn Backend>,
     parser: Arc<dyn DataParser>,
+    /// This instance's door, for the runtime's facts (core loops, counters); `None` where
+    /// there is no runtime (the Fpm backend).
+    local: Option<Arc<Delivery>>,
 }
 
 impl fmt::Debug for Server {
@@ -87,12 +91,14 @@ impl Server {
         name: String,
         backend: Arc<dyn Backend>,
         parser: Arc<dyn DataParser>,
+        local: Option<Arc<Delivery>>,
     ) -> Self {
         Server {
             inner: Arc::new(Inner {
                 name,
                 backend,
                 parser,
+                local,
             }),
             worker: None,
             except: Arc::from([]),
@@ -103,7 +109,12 @@ impl Server {
     /// every count is 0 and every list empty. Code written for the push server runs unchanged
     /// on it.
     pub fn fpm(name: impl Into<String>) -> Self {
-        Server::new(name.into(), Arc::new(FpmBackend), Arc::new(JsonParser))
+        Server::new(
+            name.into(),
+            Arc::new(FpmBackend),
+            Arc::new(JsonParser),
+            None,
+        )
     }
 
     /// The server's name.
@@ -113,7 +124,7 @@ impl Server {
 
     /// How many core loops the server runs on (0 on the Fpm backend).
     pub fn workers(&self) -> usize {
-        self.inner.backend.workers()
+        self.inner.local.as_ref().map_or(0, |d| d.workers())
     }
 
     /// The server's data parser.
@@ -125,7 +136,7 @@ impl Server {
     /// `toAllWorkers = false`). Fails with [`Error::NotOnWorker`] off a core loop of this
     /// server's runtime; on the Fpm backend it returns the same no-op handle.
     pub fn this_worker(&self) -> Result<Server> {
-        match self.inner.backend.runtime_id() {
+        match self.inner.local.as_ref().map(|d| d.runtime_id()) {
             None => Ok(self.clone()),
             Some(rt) => match current_worker(rt) {
                 Some(w) => Ok(Server {
@@ -350,7 +361,10 @@ impl Server {
     /// The server's counters (connections, messages, bytes, drops, refusals …), summed over
     /// its core loops. All zero on the Fpm backend.
     pub fn stats(&self) -> Stats {
-        self.inner.backend.stats()
+        self.inner
+            .local
+            .as_ref()
+            .map_or_else(Stats::default, |d| d.stats())
     }
 
     /// Stores a value on a connection, where its handler's [`Context`](crate::Context) can read

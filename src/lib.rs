@@ -123,6 +123,7 @@ mod backend;
 mod codec;
 mod config;
 mod conn;
+mod delivery;
 mod error;
 mod facade;
 /// Fuzz target drivers over the crate-private codecs; see `fuzz/`.

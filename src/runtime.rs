@@ -13,10 +13,9 @@ use mio::Poll;
 use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
-use crate::backend::Backend;
-use crate::backend::fpm::FpmBackend;
-use crate::backend::local::LocalBackend;
-use crate::config::{BackendConfig, MAX_FANOUT_COALESCE, RuntimeConfig};
+use crate::backend;
+use crate::config::{MAX_FANOUT_COALESCE, RuntimeConfig};
+use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::facade::Server;
 use crate::handler::Handler;
@@ -187,19 +186,18 @@ impl RuntimeBuilder {
             stopping: Default::default(),
             mailbox_timeout: self.config.mailbox_timeout,
         });
-        let facades: Vec<Server> = self
-            .specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let c = s.config();
-                let backend: Arc<dyn Backend> = match c.backend {
-                    BackendConfig::Local => Arc::new(LocalBackend::new(shared.clone(), i)),
-                    BackendConfig::Fpm => Arc::new(FpmBackend),
-                };
-                Server::new(c.name.clone(), backend, c.parser.clone())
-            })
-            .collect();
+        let mut facades: Vec<Server> = Vec::with_capacity(self.specs.len());
+        for (i, s) in self.specs.iter().enumerate() {
+            let c = s.config();
+            let delivery = Arc::new(Delivery::new(shared.clone(), i));
+            let built = backend::build(&c.backend, delivery)?;
+            facades.push(Server::new(
+                c.name.clone(),
+                built.backend,
+                c.parser.clone(),
+                built.local,
+            ));
+        }
 
         let specs: Arc<Vec<Box<dyn ErasedSpec>>> = Arc::new(self.specs);
         let mut per_worker_listeners: Vec<Vec<TcpListener>> =

@@ -9,7 +9,6 @@ use super::Backend;
 use crate::error::Result;
 use crate::id::ClientId;
 use crate::registry::DataValue;
-use crate::stats::Stats;
 use crate::target::{Payload, Scope, Target, Workers};
 
 /// The no-op backend.
@@ -105,14 +104,5 @@ impl Backend for FpmBackend {
     }
     fn remove_data(&self, _: ClientId, _: &str, _: Scope<'_>) -> bool {
         false
-    }
-    fn workers(&self) -> usize {
-        0
-    }
-    fn runtime_id(&self) -> Option<u64> {
-        None
-    }
-    fn stats(&self) -> Stats {
-        Stats::default()
     }
 }

@@ -1,247 +1,20 @@
-//! The Local backend: every core loop of this process, through their mailboxes.
-//!
-//! A push is framed once; each core loop that owns a receiver gets one command carrying the
-//! shared frame and the ids it owns (or "all, except these"), so a broadcast costs one
-//! channel message per core loop, not one per client. Each core loop's receivers are counted
-//! under its table lock while the command is handed over (see [`crate::registry`]), so the
-//! count is exactly the number of connections the message is queued to.
-
-use std::sync::Arc;
-use std::time::Instant;
+//! The Local backend: every core loop of this process, and nothing else — the delivery door
+//! itself.
 
 use super::Backend;
-use crate::codec::frame;
-use crate::error::{Error, Result};
-use crate::id::{ClientId, WorkerId};
-use crate::mailbox::{Command, LocalTarget, Mailbox, Offer, current_worker_runtime};
-use crate::registry::{DataValue, Live};
-use crate::shared::{RuntimeShared, ServerShared};
-use crate::stats::{Stats, add};
+use crate::delivery::Delivery;
+use crate::error::Result;
+use crate::id::ClientId;
+use crate::registry::DataValue;
 use crate::target::{Payload, Scope, Target, Workers};
 
-/// Delivers into the core loops of one runtime, for one of its servers.
-#[derive(Debug)]
-pub(crate) struct LocalBackend {
-    runtime: Arc<RuntimeShared>,
-    server: Arc<ServerShared>,
-}
-
-/// Why a command was not handed over.
-enum Refused {
-    Full,
-    Stopped,
-}
-
-impl LocalBackend {
-    pub(crate) fn new(runtime: Arc<RuntimeShared>, server: usize) -> Self {
-        let server = runtime.servers[server].clone();
-        LocalBackend { runtime, server }
-    }
-
-    fn is_ours(&self, id: ClientId) -> bool {
-        id.instance() == self.runtime.instance
-    }
-
-    /// Whether the handle's scope lets it see this client at all.
-    fn visible(&self, id: ClientId, scope: Scope<'_>) -> bool {
-        self.is_ours(id) && scope.covers(id) && !scope.except.contains(&id)
-    }
-
-    fn running(&self) -> Result<()> {
-        if self.runtime.is_stopping() {
-            Err(Error::Shutdown)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The in-scope, not excluded candidates among `target`, sorted and unique (not yet
-    /// checked for being connected). `None` for `All`.
-    fn candidates(&self, target: Target, scope: Scope<'_>) -> Option<Vec<ClientId>> {
-        let reg = &self.server.registry;
-        let mut ids = match target {
-            Target::All => return None,
-            Target::Clients(ids) => ids,
-            Target::Flags(flags) => flags.iter().flat_map(|f| reg.flag_members(f)).collect(),
-            Target::Groups(groups) => groups.iter().flat_map(|g| reg.group_members(g)).collect(),
-        };
-        ids.sort_unstable();
-        ids.dedup();
-        ids.retain(|&id| self.visible(id, scope));
-        Some(ids)
-    }
-
-    fn workers_in(&self, scope: Scope<'_>) -> impl Iterator<Item = WorkerId> + '_ {
-        let only = scope.worker;
-        (0..self.runtime.workers())
-            .map(|w| WorkerId(w as u16))
-            .filter(move |w| only.is_none_or(|o| o == *w))
-    }
-
-    fn mailbox(&self, w: WorkerId) -> Option<&Mailbox> {
-        self.runtime.mailboxes.get(w.index())
-    }
-
-    /// Hands each core loop with receivers among `target` one command made by `make`; returns
-    /// how many connections it was queued to.
-    fn each_worker(
-        &self,
-        target: Target,
-        scope: Scope<'_>,
-        make: impl Fn(LocalTarget) -> Command,
-    ) -> Result<usize> {
-        let mut total = 0;
-        match self.candidates(target, scope) {
-            None => {
-                let except: Arc<[ClientId]> = scope.except.into();
-                for w in self.workers_in(scope) {
-                    total += self.counted(w, total, |live| {
-                        let excluded = except.iter().filter(|&&id| live.contains(id)).count();
-                        let n = live.len().saturating_sub(excluded);
-                        let except = except.clone();
-                        (n > 0).then(|| (n, make(LocalTarget::All { except })))
-                    })?;
-                }
-            }
-            Some(ids) => {
-                // Sorted ids group by worker (the worker field sits above the serial).
-                for mine in ids.chunk_by(|a, b| a.worker() == b.worker()) {
-                    total += self.counted(mine[0].worker(), total, |live| {
-                        let ids: Vec<ClientId> = mine
-                            .iter()
-                            .copied()
-                            .filter(|&id| live.contains(id))
-                            .collect();
-                        (!ids.is_empty()).then(|| (ids.len(), make(LocalTarget::Ids(ids))))
-                    })?;
-                }
-            }
-        }
-        Ok(total)
-    }
-
-    /// Counts core loop `w`'s receivers and hands the command over, both under its table
-    /// lock; waits for room in a full mailbox (see [`Self::wait`]). `done` is what the call
-    /// queued on other core loops so far, for the error.
-    fn counted(
-        &self,
-        w: WorkerId,
-        done: usize,
-        mut make: impl FnMut(&Live<'_>) -> Option<(usize, Command)>,
-    ) -> Result<usize> {
-        let Some(mailbox) = self.mailbox(w) else {
-            return Ok(0);
-        };
-        let mut deadline = None;
-        loop {
-            let outcome = self.server.registry.with_live(w, |live| {
-                let Some((n, cmd)) = make(live) else {
-                    return Ok(0);
-                };
-                match mailbox.offer(cmd) {
-                    Offer::Queued => Ok(n),
-                    Offer::Full => Err(Refused::Full),
-                    Offer::Stopped => Err(Refused::Stopped),
-                }
-            });
-            match outcome {
-                Ok(n) => return Ok(n),
-                Err(refused) => self.wait(mailbox, refused, &mut deadline, done)?,
-            }
-        }
-    }
-
-    /// After a mailbox refused a command: waits for room up to
-    /// [`RuntimeConfig::mailbox_timeout`](crate::RuntimeConfig::mailbox_timeout), never on a
-    /// core loop (which could be the one that must make the room).
-    fn wait(
-        &self,
-        mailbox: &Mailbox,
-        refused: Refused,
-        deadline: &mut Option<Instant>,
-        done: usize,
-    ) -> Result<()> {
-        if matches!(refused, Refused::Stopped) || self.runtime.is_stopping() {
-            return Err(Error::Shutdown);
-        }
-        let counters = &self.server.shared_counters;
-        if deadline.is_none() {
-            add(&counters.mailbox_full, 1);
-        }
-        let full = || {
-            add(&counters.mailbox_timeouts, 1);
-            Err(Error::MailboxFull { queued: done })
-        };
-        if current_worker_runtime().is_some() {
-            return full();
-        }
-        let until = *deadline.get_or_insert_with(|| Instant::now() + self.runtime.mailbox_timeout);
-        if mailbox.wait_for_room(until, || self.runtime.is_stopping()) {
-            Ok(())
-        } else if self.runtime.is_stopping() {
-            Err(Error::Shutdown)
-        } else {
-            full()
-        }
-    }
-
-    /// Closes the connected clients among `ids` (sorted) of one core loop: unregistered and
-    /// handed to the core loop under its table lock.
-    fn close_on(&self, w: WorkerId, ids: &[ClientId], done: usize) -> Result<usize> {
-        let Some(mailbox) = self.mailbox(w) else {
-            return Ok(0);
-        };
-        let server = self.server.index;
-        let mut deadline = None;
-        loop {
-            let outcome = self.server.registry.close_live(w, ids, |live| {
-                match mailbox.offer(Command::Close { server, ids: live }) {
-                    Offer::Queued => Ok(()),
-                    Offer::Full => Err(Refused::Full),
-                    Offer::Stopped => Err(Refused::Stopped),
-                }
-            });
-            match outcome {
-                Ok(n) => return Ok(n),
-                Err(refused) => self.wait(mailbox, refused, &mut deadline, done)?,
-            }
-        }
-    }
-}
-
-impl Backend for LocalBackend {
+impl Backend for Delivery {
     fn push(&self, target: Target, payload: Payload<'_>, scope: Scope<'_>) -> Result<usize> {
-        self.running()?;
-        let frame = Arc::new(frame(
-            self.server.config.protocol,
-            payload.is_text,
-            payload.bytes,
-        )?);
-        let server = self.server.index;
-        self.each_worker(target, scope, |target| Command::Push {
-            server,
-            frame: frame.clone(),
-            target,
-        })
+        Delivery::push(self, target, payload, scope)
     }
-
     fn close(&self, target: Target, scope: Scope<'_>) -> Result<usize> {
-        self.running()?;
-        let ids = match self.candidates(target, scope) {
-            Some(ids) => ids,
-            None => {
-                let mut ids = self.server.registry.ids(scope.worker);
-                ids.retain(|&id| self.visible(id, scope));
-                ids
-            }
-        };
-        let mut total = 0;
-        for mine in ids.chunk_by(|a, b| a.worker() == b.worker()) {
-            total += self.close_on(mine[0].worker(), mine, total)?;
-        }
-        Ok(total)
+        Delivery::close(self, target, scope)
     }
-
     fn send_message(
         &self,
         action: Option<&str>,
@@ -249,127 +22,51 @@ impl Backend for LocalBackend {
         workers: &Workers,
         scope: Scope<'_>,
     ) -> Result<usize> {
-        self.running()?;
-        let action: Option<Arc<str>> = action.map(Arc::from);
-        let data: Arc<[u8]> = data.into();
-        let mut reached = 0;
-        for w in workers.resolve(self.runtime.workers()) {
-            if scope.worker.is_some_and(|only| only != w) {
-                continue;
-            }
-            reached += self.counted(w, reached, |_| {
-                let cmd = Command::Message {
-                    server: self.server.index,
-                    action: action.clone(),
-                    data: data.clone(),
-                };
-                Some((1, cmd))
-            })?;
-        }
-        Ok(reached)
+        Delivery::send_message(self, action, data, workers, scope)
     }
-
     fn exists(&self, id: ClientId, scope: Scope<'_>) -> bool {
-        self.visible(id, scope) && self.server.registry.exists(id)
+        Delivery::exists(self, id, scope)
     }
-
     fn flag_members(&self, flag: &str, scope: Scope<'_>) -> Vec<ClientId> {
-        let mut ids = self.server.registry.flag_members(flag);
-        ids.retain(|&id| self.visible(id, scope));
-        ids.sort_unstable();
-        ids
+        Delivery::flag_members(self, flag, scope)
     }
-
     fn flag_of(&self, id: ClientId, scope: Scope<'_>) -> Option<String> {
-        if !self.visible(id, scope) {
-            return None;
-        }
-        self.server
-            .registry
-            .flag_of(id, false)
-            .map(|f| f.to_string())
+        Delivery::flag_of(self, id, scope)
     }
-
     fn connections(&self, scope: Scope<'_>) -> Vec<ClientId> {
-        let mut ids = self.server.registry.ids(scope.worker);
-        ids.retain(|id| !scope.except.contains(id));
-        ids
+        Delivery::connections(self, scope)
     }
-
     fn connection_count(&self, scope: Scope<'_>) -> usize {
-        if scope.except.is_empty() {
-            self.server.registry.count(scope.worker)
-        } else {
-            self.connections(scope).len()
-        }
+        Delivery::connection_count(self, scope)
     }
-
     fn group_members(&self, group: &str, scope: Scope<'_>) -> Vec<ClientId> {
-        let mut ids = self.server.registry.group_members(group);
-        ids.retain(|&id| self.visible(id, scope));
-        ids
+        Delivery::group_members(self, group, scope)
     }
-
     fn group_names(&self, scope: Scope<'_>) -> Vec<String> {
-        self.server
-            .registry
-            .group_names(|id| self.visible(id, scope))
+        Delivery::group_names(self, scope)
     }
-
     fn bind(&self, id: ClientId, flag: &str, exclusive: bool, scope: Scope<'_>) -> bool {
-        self.visible(id, scope) && self.server.registry.bind(id, flag, exclusive)
+        Delivery::bind(self, id, flag, exclusive, scope)
     }
-
     fn unbind(&self, id: ClientId, scope: Scope<'_>) -> Option<String> {
-        if !self.visible(id, scope) {
-            return None;
-        }
-        self.server.registry.unbind(id).map(|f| f.to_string())
+        Delivery::unbind(self, id, scope)
     }
-
     fn join(&self, id: ClientId, group: &str, scope: Scope<'_>) -> bool {
-        let max = self.server.config.max_groups_per_connection;
-        self.visible(id, scope) && self.server.registry.join(id, group, max)
+        Delivery::join(self, id, group, scope)
     }
-
     fn leave(&self, id: ClientId, group: &str, scope: Scope<'_>) -> bool {
-        self.visible(id, scope) && self.server.registry.leave(id, group)
+        Delivery::leave(self, id, group, scope)
     }
-
     fn groups_of(&self, id: ClientId, scope: Scope<'_>) -> Vec<String> {
-        if !self.visible(id, scope) {
-            return Vec::new();
-        }
-        let groups = self.server.registry.groups_of(id, false);
-        let mut names: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-        names.sort_unstable();
-        names
+        Delivery::groups_of(self, id, scope)
     }
-
     fn set_data(&self, id: ClientId, key: &str, value: DataValue, scope: Scope<'_>) -> bool {
-        self.visible(id, scope) && self.server.registry.set_data(id, key, value)
+        Delivery::set_data(self, id, key, value, scope)
     }
-
     fn data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> Option<DataValue> {
-        if !self.visible(id, scope) {
-            return None;
-        }
-        self.server.registry.data(id, key, false)
+        Delivery::data(self, id, key, scope)
     }
-
     fn remove_data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> bool {
-        self.visible(id, scope) && self.server.registry.remove_data(id, key)
-    }
-
-    fn workers(&self) -> usize {
-        self.runtime.workers()
-    }
-
-    fn runtime_id(&self) -> Option<u64> {
-        Some(self.runtime.id)
-    }
-
-    fn stats(&self) -> Stats {
-        self.server.stats()
+        Delivery::remove_data(self, id, key, scope)
     }
 }

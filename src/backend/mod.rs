@@ -1,4 +1,7 @@
-//! Backends: what carries a push from the facade to the connections that must receive it.
+//! Backends: what carries a call from the facade to the connections it is for. Every backend
+//! reaches this instance's connections through the one delivery door
+//! ([`Delivery`](crate::delivery::Delivery)); [`build`] makes the configured one, and is the
+//! only place that names them.
 //!
 //! | backend | scope |
 //! |---------|-------|
@@ -6,14 +9,17 @@
 //! | [`fpm`]   | nothing: the request-scoped no-op |
 
 pub(crate) mod fpm;
-pub(crate) mod local;
+mod local;
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::config::BackendConfig;
+use crate::delivery::Delivery;
 
 use crate::error::Result;
 use crate::id::ClientId;
 use crate::registry::DataValue;
-use crate::stats::Stats;
 use crate::target::{Payload, Scope, Target, Workers};
 
 /// One implementation of the facade's operations. The facade only encodes, converts targets
@@ -67,9 +73,25 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn set_data(&self, id: ClientId, key: &str, value: DataValue, scope: Scope<'_>) -> bool;
     fn data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> Option<DataValue>;
     fn remove_data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> bool;
-    fn workers(&self) -> usize;
-    /// The runtime this backend delivers into, for `this_worker`; `None` when there is none.
-    fn runtime_id(&self) -> Option<u64>;
-    /// The server's counters as this backend knows them.
-    fn stats(&self) -> Stats;
+}
+
+/// A backend as built, with the door whose runtime facts (core loops, counters) the facade
+/// reports — `None` for a backend that reaches no connections.
+pub(crate) struct Built {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) local: Option<Arc<Delivery>>,
+}
+
+/// Builds the backend a server's configuration asks for, on top of its delivery door.
+pub(crate) fn build(config: &BackendConfig, delivery: Arc<Delivery>) -> Result<Built> {
+    Ok(match config {
+        BackendConfig::Local => Built {
+            backend: delivery.clone(),
+            local: Some(delivery),
+        },
+        BackendConfig::Fpm => Built {
+            backend: Arc::new(fpm::FpmBackend),
+            local: None,
+        },
+    })
 }
