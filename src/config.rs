@@ -229,7 +229,8 @@ pub struct RuntimeConfig {
     /// again, so that one busy sender cannot starve I/O. Defaults to 1024.
     pub mailbox_batch: usize,
     /// How many commands (sends, closes, worker messages from other threads) may wait in one
-    /// core loop's mailbox. A thread that finds it full waits for room (see
+    /// core loop's mailbox: one per call and core loop, so a push to everyone is one command
+    /// whatever the number of clients. A thread that finds it full waits for room (see
     /// [`mailbox_timeout`](RuntimeConfig::mailbox_timeout)), so a thread that pushes faster
     /// than the core loops can write cannot grow memory without bound. Defaults to 16,384.
     pub mailbox_capacity: usize,

@@ -27,14 +27,17 @@ pub enum Error {
     /// The runtime is shutting down or has shut down: the handle can no longer send, close or
     /// message. Nothing was sent.
     Shutdown,
-    /// A core loop's mailbox stayed full: the core loops are not keeping up with the calls.
-    /// Off core loops a call waits up to
+    /// A core loop's mailbox was full: the core loops are not keeping up with the calls. Off
+    /// core loops a call first waits up to
     /// [`RuntimeConfig::mailbox_timeout`](crate::RuntimeConfig::mailbox_timeout) for room; on
-    /// a core loop it never waits. The message was queued to `queued` connections (on other
-    /// core loops, for a call that spans several) and to none of the rest; a worker message,
-    /// to `queued` core loops. Slow down; retrying repeats it for those `queued`.
+    /// a core loop it fails at once, never waiting. A call deals with the core loops it needs
+    /// one after another: `queued` is what it had done on the others before this one stopped
+    /// it (the connections a push was queued to or a close closed, the core loops a worker
+    /// message reached), and nothing was done on the rest. A call to one client, or through
+    /// a handle scoped to one core loop, fails with `queued: 0`. Slow down; retrying repeats
+    /// the call for those `queued`.
     MailboxFull {
-        /// What the call had queued before the full mailbox stopped it.
+        /// What the call had done on other core loops before the full mailbox stopped it.
         queued: usize,
     },
     /// A core loop failed or panicked; the message says which and why. The runtime stopped.

@@ -47,10 +47,14 @@ pub struct Stats {
     pub idle_closes: u64,
     /// Handler calls that panicked.
     pub handler_panics: u64,
-    /// Sends, closes and worker messages that found a core loop's mailbox full (they then
-    /// waited for room, or failed at once on a core loop thread).
+    /// Sends, closes and worker messages that found a core loop's mailbox full, counted once
+    /// per call and core loop, in the stats of the server whose handle made the call. Each
+    /// then waited for room, or failed at once on a core loop thread.
     pub mailbox_full: u64,
-    /// Of those, the ones that failed with [`Error::MailboxFull`](crate::Error::MailboxFull).
+    /// Of those, the ones that failed with [`Error::MailboxFull`](crate::Error::MailboxFull):
+    /// no room within
+    /// [`RuntimeConfig::mailbox_timeout`](crate::RuntimeConfig::mailbox_timeout), or at once
+    /// on a core loop thread.
     pub mailbox_timeouts: u64,
 }
 
