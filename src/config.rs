@@ -236,7 +236,8 @@ pub struct RuntimeConfig {
     pub mailbox_capacity: usize,
     /// How long a thread that is not a core loop waits for room in a full mailbox before the
     /// call fails with [`Error::MailboxFull`](crate::Error::MailboxFull). A core loop never
-    /// waits: there the call fails at once. Defaults to 1 s.
+    /// waits: there the call fails at once. The time counts once per call, however many core
+    /// loops it waits for. Defaults to 1 s.
     pub mailbox_timeout: Duration,
     /// How often each server's [`Stats`](crate::Stats) are logged (at info level); `None`
     /// disables it. Defaults to `None`.

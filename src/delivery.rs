@@ -92,11 +92,13 @@ impl Delivery {
         make: impl Fn(LocalTarget) -> Command,
     ) -> Result<usize> {
         let mut total = 0;
+        // One deadline for the whole call, however many mailboxes it waits for.
+        let mut deadline = None;
         match self.candidates(target, scope) {
             None => {
                 let except: Arc<[ClientId]> = scope.except.into();
                 for w in self.workers_in(scope) {
-                    total += self.counted(w, total, |live| {
+                    total += self.counted(w, total, &mut deadline, |live| {
                         let excluded = except.iter().filter(|&&id| live.contains(id)).count();
                         let n = live.len().saturating_sub(excluded);
                         let except = except.clone();
@@ -107,7 +109,7 @@ impl Delivery {
             Some(ids) => {
                 // Sorted ids group by worker (the worker field sits above the serial).
                 for mine in ids.chunk_by(|a, b| a.worker() == b.worker()) {
-                    total += self.counted(mine[0].worker(), total, |live| {
+                    total += self.counted(mine[0].worker(), total, &mut deadline, |live| {
                         let ids: Vec<ClientId> = mine
                             .iter()
                             .copied()
@@ -128,12 +130,12 @@ impl Delivery {
         &self,
         w: WorkerId,
         done: usize,
+        deadline: &mut Option<Instant>,
         mut make: impl FnMut(&Live<'_>) -> Option<(usize, Command)>,
     ) -> Result<usize> {
         let Some(mailbox) = self.mailbox(w) else {
             return Ok(0);
         };
-        let mut deadline = None;
         loop {
             let outcome = self.server.registry.with_live(w, |live| {
                 let Some((n, cmd)) = make(live) else {
@@ -147,7 +149,7 @@ impl Delivery {
             });
             match outcome {
                 Ok(n) => return Ok(n),
-                Err(refused) => self.wait(mailbox, refused, &mut deadline, done)?,
+                Err(refused) => self.wait(mailbox, refused, deadline, done)?,
             }
         }
     }
@@ -188,12 +190,17 @@ impl Delivery {
 
     /// Closes the connected clients among `ids` (sorted) of one core loop: unregistered and
     /// handed to the core loop under its table lock.
-    fn close_on(&self, w: WorkerId, ids: &[ClientId], done: usize) -> Result<usize> {
+    fn close_on(
+        &self,
+        w: WorkerId,
+        ids: &[ClientId],
+        done: usize,
+        deadline: &mut Option<Instant>,
+    ) -> Result<usize> {
         let Some(mailbox) = self.mailbox(w) else {
             return Ok(0);
         };
         let server = self.server.index;
-        let mut deadline = None;
         loop {
             let outcome = self.server.registry.close_live(w, ids, |live| {
                 match mailbox.offer(Command::Close { server, ids: live }) {
@@ -204,7 +211,7 @@ impl Delivery {
             });
             match outcome {
                 Ok(n) => return Ok(n),
-                Err(refused) => self.wait(mailbox, refused, &mut deadline, done)?,
+                Err(refused) => self.wait(mailbox, refused, deadline, done)?,
             }
         }
     }
@@ -260,8 +267,9 @@ impl Delivery {
             }
         };
         let mut total = 0;
+        let mut deadline = None;
         for mine in ids.chunk_by(|a, b| a.worker() == b.worker()) {
-            total += self.close_on(mine[0].worker(), mine, total)?;
+            total += self.close_on(mine[0].worker(), mine, total, &mut deadline)?;
         }
         Ok(total)
     }
@@ -277,11 +285,12 @@ impl Delivery {
         let action: Option<Arc<str>> = action.map(Arc::from);
         let data: Arc<[u8]> = data.into();
         let mut reached = 0;
+        let mut deadline = None;
         for w in workers.resolve(self.runtime.workers()) {
             if scope.worker.is_some_and(|only| only != w) {
                 continue;
             }
-            reached += self.counted(w, reached, |_| {
+            reached += self.counted(w, reached, &mut deadline, |_| {
                 let cmd = Command::Message {
                     server: self.server.index,
                     action: action.clone(),

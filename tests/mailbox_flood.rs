@@ -248,12 +248,12 @@ fn a_foreign_flood_waits_or_fails_loses_nothing_silently_and_stays_bounded() {
     let _turn = ONE_AT_A_TIME.lock();
     let name = "flood";
     let rt = Runtime::builder()
-        .config(RuntimeConfig {
-            workers: 2,
-            mailbox_capacity: CAPACITY,
-            mailbox_timeout: TIMEOUT,
-            ..RuntimeConfig::default()
-        })
+        .config(
+            RuntimeConfig::default()
+                .workers(2)
+                .mailbox_capacity(CAPACITY)
+                .mailbox_timeout(TIMEOUT),
+        )
         .server(
             ServerConfig::websocket(name, "127.0.0.1:0".parse().unwrap())
                 .max_outbound_bytes(MAX_OUTBOUND)
@@ -495,12 +495,12 @@ fn a_core_loop_flooding_another_fails_at_once_and_goes_on() {
     // Long: a core loop that waited for room would show.
     let timeout = Duration::from_secs(10);
     let rt = Runtime::builder()
-        .config(RuntimeConfig {
-            workers: 2,
-            mailbox_capacity: CAPACITY,
-            mailbox_timeout: timeout,
-            ..RuntimeConfig::default()
-        })
+        .config(
+            RuntimeConfig::default()
+                .workers(2)
+                .mailbox_capacity(CAPACITY)
+                .mailbox_timeout(timeout),
+        )
         .server(
             ServerConfig::websocket(name, "127.0.0.1:0".parse().unwrap())
                 // Room for a thousand frames: the mailbox, not the queues, is what fills.
