@@ -19,9 +19,11 @@
 
 mod input;
 mod tcp;
+mod wire;
 mod ws;
 
 pub use tcp::{Decoded, decode_length, decode_lines, tcp_framers};
+pub use wire::cluster_wire;
 pub use ws::{WsDecoded, WsItem, decode_ws, mask_frame, ws_decoder};
 
 #[cfg(test)]

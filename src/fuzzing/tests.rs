@@ -75,6 +75,14 @@ fn ws_decoder_corpus_and_mutations() {
 }
 
 #[test]
+fn cluster_wire_corpus_and_mutations() {
+    exercise(cluster_wire, &corpus("cluster_wire"), 3000);
+    for data in [&[][..], &[1], &[1, 0, 0], &[0xff; 7]] {
+        cluster_wire(data);
+    }
+}
+
+#[test]
 fn empty_and_tiny_inputs() {
     for data in [&[][..], &[0], &[1, 2], &[0xff; 7]] {
         tcp_framers(data);
