@@ -31,6 +31,67 @@ pub enum BackendConfig {
     Local,
     /// The request-scoped no-op backend: every push returns 0, `exists` is false, counts are 0.
     Fpm,
+    /// A cluster of instances over Redis pub/sub (feature `redis`, on by default).
+    #[cfg(feature = "redis")]
+    Redis(RedisConfig),
+}
+
+/// Settings of the Redis backend: `RedisConfig::default()` and the setters, named after the
+/// fields.
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// The Redis server, as a URL; a password and a database number in it work
+    /// (`redis://:secret@host:6379/2`). Defaults to `redis://127.0.0.1:6379/`.
+    pub url: String,
+    /// Prepended to every channel and key: two services with two prefixes on one Redis never
+    /// see each other. Defaults to `corepush`.
+    pub prefix: String,
+    /// How long a cluster-wide answer waits for the other instances; then it is given as it
+    /// stands, marked incomplete. Defaults to 500 ms.
+    pub query_timeout: Duration,
+    /// This instance's name, for people (logs, the lease in Redis). Defaults to `None`.
+    pub name: Option<String>,
+}
+
+#[cfg(feature = "redis")]
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379/".into(),
+            prefix: "corepush".into(),
+            query_timeout: Duration::from_millis(500),
+            name: None,
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl RedisConfig {
+    /// Sets [`url`](RedisConfig::url).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// Sets [`prefix`](RedisConfig::prefix).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`query_timeout`](RedisConfig::query_timeout).
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout;
+        self
+    }
+
+    /// Sets [`name`](RedisConfig::name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
 }
 
 /// What a connection whose outbound queue is full gets (see

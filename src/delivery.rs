@@ -48,7 +48,25 @@ impl Delivery {
         self.is_ours(id) && scope.covers(id) && !scope.except.contains(&id)
     }
 
-    fn running(&self) -> Result<()> {
+    /// Whether the runtime is shutting down (for a cluster transport's threads).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.runtime.is_stopping()
+    }
+
+    /// The server's name (for a cluster transport's channels).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn server_name(&self) -> &str {
+        &self.server.config.name
+    }
+
+    /// This instance's number in a cluster (the instance field of its client ids).
+    pub(crate) fn instance(&self) -> u16 {
+        self.runtime.instance
+    }
+
+    /// Fails once the runtime is shutting down.
+    pub(crate) fn check_running(&self) -> Result<()> {
         if self.runtime.is_stopping() {
             Err(Error::Shutdown)
         } else {
@@ -226,7 +244,7 @@ impl Delivery {
         payload: Payload<'_>,
         scope: Scope<'_>,
     ) -> Result<usize> {
-        self.running()?;
+        self.check_running()?;
         let frame = self.frame(payload)?;
         self.push_frame(target, frame, scope)
     }
@@ -247,7 +265,7 @@ impl Delivery {
         frame: SharedFrame,
         scope: Scope<'_>,
     ) -> Result<usize> {
-        self.running()?;
+        self.check_running()?;
         let server = self.server.index;
         self.each_worker(target, scope, |target| Command::Push {
             server,
@@ -257,7 +275,7 @@ impl Delivery {
     }
 
     pub(crate) fn close(&self, target: Target, scope: Scope<'_>) -> Result<usize> {
-        self.running()?;
+        self.check_running()?;
         let ids = match self.candidates(target, scope) {
             Some(ids) => ids,
             None => {
@@ -281,7 +299,7 @@ impl Delivery {
         workers: &Workers,
         scope: Scope<'_>,
     ) -> Result<usize> {
-        self.running()?;
+        self.check_running()?;
         let action: Option<Arc<str>> = action.map(Arc::from);
         let data: Arc<[u8]> = data.into();
         let mut reached = 0;

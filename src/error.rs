@@ -24,6 +24,14 @@ pub enum Error {
     /// The call needs a core loop thread (for example `this_worker`), but the calling thread is
     /// not one.
     NotOnWorker,
+    /// The cluster's engine (Redis, the broker, the gateway) could not carry the call: it is
+    /// unreachable, or refused it. Nothing was sent. The cause is the error's
+    /// [`source`](std::error::Error::source); the backend reconnects by itself, so try again
+    /// later.
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The call would wait for other instances of the cluster, which a core loop must never
+    /// do: make it from another thread (a handler can hand it to a thread of its own).
+    WouldBlock,
     /// The runtime is shutting down or has shut down: the handle can no longer send, close or
     /// message. Nothing was sent.
     Shutdown,
@@ -56,6 +64,10 @@ impl fmt::Display for Error {
             Error::Frame(m) => write!(f, "cannot frame payload: {m}"),
             Error::UnknownServer(n) => write!(f, "no server named {n:?} is running"),
             Error::NotOnWorker => f.write_str("this call needs to run on a core loop thread"),
+            Error::Backend(e) => write!(f, "backend error: {e}"),
+            Error::WouldBlock => {
+                f.write_str("this call waits for other instances and cannot run on a core loop")
+            }
             Error::Shutdown => f.write_str("the runtime has shut down"),
             Error::MailboxFull { queued } => write!(
                 f,
@@ -70,6 +82,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::Backend(e) => Some(&**e),
             _ => None,
         }
     }

@@ -120,6 +120,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod cluster;
 mod codec;
 mod config;
 mod conn;
@@ -146,10 +147,12 @@ mod target;
 mod worker;
 
 pub use codec::Message;
+#[cfg(feature = "redis")]
+pub use config::RedisConfig;
 pub use config::{BackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer};
 pub use conn::handshake::{HandshakeRequest, Rejection};
 pub use error::{Error, Result};
-pub use facade::Server;
+pub use facade::{Answer, Cluster, Server};
 pub use handler::{Context, Handler, WorkerContext, WorkerMessage};
 pub use http::{
     HttpConfig, HttpServer, HttpShutdownHandle, Request, RequestContext, RequestHandler, Response,

@@ -137,6 +137,11 @@ impl RuntimeBuilder {
         self.validate()?;
         let workers = self.config.workers;
         let runtime_id = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed);
+        let instance = backend::instance(
+            self.specs.iter().map(|s| &s.config().backend),
+            self.config.instance,
+            runtime_id,
+        )?;
 
         // Listeners: [server][worker]. Port 0 is resolved by the first bind and reused.
         let mut listeners: Vec<Vec<TcpListener>> = Vec::new();
@@ -180,17 +185,26 @@ impl RuntimeBuilder {
             .collect();
         let shared = Arc::new(RuntimeShared {
             id: runtime_id,
-            instance: self.config.instance,
+            instance,
             mailboxes,
             servers,
             stopping: Default::default(),
             mailbox_timeout: self.config.mailbox_timeout,
         });
         let mut facades: Vec<Server> = Vec::with_capacity(self.specs.len());
+        let mut backend_threads = Vec::new();
         for (i, s) in self.specs.iter().enumerate() {
             let c = s.config();
             let delivery = Arc::new(Delivery::new(shared.clone(), i));
-            let built = backend::build(&c.backend, delivery)?;
+            let built = match backend::build(&c.backend, delivery) {
+                Ok(built) => built,
+                Err(e) => {
+                    // Stops the transport threads of the servers built so far.
+                    shared.begin_shutdown();
+                    return Err(e);
+                }
+            };
+            backend_threads.extend(built.threads);
             facades.push(Server::new(
                 c.name.clone(),
                 built.backend,
@@ -253,13 +267,13 @@ impl RuntimeBuilder {
             match spawn {
                 Ok(handle) => threads.push(handle),
                 Err(e) => {
-                    let rt = Runtime::assemble(shared, threads, facades, addrs);
+                    let rt = Runtime::assemble(shared, threads, backend_threads, facades, addrs);
                     let _ = rt.shutdown();
                     return Err(Error::Io(e));
                 }
             }
         }
-        let runtime = Runtime::assemble(shared, threads, facades, addrs);
+        let runtime = Runtime::assemble(shared, threads, backend_threads, facades, addrs);
         for (s, a) in runtime.servers.iter().zip(&runtime.addrs) {
             info!(
                 "server {:?} listening on {a} ({workers} core loops)",
@@ -337,6 +351,8 @@ impl ShutdownHandle {
 pub struct Runtime {
     shared: Arc<RuntimeShared>,
     threads: Vec<JoinHandle<std::io::Result<()>>>,
+    /// Threads of the backends (a cluster's transport), joined after the core loops.
+    backend_threads: Vec<JoinHandle<()>>,
     servers: Vec<Server>,
     addrs: Vec<SocketAddr>,
 }
@@ -366,12 +382,14 @@ impl Runtime {
     fn assemble(
         shared: Arc<RuntimeShared>,
         threads: Vec<JoinHandle<std::io::Result<()>>>,
+        backend_threads: Vec<JoinHandle<()>>,
         servers: Vec<Server>,
         addrs: Vec<SocketAddr>,
     ) -> Self {
         Runtime {
             shared,
             threads,
+            backend_threads,
             servers,
             addrs,
         }
@@ -426,6 +444,7 @@ impl Runtime {
     fn join_threads(&mut self) -> Result<()> {
         let mut result = Ok(());
         let threads = std::mem::take(&mut self.threads);
+        let backend_threads = std::mem::take(&mut self.backend_threads);
         for (i, t) in threads.into_iter().enumerate() {
             let outcome = match t.join() {
                 Ok(Ok(())) => continue,
@@ -437,6 +456,13 @@ impl Runtime {
             self.shutdown_handle().shutdown();
             if result.is_ok() {
                 result = Err(Error::Worker(outcome));
+            }
+        }
+        // The core loops are done, so shutdown has begun: the backends' threads end.
+        self.shutdown_handle().shutdown();
+        for t in backend_threads {
+            if t.join().is_err() {
+                error!("a backend thread panicked");
             }
         }
         running::unregister(self.shared.id);

@@ -48,7 +48,7 @@ impl ServerConfig {
 }
 
 impl<H: Handler> ServerSpec<H> {
-    /// Registers the callback for worker messages ([`Server::send_message`]) with this action
+    /// Registers the callback for worker messages ([`Server::send_message`](crate::Server::send_message)) with this action
     /// name. Actions with no callback go to [`Handler::on_worker_message`].
     pub fn action(
         mut self,

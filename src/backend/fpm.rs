@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use log::debug;
 
 use super::Backend;
+use crate::cluster::ask::{Gathered, Request, Value};
+use crate::cluster::wire::Query;
 use crate::error::Result;
 use crate::id::ClientId;
 use crate::registry::DataValue;
@@ -104,5 +106,30 @@ impl Backend for FpmBackend {
     }
     fn remove_data(&self, _: ClientId, _: &str, _: Scope<'_>) -> bool {
         false
+    }
+    fn gather(&self, request: &Request<'_>, _: Scope<'_>) -> Result<Gathered> {
+        let value = match request {
+            Request::Query(
+                Query::Exists(_)
+                | Query::SetData { .. }
+                | Query::RemoveData { .. }
+                | Query::Bind { .. }
+                | Query::Join { .. }
+                | Query::Leave { .. },
+            ) => Value::Bool(false),
+            Request::Query(Query::Count) | Request::Push { .. } | Request::Close { .. } => {
+                Value::Count(0)
+            }
+            Request::Query(Query::FlagMembers(_) | Query::Connections | Query::GroupMembers(_)) => {
+                Value::Ids(Vec::new())
+            }
+            Request::Query(Query::Groups | Query::GroupsOf(_)) => Value::Names(Vec::new()),
+            Request::Query(Query::FlagOf(_) | Query::Unbind(_)) => Value::Name(None),
+            Request::Query(Query::Data { .. }) => Value::Json(None),
+        };
+        Ok(Gathered::alone(value))
+    }
+    fn instances(&self) -> Vec<u16> {
+        Vec::new()
     }
 }

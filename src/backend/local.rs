@@ -2,6 +2,8 @@
 //! itself.
 
 use super::Backend;
+use crate::cluster::answer::answer;
+use crate::cluster::ask::{Gathered, Request, Value};
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::id::ClientId;
@@ -68,5 +70,24 @@ impl Backend for Delivery {
     }
     fn remove_data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> bool {
         Delivery::remove_data(self, id, key, scope)
+    }
+    /// This instance is the whole deployment: it answers alone, at once.
+    fn gather(&self, request: &Request<'_>, scope: Scope<'_>) -> Result<Gathered> {
+        let value = match request {
+            Request::Query(q) => {
+                self.check_running()?;
+                answer(self, q, scope)
+            }
+            Request::Push { target, payload } => {
+                Value::Count(Delivery::push(self, target.clone(), *payload, scope)? as u64)
+            }
+            Request::Close { target } => {
+                Value::Count(Delivery::close(self, target.clone(), scope)? as u64)
+            }
+        };
+        Ok(Gathered::alone(value))
+    }
+    fn instances(&self) -> Vec<u16> {
+        vec![self.instance()]
     }
 }

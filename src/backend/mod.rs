@@ -8,14 +8,22 @@
 //! | [`local`] | all core loops of this process |
 //! | [`fpm`]   | nothing: the request-scoped no-op |
 
+#[cfg(feature = "redis")]
+pub(crate) mod cluster;
 pub(crate) mod fpm;
 mod local;
 
 use std::fmt;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
+#[cfg(feature = "redis")]
+use crate::cluster::Node;
+use crate::cluster::ask::{Gathered, Request};
 use crate::config::BackendConfig;
 use crate::delivery::Delivery;
+#[cfg(feature = "redis")]
+use cluster::ClusterBackend;
 
 use crate::error::Result;
 use crate::id::ClientId;
@@ -73,6 +81,14 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn set_data(&self, id: ClientId, key: &str, value: DataValue, scope: Scope<'_>) -> bool;
     fn data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> Option<DataValue>;
     fn remove_data(&self, id: ClientId, key: &str, scope: Scope<'_>) -> bool;
+    /// A cluster-wide request (see [`Server::cluster`](crate::Server::cluster)): every
+    /// instance that can know answers, within the backend's deadline. Waits for other
+    /// instances only off core loops; on a core loop it fails with
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when it would have to.
+    fn gather(&self, request: &Request<'_>, scope: Scope<'_>) -> Result<Gathered>;
+    /// The instances of the deployment that are live, this one included, sorted; empty for
+    /// a backend that reaches no connections.
+    fn instances(&self) -> Vec<u16>;
 }
 
 /// A backend as built, with the door whose runtime facts (core loops, counters) the facade
@@ -80,6 +96,9 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
 pub(crate) struct Built {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) local: Option<Arc<Delivery>>,
+    /// The backend's own threads; they end once the runtime stops, and the runtime joins
+    /// them after its core loops.
+    pub(crate) threads: Vec<JoinHandle<()>>,
 }
 
 /// Builds the backend a server's configuration asks for, on top of its delivery door.
@@ -88,10 +107,43 @@ pub(crate) fn build(config: &BackendConfig, delivery: Arc<Delivery>) -> Result<B
         BackendConfig::Local => Built {
             backend: delivery.clone(),
             local: Some(delivery),
+            threads: Vec::new(),
         },
         BackendConfig::Fpm => Built {
             backend: Arc::new(fpm::FpmBackend),
             local: None,
+            threads: Vec::new(),
         },
+        #[cfg(feature = "redis")]
+        BackendConfig::Redis(redis) => {
+            let node = Arc::new(Node::new(delivery.clone(), delivery.instance()));
+            let (transport, threads) =
+                crate::cluster::redis::start(redis, delivery.server_name(), node.clone())?;
+            Built {
+                backend: Arc::new(ClusterBackend::new(node, transport, redis.query_timeout)),
+                local: Some(delivery),
+                threads,
+            }
+        }
     })
+}
+
+/// The instance number a runtime runs as: `wanted`, or where it is 0 and a server is on a
+/// cluster backend, the lowest number free in that cluster, claimed there.
+pub(crate) fn instance<'a>(
+    backends: impl IntoIterator<Item = &'a BackendConfig>,
+    wanted: u16,
+    runtime: u64,
+) -> Result<u16> {
+    if wanted != 0 {
+        return Ok(wanted);
+    }
+    for config in backends {
+        #[cfg(feature = "redis")]
+        if let BackendConfig::Redis(redis) = config {
+            return crate::cluster::redis::claim_free(redis, runtime);
+        }
+        let _ = (config, runtime);
+    }
+    Ok(0)
 }

@@ -1,4 +1,9 @@
-//! The push facade: [`Server`], a cheap handle that any thread may clone and push through.
+//! The push facade: [`Server`], a cheap handle that any thread may clone and push through,
+//! and its cluster-wide calls ([`Cluster`]).
+
+mod cluster;
+
+pub use cluster::{Answer, Cluster};
 
 use std::any::Any;
 use std::fmt;
@@ -356,6 +361,13 @@ impl Server {
     /// The groups a client is in, sorted.
     pub fn groups_of(&self, id: ClientId) -> Vec<String> {
         self.inner.backend.groups_of(id, self.scope_ref())
+    }
+
+    /// The calls that answer for every instance of a cluster: queries, calls by id on any
+    /// instance, and counted sends (see [`Cluster`]). The plain methods of `Server` answer
+    /// for this instance and never wait; its sends and closes reach the whole cluster.
+    pub fn cluster(&self) -> Cluster<'_> {
+        Cluster { server: self }
     }
 
     /// The server's counters (connections, messages, bytes, drops, refusals …), summed over
