@@ -14,12 +14,15 @@ use tungstenite::{Message, client};
 mod cmd;
 mod logs;
 mod raw;
+mod redis;
 #[allow(unused_imports)] // not every test file drives the command handler
 pub use cmd::*;
 #[allow(unused_imports)] // nor reads the log
 pub use logs::*;
 #[allow(unused_imports)] // nor speaks raw bytes
 pub use raw::*;
+#[allow(unused_imports)] // nor starts a Redis
+pub use redis::*;
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
