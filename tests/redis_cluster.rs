@@ -7,7 +7,9 @@ mod util;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use corepush::{BackendConfig, ClientId, Error, RedisConfig, Runtime, Server, ServerConfig};
+use corepush::{
+    BackendConfig, ClientId, Error, RedisConfig, Runtime, Server, ServerConfig, Workers,
+};
 use util::*;
 
 /// One instance: a runtime of two core loops serving `Cmd` as "ws" on the Redis backend.
@@ -110,6 +112,14 @@ fn pushes_of_every_kind_cross_instances() {
             .unwrap(),
         0
     );
+    // Worker messages: this instance's core loops, or every instance's.
+    assert_eq!(a.server.send_message_raw("tick", Workers::All).unwrap(), 2);
+    let everywhere = a
+        .server
+        .cluster()
+        .send_message_raw("tick", Workers::All)
+        .unwrap();
+    assert_eq!((everywhere.value, everywhere.complete), (4, true));
     // Counted: the whole cluster's number.
     let counted = a.server.cluster().send_raw_to_all("counted").unwrap();
     assert_eq!((counted.value, counted.complete), (2, true));

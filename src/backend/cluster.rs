@@ -169,6 +169,13 @@ impl ClusterBackend {
                     self.delivery().push(target.clone(), *payload, scope)?
                 }
                 Request::Close { target } => self.delivery().close(target.clone(), scope)?,
+                Request::Message {
+                    action,
+                    data,
+                    workers,
+                } => self
+                    .delivery()
+                    .send_message(*action, data, workers, scope)?,
                 Request::Query(_) => 0,
             };
             return Ok(Gathered::alone(Value::Count(n as u64)));
@@ -178,6 +185,11 @@ impl ClusterBackend {
             Request::Push { target, payload } => (target, Some(*payload)),
             Request::Close { target } => (target, None),
             Request::Query(q) => return self.query(q, scope),
+            Request::Message {
+                action,
+                data,
+                workers,
+            } => return self.message_everywhere(*action, data, workers, scope),
         };
         // The instances asked, known before anything is sent, so that no answer comes early.
         let asked: Vec<u16> = match target {
@@ -213,6 +225,38 @@ impl ClusterBackend {
             Some(p) => self.delivery().push(mine, p, scope)?,
             None => self.delivery().close(mine, scope)?,
         };
+        let mut gathered = self
+            .node
+            .peers
+            .wait(id, Instant::now() + self.query_timeout);
+        gathered.values.push(Value::Count(n as u64));
+        Ok(gathered)
+    }
+
+    /// A worker message to the chosen core loops of every live instance, counted.
+    fn message_everywhere(
+        &self,
+        action: Option<&str>,
+        data: &[u8],
+        workers: &Workers,
+        scope: Scope<'_>,
+    ) -> Result<Gathered> {
+        let asked = self.node.peers.live();
+        let id = self.node.peers.open(&asked);
+        let message = self.encode(Body::Message {
+            action,
+            workers: match workers {
+                Workers::All => None,
+                Workers::Some(list) => Some(list.iter().map(|w| w.0).collect()),
+            },
+            reply: Some(id),
+            payload: data,
+        });
+        if let Err(e) = self.transport.send(Route::Others, message) {
+            self.node.peers.cancel(id);
+            return Err(e);
+        }
+        let n = self.delivery().send_message(action, data, workers, scope)?;
         let mut gathered = self
             .node
             .peers

@@ -117,9 +117,10 @@ impl Backend for FpmBackend {
                 | Query::Join { .. }
                 | Query::Leave { .. },
             ) => Value::Bool(false),
-            Request::Query(Query::Count) | Request::Push { .. } | Request::Close { .. } => {
-                Value::Count(0)
-            }
+            Request::Query(Query::Count)
+            | Request::Push { .. }
+            | Request::Close { .. }
+            | Request::Message { .. } => Value::Count(0),
             Request::Query(Query::FlagMembers(_) | Query::Connections | Query::GroupMembers(_)) => {
                 Value::Ids(Vec::new())
             }

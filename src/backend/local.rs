@@ -84,6 +84,11 @@ impl Backend for Delivery {
             Request::Close { target } => {
                 Value::Count(Delivery::close(self, target.clone(), scope)? as u64)
             }
+            Request::Message {
+                action,
+                data,
+                workers,
+            } => Value::Count(Delivery::send_message(self, *action, data, workers, scope)? as u64),
         };
         Ok(Gathered::alone(value))
     }

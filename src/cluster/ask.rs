@@ -3,7 +3,7 @@
 
 use super::wire::{self, Query};
 use crate::id::ClientId;
-use crate::target::{Payload, Target};
+use crate::target::{Payload, Target, Workers};
 
 /// What the facade asks of the whole cluster.
 #[derive(Debug)]
@@ -17,6 +17,13 @@ pub(crate) enum Request<'a> {
     /// A close that answers how many connections it closed, on every instance.
     Close {
         target: Target,
+    },
+    /// A worker message to the chosen core loops of every instance, answering how many core
+    /// loops it reached.
+    Message {
+        action: Option<&'a str>,
+        data: &'a [u8],
+        workers: &'a Workers,
     },
 }
 

@@ -8,7 +8,7 @@ use crate::cluster::ask::{Gathered, Request};
 use crate::cluster::wire::Query;
 use crate::error::{Error, Result};
 use crate::id::ClientId;
-use crate::target::{IntoIds, IntoNames, Payload, Raw, Target};
+use crate::target::{IntoIds, IntoNames, Payload, Raw, Target, Workers};
 
 /// An answer gathered from the instances of a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,6 +304,40 @@ impl Cluster<'_> {
     pub fn close_by_flag(&self, flags: impl IntoNames) -> Result<Answer<usize>> {
         let got = self.gather(&Request::Close {
             target: Target::Flags(flags.into_names()),
+        })?;
+        Ok(answer(got, |g| g.sum() as usize))
+    }
+
+    /// [`Server::send_message`] to the chosen core loops of every instance (the plain form
+    /// reaches this instance's only); how many core loops it reached.
+    pub fn send_message<T: Serialize + ?Sized>(
+        &self,
+        action: &str,
+        data: &T,
+        workers: impl Into<Workers>,
+    ) -> Result<Answer<usize>> {
+        let bytes = self.server.encode(data)?;
+        let workers = workers.into();
+        let got = self.gather(&Request::Message {
+            action: Some(action),
+            data: &bytes,
+            workers: &workers,
+        })?;
+        Ok(answer(got, |g| g.sum() as usize))
+    }
+
+    /// [`Server::send_message_raw`] to the chosen core loops of every instance.
+    pub fn send_message_raw<'r>(
+        &self,
+        raw: impl Into<Raw<'r>>,
+        workers: impl Into<Workers>,
+    ) -> Result<Answer<usize>> {
+        let raw = raw.into();
+        let workers = workers.into();
+        let got = self.gather(&Request::Message {
+            action: None,
+            data: raw.as_bytes(),
+            workers: &workers,
         })?;
         Ok(answer(got, |g| g.sum() as usize))
     }

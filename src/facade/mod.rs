@@ -401,7 +401,8 @@ impl Server {
     }
 
     /// Encodes `data` and delivers it, with an action name, to the worker-message callback
-    /// of the chosen core loops. Returns how many core loops it was queued to.
+    /// of the chosen core loops of this instance. Returns how many core loops it was queued
+    /// to. On a cluster, [`Cluster::send_message`] reaches the core loops of every instance.
     pub fn send_message<T: Serialize + ?Sized>(
         &self,
         action: &str,
