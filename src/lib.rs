@@ -78,8 +78,12 @@
 //! |---------|-------|
 //! | [`BackendConfig::Local`] (default) | every core loop of this process |
 //! | [`BackendConfig::Fpm`] | request-scoped code: every push is a no-op returning 0 |
+//! | [`BackendConfig::Redis`] (feature `redis`, on by default) | a cluster of instances over Redis pub/sub ([`RedisConfig`]) |
 //!
-//! Application code does not change between backends.
+//! Application code does not change between backends. On a cluster the plain methods of
+//! [`Server`] answer for this instance and never wait — its sends reach every instance and
+//! count this instance's part — while [`Server::cluster`] answers for the whole cluster,
+//! each [`Answer`] saying whether every live instance answered in time.
 //!
 //! ## Request-scoped mode
 //!

@@ -75,15 +75,29 @@ impl Peers {
             .is_some_and(|at| at.elapsed() < LIVE_FOR)
     }
 
-    /// Registers a request that expects an answer from each of `expected`; its id.
+    /// Registers a request that expects an answer from each of `expected` that is live now;
+    /// its id. One that is not (silent for [`LIVE_FOR`], gone, never heard from) cannot
+    /// answer, so it is not waited for; and as this looks under the lock that a goodbye
+    /// takes, neither is one whose goodbye came after the caller chose whom to ask.
     pub(crate) fn open(&self, expected: &[u16]) -> u64 {
+        let now = Instant::now();
         let mut state = self.state.lock();
+        let expected = expected
+            .iter()
+            .copied()
+            .filter(|i| {
+                state
+                    .seen
+                    .get(i)
+                    .is_some_and(|at| now.duration_since(*at) < LIVE_FOR)
+            })
+            .collect();
         state.next += 1;
         let id = state.next;
         state.pending.insert(
             id,
             Pending {
-                expected: expected.iter().copied().collect(),
+                expected,
                 values: Vec::new(),
             },
         );
@@ -150,6 +164,8 @@ mod tests {
     #[test]
     fn a_missing_instance_makes_the_answer_partial_at_the_deadline() {
         let peers = Peers::default();
+        peers.heard(2);
+        peers.heard(3);
         let id = peers.open(&[2, 3]);
         peers.answer(id, 3, Value::Bool(true));
         let got = peers.wait(id, Instant::now() + Duration::from_millis(20));
@@ -166,5 +182,25 @@ mod tests {
         let got = peers.wait(id, Instant::now() + Duration::from_secs(60));
         assert!(got.complete, "nobody left to wait for");
         assert!(peers.live().is_empty());
+    }
+
+    #[test]
+    fn a_request_waits_only_for_instances_live_when_it_opens() {
+        let peers = Peers::default();
+        peers.heard(2);
+        peers.heard(3);
+        let asked = peers.live();
+        // A goodbye between the choice of whom to ask and the request.
+        peers.gone(3);
+        let id = peers.open(&asked);
+        peers.answer(id, 2, Value::Count(1));
+        let got = peers.wait(id, Instant::now());
+        assert!(got.complete, "instance 3 said goodbye before the request");
+        // The owner of a client that was never heard from (dead before this instance
+        // started, say) cannot answer either.
+        let id = peers.open(&[7]);
+        let got = peers.wait(id, Instant::now());
+        assert!(got.complete);
+        assert_eq!(got.sum(), 0);
     }
 }

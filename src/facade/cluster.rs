@@ -44,7 +44,9 @@ fn answer<T>(gathered: Gathered, merge: impl FnOnce(&Gathered) -> T) -> Answer<T
 /// says in [`Answer::complete`] whether all of them answered. The sends and closes here are
 /// the *counted* forms: they return how many connections the message was queued to (or how
 /// many were closed) on every instance, where [`Server::send`] and the others return at once
-/// with this instance's part.
+/// with this instance's part. A client of an instance that is not live (see
+/// [`instances`](Cluster::instances)) counts as not connected, for counted sends and closes
+/// as for queries: nobody is waited for on its behalf.
 ///
 /// Waiting for other instances is not allowed on a core loop: there these calls fail with
 /// [`Error::WouldBlock`] whenever this instance cannot answer alone — make them from another
