@@ -13,9 +13,31 @@
 //!   flags, groups and everyone; on any other op either argument is an error, not ignored.
 //! * `unbind` and `leave` answer false when the connection did not hold that flag or group.
 //! * `set` on an id that is not connected answers false; `get` answers null.
+//! * `wait` (a boolean, on the send and close ops) asks for the counted, cluster-wide form;
+//!   on the local backend it answers the same count as without it.
+//!
+//! # On a cluster backend
+//!
+//! With `--backend redis` the process is one instance of a cluster; `--redis-url` names the
+//! Redis, `--instance` the name `whoami` reports (by default `instance-N`, N being the
+//! instance number claimed in Redis at start — the lowest free one).
+//!
+//! A core loop never waits for other instances: a cluster call that would, fails there with
+//! `Error::WouldBlock` before it sends anything. Each op first runs on the core loop that
+//! received it; one that meets `WouldBlock` (the cluster-wide queries, `get` / `set` on another
+//! instance's client, the `wait` forms) is handed to a pool of two threads of the demo's own,
+//! which makes the call and then pushes the reply to the client (`Server::send_raw`). One
+//! thread makes both, so a push the op makes to the sender still arrives before the reply.
+//! Such a reply may overtake the replies of ops the client sent after it: a client that
+//! sends the next op before the last reply came matches replies by `id`.
+//!
+//! There a fire-and-forget send answers how many connections it was queued to on this
+//! instance; `wait` gives the cluster's count, `"partial": true` beside the result when not
+//! every instance answered in time. `sendMessage` reaches this instance's core loops only.
 //!
 //! ```text
 //! cargo run --example push_demo -- --port 8080 --workers 2
+//! cargo run --example push_demo -- --port 8081 --backend redis --instance eu-1
 //! ```
 
 use std::io::Write;
@@ -23,10 +45,21 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use corepush::{
-    ClientId, Context, Error, Handler, MAX_WORKERS, Message, Raw, Runtime, Server, ServerConfig,
-    WorkerContext, WorkerId, WorkerMessage, Workers,
+    Answer, BackendConfig, Context, Error, Handler, MAX_WORKERS, Message, Raw, Runtime,
+    ServerConfig, WorkerContext, WorkerMessage,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+#[path = "push_demo/args.rs"]
+mod args;
+#[path = "push_demo/ops.rs"]
+mod ops;
+#[path = "push_demo/pool.rs"]
+mod pool;
+
+use args::Args;
+use ops::{Failure, alone, facade_op};
+use pool::{Job, Pool};
 
 /// The name of the demo's one server.
 pub const SERVER: &str = "push_demo";
@@ -34,7 +67,15 @@ pub const SERVER: &str = "push_demo";
 /// The command-line help.
 pub const USAGE: &str = "usage: push_demo [--port 8080] [--host 127.0.0.1] [--workers N]
     [--backend local|redis|channel|gateway] [--redis-url URL] [--channel HOST:PORT]
-    [--instance NAME] [--gateway HOST:PORT[,HOST:PORT...]] [--secret S] [--help]";
+    [--instance NAME] [--gateway HOST:PORT[,HOST:PORT...]] [--secret S] [--help]
+
+  --backend redis   one instance of a cluster on Redis (channel and gateway: not yet)
+  --redis-url URL   the Redis of the cluster (default redis://127.0.0.1:6379/)
+  --instance NAME   the name whoami reports (default: local; on redis instance-N, N being
+                    the instance number claimed in Redis at start)";
+
+/// The Redis of a cluster when `--redis-url` is not given.
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
 
 /// The flags that take a value.
 const FLAGS: &str =
@@ -76,11 +117,13 @@ pub struct Options {
     pub workers: usize,
     /// Defaults to [`Backend::Local`].
     pub backend: Backend,
-    /// For the redis backend.
+    /// For the redis backend; `None` is [`REDIS_URL`].
     pub redis_url: Option<String>,
     /// For the channel backend.
     pub channel: Option<String>,
-    /// The name `whoami` reports. Defaults to "local".
+    /// The name `whoami` reports. Defaults to "local". Empty means `instance-N`, N being this
+    /// instance's number: [`parse_args`] leaves it so on a cluster backend without
+    /// `--instance`.
     pub instance: String,
     /// For the gateway backend.
     pub gateway: Option<String>,
@@ -121,6 +164,7 @@ where
     S: Into<String>,
 {
     let mut opts = Options::default();
+    let mut named = false;
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
         if arg == "--help" || arg == "-h" {
@@ -169,27 +213,43 @@ where
             }
             "--redis-url" => opts.redis_url = Some(value),
             "--channel" => opts.channel = Some(value),
-            "--instance" => opts.instance = value,
+            "--instance" if value.is_empty() => {
+                return Err("--instance must not be empty".to_owned());
+            }
+            "--instance" => {
+                opts.instance = value;
+                named = true;
+            }
             "--gateway" => opts.gateway = Some(value),
             _ => opts.secret = Some(value),
         }
     }
-    if opts.backend != Backend::Local {
+    if !available(opts.backend) {
         return Err(unsupported(opts.backend));
+    }
+    if opts.backend != Backend::Local && !named {
+        opts.instance = String::new();
     }
     Ok(Cli::Run(opts))
 }
 
-/// Starts the demo server: listening and accepting when this returns.
+/// Starts the demo server: listening and accepting when this returns. On a cluster backend
+/// it has joined the cluster (claiming the lowest free instance number); an unreachable
+/// engine is an error.
 pub fn build(opts: &Options) -> corepush::Result<Runtime> {
-    if opts.backend != Backend::Local {
+    if !available(opts.backend) {
         return Err(Error::Config(unsupported(opts.backend)));
     }
     let addr = resolve(&opts.host, opts.port)?;
-    let instance: Arc<str> = opts.instance.as_str().into();
+    let instance: Option<Arc<str>> =
+        (!opts.instance.is_empty()).then(|| opts.instance.as_str().into());
+    // The pool's threads end once the runtime has dropped the handlers, which hold its sender.
+    let pool = (opts.backend != Backend::Local).then(|| Pool::start(POOL_THREADS));
     let spec = ServerConfig::websocket(SERVER, addr)
+        .backend(backend_config(opts))
         .handler(move |_| Demo {
             instance: instance.clone(),
+            pool: pool.clone(),
         })
         .action("pushLocal", push_local);
     Runtime::builder()
@@ -213,6 +273,11 @@ fn main() {
     };
     let runtime = match build(&opts) {
         Ok(rt) => rt,
+        Err(e @ Error::Backend(_)) if opts.backend == Backend::Redis => {
+            let url = opts.redis_url.as_deref().unwrap_or(REDIS_URL);
+            eprintln!("push_demo: cannot start: {e} (Redis at {url})");
+            std::process::exit(1);
+        }
         Err(e) => {
             eprintln!("push_demo: cannot start: {e}");
             std::process::exit(1);
@@ -226,6 +291,33 @@ fn main() {
     if let Err(e) = runtime.run() {
         eprintln!("push_demo: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Threads that make the calls which wait for other instances.
+const POOL_THREADS: usize = 2;
+
+/// Whether this build runs the backend.
+fn available(backend: Backend) -> bool {
+    match backend {
+        Backend::Local => true,
+        Backend::Redis => cfg!(feature = "redis"),
+        Backend::Channel | Backend::Gateway => false,
+    }
+}
+
+fn backend_config(opts: &Options) -> BackendConfig {
+    match opts.backend {
+        #[cfg(feature = "redis")]
+        Backend::Redis => {
+            let url = opts.redis_url.as_deref().unwrap_or(REDIS_URL);
+            let mut redis = corepush::RedisConfig::default().url(url);
+            if !opts.instance.is_empty() {
+                redis = redis.name(opts.instance.as_str());
+            }
+            BackendConfig::Redis(redis)
+        }
+        _ => BackendConfig::Local,
     }
 }
 
@@ -245,18 +337,23 @@ fn resolve(host: &str, port: u16) -> corepush::Result<SocketAddr> {
 
 /// The handler of one core loop.
 struct Demo {
-    instance: Arc<str>,
+    /// The name `whoami` reports; `None`: `instance-N`, N being this instance's number.
+    instance: Option<Arc<str>>,
+    /// On a cluster backend: the threads that make the calls a core loop may not wait for.
+    pool: Option<Pool>,
 }
 
 impl Handler for Demo {
     fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
         let reply = match message {
             Message::Text(text) => self.request(ctx, text),
-            Message::Binary(_) => reply(
+            Message::Binary(_) => Some(reply(
                 Value::Null,
                 Err("binary frames are not accepted: send a JSON object as text".to_owned()),
-            ),
+            )),
         };
+        // None: a pool thread answers.
+        let Some(reply) = reply else { return };
         if let Err(e) = ctx.send(&reply) {
             log::warn!("reply to {} failed: {e}", ctx.client_id());
         }
@@ -283,17 +380,25 @@ fn push_local(_: &mut Demo, ctx: &mut WorkerContext<'_>, message: &WorkerMessage
     }
 }
 
-fn reply(id: Value, outcome: Result<Value, String>) -> Value {
+/// The reply to a request: its `result` (with `"partial": true` when not every instance
+/// answered in time), or its `error`.
+fn reply(id: Value, outcome: Result<Answer<Value>, String>) -> Value {
     match outcome {
-        Ok(result) => json!({"op": "reply", "id": id, "result": result}),
+        Ok(Answer {
+            value,
+            complete: true,
+        }) => json!({"op": "reply", "id": id, "result": value}),
+        Ok(Answer { value, .. }) => {
+            json!({"op": "reply", "id": id, "result": value, "partial": true})
+        }
         Err(error) => json!({"op": "reply", "id": id, "error": error}),
     }
 }
 
-/// Ops that take neither `scope` nor `except`.
+/// Ops that take neither `scope`, `except` nor `wait`.
 const PLAIN: &str = "whoami bind bindNx unbind set get join leave exists flagExists connections \
     count groupCount sendMessage sendMessageRaw";
-/// Ops that take `scope`, and those that take `except` too.
+/// Ops that take `scope`, and those that take `except` too; all of them take `wait`.
 const SCOPED: &[&str] = &["send", "sendRaw", "close", "closeByFlag"];
 const EXCEPTING: &[&str] = &[
     "sendByFlag",
@@ -305,211 +410,89 @@ const EXCEPTING: &[&str] = &[
 ];
 
 impl Demo {
-    fn request(&self, ctx: &mut Context<'_>, text: &str) -> Value {
+    /// The reply to one text frame; `None` when a pool thread sends it.
+    fn request(&self, ctx: &mut Context<'_>, text: &str) -> Option<Value> {
         let request: Value = match serde_json::from_str(text) {
             Ok(v) => v,
-            Err(e) => return reply(Value::Null, Err(format!("unparseable JSON: {e}"))),
+            Err(e) => return Some(reply(Value::Null, Err(format!("unparseable JSON: {e}")))),
         };
         let Value::Object(map) = request else {
-            return reply(
+            return Some(reply(
                 Value::Null,
                 Err("a request must be a JSON object".to_owned()),
-            );
+            ));
         };
         let id = map.get("id").cloned().unwrap_or(Value::Null);
-        reply(id, self.op(ctx, &Args(&map)))
+        let outcome = self.op(ctx, &Args(&map));
+        match (outcome, &self.pool) {
+            (Err(Failure::WouldBlock), Some(pool)) => {
+                let server = match Args(&map).facade(ctx) {
+                    Ok(server) => server,
+                    Err(e) => return Some(reply(id, Err(e))),
+                };
+                let job = Job {
+                    server,
+                    replies: ctx.server().clone(),
+                    client: ctx.client_id(),
+                    id: id.clone(),
+                    request: map,
+                };
+                pool.submit(job).err().map(|e| reply(id, Err(e)))
+            }
+            (outcome, _) => Some(reply(id, outcome.map_err(Failure::text))),
+        }
     }
 
-    fn op(&self, ctx: &mut Context<'_>, a: &Args<'_>) -> Result<Value, String> {
+    fn op(&self, ctx: &mut Context<'_>, a: &Args<'_>) -> Result<Answer<Value>, Failure> {
         let op = a.str("op")?;
         let excepting = EXCEPTING.contains(&op);
-        if !excepting && !SCOPED.contains(&op) && !PLAIN.split(' ').any(|o| o == op) {
-            return Err(format!("unknown op {op:?}"));
+        let scoped = excepting || SCOPED.contains(&op);
+        if !scoped && !PLAIN.split(' ').any(|o| o == op) {
+            return Err(format!("unknown op {op:?}").into());
         }
-        for (key, allowed) in [
-            ("scope", excepting || SCOPED.contains(&op)),
-            ("except", excepting),
-        ] {
+        for (key, allowed) in [("scope", scoped), ("except", excepting), ("wait", scoped)] {
             if !allowed && a.opt(key).is_some() {
-                return Err(format!("{op} does not take {key}"));
+                return Err(format!("{op} does not take {key}").into());
             }
         }
-        let count = |n: corepush::Result<usize>| n.map(Value::from).map_err(|e| e.to_string());
         let me = ctx.client_id();
+        let done = |value: Value| Ok(alone(value));
+        // `to` absent or naming this connection: its own data, through the context.
+        let own = || a.opt_id("to").map(|to| to.is_none_or(|to| to == me));
         match op {
-            "whoami" => Ok(json!({
+            "whoami" => done(json!({
                 "clientId": me.to_string(),
                 "worker": ctx.worker().index(),
-                "instance": &*self.instance,
+                "instance": match &self.instance {
+                    Some(name) => name.to_string(),
+                    None => format!("instance-{}", me.instance()),
+                },
             })),
             "bind" => {
                 ctx.bind(a.str("flag")?);
-                Ok(true.into())
+                done(true.into())
             }
-            "bindNx" => Ok(ctx.bind_nx(a.str("flag")?).into()),
+            "bindNx" => done(ctx.bind_nx(a.str("flag")?).into()),
             "unbind" => {
                 let flag = a.str("flag")?;
                 let held = ctx.flag().is_some_and(|f| f == flag);
                 if held {
                     ctx.unbind();
                 }
-                Ok(held.into())
+                done(held.into())
             }
-            "set" => {
+            "set" if own()? => {
                 let (key, value) = (a.str("key")?, a.value("value")?.clone());
-                match a.opt_id("to")? {
-                    Some(to) if to != me => Ok(ctx.server().set_data(to, key, value).into()),
-                    _ => {
-                        ctx.set(key, value);
-                        Ok(true.into())
-                    }
-                }
+                ctx.set(key, value);
+                done(true.into())
             }
-            "get" => {
-                let key = a.str("key")?;
-                let value = match a.opt_id("to")? {
-                    Some(to) if to != me => ctx.server().data::<Value>(to, key),
-                    _ => ctx.get::<Value>(key),
-                };
-                Ok(value.unwrap_or(Value::Null))
-            }
+            "get" if own()? => done(ctx.get::<Value>(a.str("key")?).unwrap_or(Value::Null)),
             "join" => {
                 ctx.join(a.str("group")?);
-                Ok(true.into())
+                done(true.into())
             }
-            "leave" => Ok(ctx.leave(a.str("group")?).into()),
-            "send" => count(a.facade(ctx)?.send(a.value("data")?, a.ids("to")?)),
-            "sendRaw" => count(a.facade(ctx)?.send_raw(a.str("text")?, a.ids("to")?)),
-            "sendByFlag" => count(
-                a.facade(ctx)?
-                    .send_by_flag(a.value("data")?, a.names("flag")?),
-            ),
-            "sendRawByFlag" => count(
-                a.facade(ctx)?
-                    .send_raw_by_flag(a.str("text")?, a.names("flag")?),
-            ),
-            "sendToAll" => count(a.facade(ctx)?.send_to_all(a.value("data")?)),
-            "sendRawToAll" => count(a.facade(ctx)?.send_raw_to_all(a.str("text")?)),
-            "sendToGroup" => count(
-                a.facade(ctx)?
-                    .send_to_group(a.names("group")?, a.value("data")?),
-            ),
-            "sendRawToGroup" => count(
-                a.facade(ctx)?
-                    .send_raw_to_group(a.names("group")?, a.str("text")?),
-            ),
-            "close" => count(a.facade(ctx)?.close(a.ids("to")?)),
-            "closeByFlag" => count(a.facade(ctx)?.close_by_flag(a.names("flag")?)),
-            "exists" => Ok(ctx.server().exists(a.id("to")?).into()),
-            "flagExists" => Ok(ctx.server().flag_exists(a.str("flag")?).into()),
-            "connections" => {
-                let ids = ctx.server().connections();
-                Ok(ids.iter().map(|id| Value::from(id.to_string())).collect())
-            }
-            "count" => Ok(ctx.server().connection_count().into()),
-            "groupCount" => Ok(ctx.server().group_count(a.str("group")?).into()),
-            "sendMessage" => {
-                let (action, data) = (a.str("action")?, a.value("data")?);
-                count(ctx.server().send_message(action, data, a.workers()?))
-            }
-            "sendMessageRaw" => count(ctx.server().send_message_raw(a.str("text")?, a.workers()?)),
-            other => Err(format!("unknown op {other:?}")),
+            "leave" => done(ctx.leave(a.str("group")?).into()),
+            _ => facade_op(a, &a.facade(ctx)?, self.pool.is_some()),
         }
-    }
-}
-
-/// The arguments of one request, read with error messages that name the argument.
-struct Args<'a>(&'a Map<String, Value>);
-
-impl Args<'_> {
-    /// An optional argument: absent and `null` are the same.
-    fn opt(&self, key: &str) -> Option<&Value> {
-        self.0.get(key).filter(|v| !v.is_null())
-    }
-
-    fn value(&self, key: &str) -> Result<&Value, String> {
-        self.0.get(key).ok_or_else(|| format!("missing {key}"))
-    }
-
-    fn str(&self, key: &str) -> Result<&str, String> {
-        match self.opt(key) {
-            Some(Value::String(s)) => Ok(s),
-            Some(_) => Err(format!("{key} must be a string")),
-            None => Err(format!("missing {key}")),
-        }
-    }
-
-    /// One value or an array of values, each converted by `one`.
-    fn many<T>(
-        &self,
-        key: &str,
-        one: impl Fn(&Value) -> Result<T, String>,
-    ) -> Result<Vec<T>, String> {
-        match self.opt(key) {
-            Some(Value::Array(items)) => items.iter().map(one).collect(),
-            Some(v) => one(v).map(|t| vec![t]),
-            None => Err(format!("missing {key}")),
-        }
-    }
-
-    fn ids(&self, key: &str) -> Result<Vec<ClientId>, String> {
-        self.many(key, |v| client_id(key, v))
-    }
-
-    fn id(&self, key: &str) -> Result<ClientId, String> {
-        client_id(key, self.opt(key).ok_or_else(|| format!("missing {key}"))?)
-    }
-
-    fn opt_id(&self, key: &str) -> Result<Option<ClientId>, String> {
-        self.opt(key).map(|v| client_id(key, v)).transpose()
-    }
-
-    fn names(&self, key: &str) -> Result<Vec<String>, String> {
-        self.many(key, |v| match v {
-            Value::String(s) => Ok(s.clone()),
-            _ => Err(format!("{key} must be a string or an array of strings")),
-        })
-    }
-
-    fn workers(&self) -> Result<Workers, String> {
-        if self.opt("workers").is_none() {
-            return Ok(Workers::All);
-        }
-        let list = self.many("workers", |v| {
-            v.as_u64()
-                .and_then(|w| u16::try_from(w).ok())
-                .map(WorkerId)
-                .ok_or_else(|| "workers must be a core loop index or an array of them".to_owned())
-        })?;
-        Ok(Workers::Some(list))
-    }
-
-    /// The facade the op goes through: confined by `scope`, excluding `except`.
-    fn facade(&self, ctx: &Context<'_>) -> Result<Server, String> {
-        let mut server = match self.opt("scope") {
-            None => ctx.server().clone(),
-            Some(Value::String(s)) if s == "worker" => {
-                ctx.server().this_worker().map_err(|e| e.to_string())?
-            }
-            Some(other) => return Err(format!("unknown scope {other} (only \"worker\")")),
-        };
-        if self.opt("except").is_some() {
-            server = server.except(self.ids("except")?);
-        }
-        Ok(server)
-    }
-}
-
-fn client_id(key: &str, value: &Value) -> Result<ClientId, String> {
-    match value {
-        Value::String(s) => s
-            .parse()
-            .map_err(|_| format!("{key}: {s:?} is not a client id (a non-zero decimal string)")),
-        Value::Number(_) => Err(format!(
-            "{key}: client ids are decimal strings, not JSON numbers (which lose precision)"
-        )),
-        _ => Err(format!(
-            "{key} must be a client id string or an array of them"
-        )),
     }
 }

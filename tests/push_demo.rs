@@ -694,7 +694,7 @@ fn parse_args_rejects_bad_flags_and_unavailable_backends() {
         &["--backend", "nope"],
         "--backend expects local, redis, channel or gateway",
     );
-    for backend in ["redis", "channel", "gateway"] {
+    for backend in ["channel", "gateway"] {
         let e = parse_args(["--backend", backend]).unwrap_err();
         assert_eq!(
             e,
@@ -703,12 +703,12 @@ fn parse_args_rejects_bad_flags_and_unavailable_backends() {
     }
     // build refuses them too, whoever constructs the options.
     let opts = Options {
-        backend: Backend::Redis,
+        backend: Backend::Channel,
         port: 0,
         ..Options::default()
     };
     let e = build(&opts).unwrap_err().to_string();
-    assert!(e.contains("backend redis is not available"), "{e}");
+    assert!(e.contains("backend channel is not available"), "{e}");
 }
 
 #[test]
