@@ -30,7 +30,8 @@ pub enum Error {
     /// later.
     Backend(Box<dyn std::error::Error + Send + Sync>),
     /// The call would wait for other instances of the cluster, which a core loop must never
-    /// do: make it from another thread (a handler can hand it to a thread of its own).
+    /// do. Nothing was sent and nothing changed: make the same call from another thread (a
+    /// handler can hand it to a thread of its own).
     WouldBlock,
     /// The runtime is shutting down or has shut down: the handle can no longer send, close or
     /// message. Nothing was sent.

@@ -305,3 +305,28 @@ fn instance_zero_claims_the_lowest_free_number() {
     a.stop();
     b.stop();
 }
+
+#[test]
+fn cut_off_from_redis_cluster_answers_fail_rather_than_answer_alone() {
+    let mut redis =
+        redis_or_skip!("cut_off_from_redis_cluster_answers_fail_rather_than_answer_alone");
+    let (a, b) = pair(&redis, "cutoff");
+    let on_b = Client::connect(b.addr);
+    redis.kill();
+    // Once the other instance has expired, this one alone is left in its view — and still it
+    // must not pass its own clients off as the cluster's.
+    wait_until("the other instance has expired", || {
+        a.server.cluster().instances() == [1]
+    });
+    assert!(matches!(
+        a.server.cluster().connection_count(),
+        Err(Error::Backend(_))
+    ));
+    assert!(matches!(
+        a.server.cluster().exists(on_b.id),
+        Err(Error::Backend(_))
+    ));
+    drop(on_b);
+    a.stop();
+    b.stop();
+}

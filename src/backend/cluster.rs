@@ -107,6 +107,8 @@ impl ClusterBackend {
     }
 
     fn query(&self, query: &Query<'_>, scope: Scope<'_>) -> Result<Gathered> {
+        // Cut off from the others, this instance cannot tell who else is live.
+        self.transport.check()?;
         let local = answer::answer(self.delivery(), query, scope);
         // Calls by id ask the owner alone.
         let owner = match *query {

@@ -70,6 +70,9 @@ pub(crate) enum Route {
 ///   least every second, and goodbye when it stops, so that [`Peers`] knows who is live.
 pub(crate) trait Transport: Send + Sync + fmt::Debug {
     fn send(&self, to: Route, message: Vec<u8>) -> Result<()>;
+    /// Fails with [`Error::Backend`](crate::Error::Backend) while the engine is unreachable:
+    /// a cluster-wide answer then cannot be had, even where no other instance is known.
+    fn check(&self) -> Result<()>;
 }
 
 /// One instance of a cluster, as its transport's threads see it.

@@ -44,7 +44,7 @@ const QUEUE: usize = 64 * 1024;
 /// Messages written in one pipeline at most.
 const BATCH: usize = 1024;
 /// The longest pause between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Renews the lease if it is still ours, claims it again if it is gone (Redis restarted),
 /// and answers the holder otherwise.
@@ -89,6 +89,14 @@ impl std::fmt::Debug for RedisTransport {
 }
 
 impl Transport for RedisTransport {
+    fn check(&self) -> Result<()> {
+        if self.connected.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(unreachable_error())
+        }
+    }
+
     fn send(&self, to: Route, message: Vec<u8>) -> Result<()> {
         if !self.connected.load(Ordering::Acquire) {
             return Err(unreachable_error());
@@ -120,6 +128,8 @@ fn unreachable_error() -> Error {
 /// What both threads know of their link.
 struct Link {
     client: redis::Client,
+    /// Another instance holds this one's number (see `renew`).
+    clashed: AtomicBool,
     node: Arc<Node>,
     lease_key: String,
     token: String,
@@ -140,6 +150,7 @@ pub(crate) fn start(
     let me = node.me;
     let link = Arc::new(Link {
         client,
+        clashed: AtomicBool::new(false),
         lease_key: format!("{}:instance:{me}", config.prefix),
         token: token(config, node.delivery.runtime_id()),
         url: config.url.clone(),
@@ -331,7 +342,7 @@ fn publish_loop(
                 link.url
             );
             match reconnect(link, || {
-                connect(&link.client).and_then(|mut c| claim(link, &mut c).map(|()| c))
+                connect(&link.client).and_then(|mut c| renew(link, &mut c).map(|()| c))
             }) {
                 Some(c) => con = c,
                 None => return,
@@ -349,14 +360,25 @@ fn publish_loop(
     }
 }
 
-/// Renews the lease; logs (once per clash) when another instance holds it.
+/// Renews the lease. When another instance holds it (it claimed the number while Redis had
+/// forgotten this one's claim, after a restart), this instance serves on — its clients' ids
+/// cannot change — and says so once per clash: ids may then collide, and one of the two
+/// should be restarted.
 fn renew(link: &Link, con: &mut redis::Connection) -> Result<()> {
     match claim(link, con) {
         Err(Error::Config(m)) => {
-            error!("{m}; client ids may collide");
+            if !link.clashed.swap(true, Ordering::AcqRel) {
+                error!("{m}; client ids may collide: restart one of the two instances");
+            }
             Ok(())
         }
-        other => other,
+        Ok(()) => {
+            if link.clashed.swap(false, Ordering::AcqRel) {
+                info!("instance {}: holds its number again", link.node.me);
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -127,6 +127,12 @@ impl Server {
         &self.inner.name
     }
 
+    /// This instance's number in its cluster: the instance field of its clients' ids (the
+    /// number claimed at start on a cluster backend; 0 on a single instance and on Fpm).
+    pub fn instance(&self) -> u16 {
+        self.inner.local.as_ref().map_or(0, |d| d.instance())
+    }
+
     /// How many core loops the server runs on (0 on the Fpm backend).
     pub fn workers(&self) -> usize {
         self.inner.local.as_ref().map_or(0, |d| d.workers())
