@@ -4,72 +4,24 @@
 //! Redis that goes away and comes back is survived.
 mod util;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use corepush::{
-    BackendConfig, ClientId, Error, RedisConfig, Runtime, Server, ServerConfig, Workers,
-};
+use corepush::{ClientId, Error, Workers};
 use util::*;
 
-/// One instance: a runtime of two core loops serving `Cmd` as "ws" on the Redis backend.
-struct Instance {
-    rt: Option<Runtime>,
-    server: Server,
-    addr: SocketAddr,
-}
-
-impl Instance {
-    fn start(redis: &RedisServer, prefix: &str, number: u16) -> corepush::Result<Instance> {
-        let backend = BackendConfig::Redis(
-            RedisConfig::default()
-                .url(redis.url())
-                .prefix(prefix)
-                .query_timeout(Duration::from_millis(300))
-                .name(format!("test-{number}")),
-        );
-        let rt = Runtime::builder()
-            .workers(2)
-            .instance(number)
-            .server(
-                ServerConfig::websocket("ws", "127.0.0.1:0".parse().unwrap())
-                    .backend(backend)
-                    .handler(|_| Cmd),
-            )
-            .start()?;
-        let server = rt.server("ws").expect("handle");
-        let addr = rt.local_addr("ws").expect("address");
-        Ok(Instance {
-            rt: Some(rt),
-            server,
-            addr,
-        })
-    }
-
-    fn stop(mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown().expect("clean shutdown");
-        }
-    }
+/// One instance of cluster `prefix` on the test's Redis.
+fn start(redis: &RedisServer, prefix: &str, number: u16) -> corepush::Result<RedisInstance> {
+    RedisInstance::start(&redis.url(), prefix, number, Duration::from_millis(300))
 }
 
 /// Two instances (1 and 2) that see each other.
-fn pair(redis: &RedisServer, prefix: &str) -> (Instance, Instance) {
-    let a = Instance::start(redis, prefix, 1).expect("instance 1");
-    let b = Instance::start(redis, prefix, 2).expect("instance 2");
+fn pair(redis: &RedisServer, prefix: &str) -> (RedisInstance, RedisInstance) {
+    let a = start(redis, prefix, 1).expect("instance 1");
+    let b = start(redis, prefix, 2).expect("instance 2");
     wait_until("the instances see each other", || {
         a.server.cluster().instances() == [1, 2] && b.server.cluster().instances() == [1, 2]
     });
     (a, b)
-}
-
-macro_rules! redis_or_skip {
-    ($name:expr) => {
-        match RedisServer::start($name) {
-            Some(r) => r,
-            None => return,
-        }
-    };
 }
 
 #[test]
@@ -205,14 +157,14 @@ fn queries_and_calls_by_id_answer_for_the_cluster() {
 #[test]
 fn an_instance_number_is_claimed_once_and_prefixes_never_meet() {
     let redis = redis_or_skip!("an_instance_number_is_claimed_once_and_prefixes_never_meet");
-    let a = Instance::start(&redis, "claim", 1).expect("instance 1");
-    match Instance::start(&redis, "claim", 1) {
+    let a = start(&redis, "claim", 1).expect("instance 1");
+    match start(&redis, "claim", 1) {
         Err(Error::Config(m)) => assert!(m.contains("already claimed"), "{m}"),
         Err(e) => panic!("expected a configuration error, got {e}"),
         Ok(_) => panic!("two instances claimed number 1"),
     }
     // The same number under another prefix is another cluster.
-    let other = Instance::start(&redis, "elsewhere", 1).expect("another prefix");
+    let other = start(&redis, "elsewhere", 1).expect("another prefix");
     let mut on_a = Client::connect(a.addr);
     let mut on_other = Client::connect(other.addr);
     assert_eq!(other.server.send_raw_to_all("other").unwrap(), 1);
@@ -223,7 +175,7 @@ fn an_instance_number_is_claimed_once_and_prefixes_never_meet() {
     a.stop();
     other.stop();
     // Released at shutdown: the number can be claimed again.
-    let again = Instance::start(&redis, "claim", 1).expect("claimed again after a stop");
+    let again = start(&redis, "claim", 1).expect("claimed again after a stop");
     again.stop();
 }
 
@@ -233,7 +185,7 @@ fn an_unreachable_redis_is_an_error_at_start() {
         return;
     };
     redis.kill();
-    match Instance::start(&redis, "down", 1) {
+    match start(&redis, "down", 1) {
         Err(Error::Backend(e)) => assert!(!e.to_string().is_empty()),
         Err(e) => panic!("expected a backend error, got {e}"),
         Ok(_) => panic!("started without Redis"),
@@ -294,8 +246,8 @@ fn a_redis_restart_is_survived() {
 #[test]
 fn instance_zero_claims_the_lowest_free_number() {
     let redis = redis_or_skip!("instance_zero_claims_the_lowest_free_number");
-    let a = Instance::start(&redis, "auto", 0).expect("first");
-    let b = Instance::start(&redis, "auto", 0).expect("second");
+    let a = start(&redis, "auto", 0).expect("first");
+    let b = start(&redis, "auto", 0).expect("second");
     let (on_a, on_b) = (Client::connect(a.addr), Client::connect(b.addr));
     assert_eq!((on_a.id.instance(), on_b.id.instance()), (1, 2));
     wait_until("the instances see each other", || {

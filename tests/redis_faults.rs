@@ -18,7 +18,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use corepush::{BackendConfig, Error, RedisConfig, Runtime, Server, ServerConfig};
+use corepush::Error;
 use log::Level;
 use tungstenite::Message;
 use util::*;
@@ -45,19 +45,10 @@ const CHILD_URL: &str = "COREPUSH_REDIS_FAULTS_URL";
 const CHILD_PREFIX: &str = "COREPUSH_REDIS_FAULTS_PREFIX";
 const CHILD_NUMBER: &str = "COREPUSH_REDIS_FAULTS_NUMBER";
 
-macro_rules! redis_or_skip {
-    ($name:expr) => {
-        match RedisServer::start($name) {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
-
 #[test]
 fn a_killed_instance_costs_a_query_its_deadline_then_is_dropped() {
     let redis = redis_or_skip!("a_killed_instance_costs_a_query_its_deadline_then_is_dropped");
-    let a = Instance::start(&redis.url(), "killed", 1).expect("instance 1");
+    let a = RedisInstance::start(&redis.url(), "killed", 1, QUERY_TIMEOUT).expect("instance 1");
     let child = ChildInstance::start(&redis, "killed", 2);
     let mut on_a = Client::connect(a.addr);
     let on_child = Client::connect(child.addr);
@@ -120,8 +111,8 @@ fn a_killed_instance_costs_a_query_its_deadline_then_is_dropped() {
 fn a_stopped_instance_says_goodbye_and_is_dropped_at_once() {
     let redis = redis_or_skip!("a_stopped_instance_says_goodbye_and_is_dropped_at_once");
     let url = redis.url();
-    let a = Instance::start(&url, "goodbye", 1).expect("instance 1");
-    let b = Instance::start(&url, "goodbye", 2).expect("instance 2");
+    let a = RedisInstance::start(&url, "goodbye", 1, QUERY_TIMEOUT).expect("instance 1");
+    let b = RedisInstance::start(&url, "goodbye", 2, QUERY_TIMEOUT).expect("instance 2");
     wait_until("instance 1 sees instance 2", || {
         a.server.cluster().instances() == [1, 2]
     });
@@ -204,8 +195,8 @@ fn a_redis_restart_under_load_stops_no_instance_and_is_logged_once() {
         redis_or_skip!("a_redis_restart_under_load_stops_no_instance_and_is_logged_once");
     capture_logs();
     let url = redis.url();
-    let a = Instance::start(&url, "load", 1).expect("instance 1");
-    let b = Instance::start(&url, "load", 2).expect("instance 2");
+    let a = RedisInstance::start(&url, "load", 1, QUERY_TIMEOUT).expect("instance 1");
+    let b = RedisInstance::start(&url, "load", 2, QUERY_TIMEOUT).expect("instance 2");
     wait_until("the instances see each other", || {
         a.server.cluster().instances() == [1, 2] && b.server.cluster().instances() == [1, 2]
     });
@@ -322,7 +313,7 @@ fn a_redis_restart_under_load_stops_no_instance_and_is_logged_once() {
 
     // Both numbers are claimed again: a third instance cannot take either.
     for number in [1, 2] {
-        match Instance::start(&url, "load", number) {
+        match RedisInstance::start(&url, "load", number, QUERY_TIMEOUT) {
             Err(Error::Config(m)) => assert!(m.contains("already claimed"), "{m}"),
             Err(e) => panic!("expected a configuration error for {number}, got {e}"),
             Ok(_) => panic!("instance {number} was claimed twice after the restart"),
@@ -373,58 +364,11 @@ fn instance_child() {
         return;
     };
     let number: u16 = number.parse().expect("an instance number");
-    let instance = Instance::start(&url, &prefix, number).expect("the child instance");
+    let instance =
+        RedisInstance::start(&url, &prefix, number, QUERY_TIMEOUT).expect("the child instance");
     println!("instance {number} listening on {}", instance.addr);
     for _ in std::io::stdin().lock().lines() {}
     instance.stop();
-}
-
-/// One instance: a runtime of two core loops serving `Cmd` as "ws" on the Redis backend.
-struct Instance {
-    rt: Option<Runtime>,
-    server: Server,
-    addr: SocketAddr,
-}
-
-impl Instance {
-    fn start(url: &str, prefix: &str, number: u16) -> corepush::Result<Instance> {
-        let backend = BackendConfig::Redis(
-            RedisConfig::default()
-                .url(url)
-                .prefix(prefix)
-                .query_timeout(QUERY_TIMEOUT)
-                .name(format!("faults-{number}")),
-        );
-        let rt = Runtime::builder()
-            .workers(2)
-            .instance(number)
-            .server(
-                ServerConfig::websocket("ws", "127.0.0.1:0".parse().unwrap())
-                    .backend(backend)
-                    .handler(|_| Cmd),
-            )
-            .start()?;
-        let server = rt.server("ws").expect("handle");
-        let addr = rt.local_addr("ws").expect("address");
-        Ok(Instance {
-            rt: Some(rt),
-            server,
-            addr,
-        })
-    }
-
-    /// Starts a graceful shutdown without waiting for it.
-    fn begin_stop(&self) {
-        if let Some(rt) = &self.rt {
-            rt.shutdown_handle().shutdown();
-        }
-    }
-
-    fn stop(mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown().expect("clean shutdown");
-        }
-    }
 }
 
 /// An instance in a child process; killed when dropped.

@@ -72,26 +72,44 @@ impl ClusterBackend {
         (mine, others)
     }
 
-    /// Sends `make(target)` for the part of `target` other instances hold (asking for a count
-    /// under `reply`); returns the part that is this instance's.
+    /// Sends the push (or, without a payload, the close) for the part of `target` other
+    /// instances hold, asking for a count under `reply`; returns the part that is this
+    /// instance's.
     fn publish(
         &self,
         target: &Target,
         reply: Option<u64>,
-        make: impl Fn(WireTarget<'_>, Option<u64>) -> Vec<u8>,
+        except: &[ClientId],
+        push: Option<Payload<'_>>,
     ) -> Result<Target> {
+        let message = |target: WireTarget<'_>| match push {
+            Some(p) => self.encode(Body::Push {
+                target,
+                except: except.to_vec(),
+                worker: None,
+                is_text: p.is_text,
+                reply,
+                payload: p.bytes,
+            }),
+            None => self.encode(Body::Close {
+                target,
+                except: except.to_vec(),
+                worker: None,
+                reply,
+            }),
+        };
         match target {
             Target::Clients(ids) => {
                 let (mine, others) = self.split_ids(ids);
                 for (instance, theirs) in &others {
-                    let message = make(WireTarget::Clients(theirs.clone()), reply);
-                    self.transport.send(Route::To(*instance), message)?;
+                    let m = message(WireTarget::Clients(theirs.clone()));
+                    self.transport.send(Route::To(*instance), m)?;
                 }
                 Ok(Target::Clients(mine))
             }
             other => {
                 self.transport
-                    .send(Route::Others, make(wire_target(other), reply))?;
+                    .send(Route::Others, message(wire_target(other)))?;
                 Ok(other.clone())
             }
         }
@@ -199,24 +217,7 @@ impl ClusterBackend {
             _ => self.node.peers.live(),
         };
         let id = self.node.peers.open(&asked);
-        let except = scope.except.to_vec();
-        let make = |t: WireTarget<'_>, reply: Option<u64>| match push {
-            Some(p) => self.encode(Body::Push {
-                target: t,
-                except: except.clone(),
-                worker: None,
-                is_text: p.is_text,
-                reply,
-                payload: p.bytes,
-            }),
-            None => self.encode(Body::Close {
-                target: t,
-                except: except.clone(),
-                worker: None,
-                reply,
-            }),
-        };
-        let mine = match self.publish(target, Some(id), make) {
+        let mine = match self.publish(target, Some(id), scope.except, push) {
             Ok(mine) => mine,
             Err(e) => {
                 self.node.peers.cancel(id);
@@ -270,24 +271,7 @@ impl ClusterBackend {
     fn fire(&self, target: Target, scope: Scope<'_>, push: Option<Payload<'_>>) -> Result<usize> {
         self.delivery().check_running()?;
         if scope.worker.is_none() {
-            let except = scope.except.to_vec();
-            let make = |t: WireTarget<'_>, reply: Option<u64>| match push {
-                Some(p) => self.encode(Body::Push {
-                    target: t,
-                    except: except.clone(),
-                    worker: None,
-                    is_text: p.is_text,
-                    reply,
-                    payload: p.bytes,
-                }),
-                None => self.encode(Body::Close {
-                    target: t,
-                    except: except.clone(),
-                    worker: None,
-                    reply,
-                }),
-            };
-            let mine = self.publish(&target, None, make)?;
+            let mine = self.publish(&target, None, scope.except, push)?;
             return match push {
                 Some(p) => self.delivery().push(mine, p, scope),
                 None => self.delivery().close(mine, scope),

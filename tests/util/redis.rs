@@ -10,7 +10,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::WAIT;
+use corepush::{BackendConfig, RedisConfig, Runtime, Server, ServerConfig};
+
+use super::{Cmd, WAIT};
 
 /// A `redis-server` of this test's own.
 #[derive(Debug)]
@@ -127,5 +129,73 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts a private Redis for the test, or returns from it (after saying it is skipped)
+/// where `redis-server` is missing and not required.
+#[macro_export]
+macro_rules! redis_or_skip {
+    ($name:expr) => {
+        match $crate::util::RedisServer::start($name) {
+            Some(r) => r,
+            None => return,
+        }
+    };
+}
+
+/// One instance of a cluster on Redis: a runtime of two core loops serving [`Cmd`] as "ws".
+#[derive(Debug)]
+pub struct RedisInstance {
+    pub rt: Option<Runtime>,
+    pub server: Server,
+    pub addr: SocketAddr,
+}
+
+impl RedisInstance {
+    /// Starts instance `number` (0: the lowest free one) of the cluster `prefix` on `url`.
+    pub fn start(
+        url: &str,
+        prefix: &str,
+        number: u16,
+        query_timeout: Duration,
+    ) -> corepush::Result<RedisInstance> {
+        let backend = BackendConfig::Redis(
+            RedisConfig::default()
+                .url(url)
+                .prefix(prefix)
+                .query_timeout(query_timeout)
+                .name(format!("test-{number}")),
+        );
+        let rt = Runtime::builder()
+            .workers(2)
+            .instance(number)
+            .server(
+                ServerConfig::websocket("ws", "127.0.0.1:0".parse().unwrap())
+                    .backend(backend)
+                    .handler(|_| Cmd),
+            )
+            .start()?;
+        let server = rt.server("ws").expect("handle");
+        let addr = rt.local_addr("ws").expect("address");
+        Ok(RedisInstance {
+            rt: Some(rt),
+            server,
+            addr,
+        })
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_stop(&self) {
+        if let Some(rt) = &self.rt {
+            rt.shutdown_handle().shutdown();
+        }
+    }
+
+    /// Shuts down gracefully and waits.
+    pub fn stop(mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown().expect("clean shutdown");
+        }
     }
 }
