@@ -124,6 +124,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod channel;
 mod cluster;
 mod codec;
 mod config;
@@ -150,6 +151,7 @@ mod stats;
 mod target;
 mod worker;
 
+pub use channel::{ChannelConfig, ChannelServer};
 pub use codec::Message;
 #[cfg(feature = "redis")]
 pub use config::RedisConfig;
