@@ -15,9 +15,6 @@
 //!
 //! The broker never looks inside a message: it routes frames.
 
-// The client half (handshake, reading frames) is for the Channel transport.
-#![allow(dead_code)]
-
 use std::io::{self, Read};
 
 /// The first bytes of a handshake.
