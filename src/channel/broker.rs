@@ -95,8 +95,10 @@ impl Broker {
 
     /// Serves until `stopping` says so or the poll fails.
     pub(super) fn run(mut self, stopping: impl Fn() -> bool) {
-        let addr = self.local_addr().ok();
-        info!("channel broker: listening on {addr:?}");
+        let addr = self
+            .local_addr()
+            .map_or_else(|e| format!("? ({e})"), |a| a.to_string());
+        info!("channel broker: listening on {addr}");
         let mut events = Events::with_capacity(256);
         while !stopping() {
             let busy = self.conns.values().any(|c| c.unread);
@@ -137,7 +139,7 @@ impl Broker {
             self.expire();
         }
         info!(
-            "channel broker on {addr:?}: stopped ({} connection(s) closed)",
+            "channel broker on {addr}: stopped ({} connection(s) closed)",
             self.conns.len()
         );
     }
