@@ -34,6 +34,79 @@ pub enum BackendConfig {
     /// A cluster of instances over Redis pub/sub (feature `redis`, on by default).
     #[cfg(feature = "redis")]
     Redis(RedisConfig),
+    /// A cluster of instances through a channel broker
+    /// ([`ChannelServer`](crate::ChannelServer)), with nothing else installed.
+    Channel(ChannelBackendConfig),
+}
+
+/// Settings of the Channel backend: `ChannelBackendConfig::default()` and the setters, named
+/// after the fields.
+///
+/// At start the instance connects to the broker and claims its number there
+/// ([`RuntimeConfig::instance`], or the lowest free one where that is 0). A broker that
+/// cannot be reached fails the start with [`Error::Backend`](crate::Error::Backend) (it may
+/// be back later); a refusal that retrying cannot cure — a wrong token, a number held by
+/// another live instance — fails it with [`Error::Config`](crate::Error::Config): the
+/// configuration must change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelBackendConfig {
+    /// The broker, as `host:port`. Defaults to `127.0.0.1:13005`.
+    pub addr: String,
+    /// The cluster on the broker: instances with another prefix never see these, and hold
+    /// numbers of their own. Defaults to `corepush`.
+    pub prefix: String,
+    /// The broker's token, where it has one. Defaults to `None`.
+    pub token: Option<String>,
+    /// How long a cluster-wide answer waits for the other instances; then it is given as it
+    /// stands, marked incomplete. Defaults to 500 ms.
+    pub query_timeout: Duration,
+    /// This instance's name, for people (logs). Defaults to `None`.
+    pub name: Option<String>,
+}
+
+impl Default for ChannelBackendConfig {
+    fn default() -> Self {
+        ChannelBackendConfig {
+            addr: "127.0.0.1:13005".into(),
+            prefix: "corepush".into(),
+            token: None,
+            query_timeout: Duration::from_millis(500),
+            name: None,
+        }
+    }
+}
+
+impl ChannelBackendConfig {
+    /// Sets [`addr`](ChannelBackendConfig::addr).
+    pub fn addr(mut self, addr: impl Into<String>) -> Self {
+        self.addr = addr.into();
+        self
+    }
+
+    /// Sets [`prefix`](ChannelBackendConfig::prefix).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`token`](ChannelBackendConfig::token).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Sets [`query_timeout`](ChannelBackendConfig::query_timeout).
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout;
+        self
+    }
+
+    /// Sets [`name`](ChannelBackendConfig::name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
 }
 
 /// Settings of the Redis backend: `RedisConfig::default()` and the setters, named after the

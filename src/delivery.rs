@@ -49,13 +49,11 @@ impl Delivery {
     }
 
     /// Whether the runtime is shutting down (for a cluster transport's threads).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn is_stopping(&self) -> bool {
         self.runtime.is_stopping()
     }
 
     /// The server's name (for a cluster transport's channels).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn server_name(&self) -> &str {
         &self.server.config.name
     }

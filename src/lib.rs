@@ -79,6 +79,7 @@
 //! | [`BackendConfig::Local`] (default) | every core loop of this process |
 //! | [`BackendConfig::Fpm`] | request-scoped code: every push is a no-op returning 0 |
 //! | [`BackendConfig::Redis`] (feature `redis`, on by default) | a cluster of instances over Redis pub/sub ([`RedisConfig`]) |
+//! | [`BackendConfig::Channel`] | a cluster of instances through corepush's own broker, [`ChannelServer`] ([`ChannelBackendConfig`]) |
 //!
 //! Application code does not change between backends. On a cluster the plain methods of
 //! [`Server`] answer for this instance and never wait — its sends reach every instance and
@@ -124,6 +125,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod channel;
 mod cluster;
 mod codec;
 mod config;
@@ -150,10 +152,13 @@ mod stats;
 mod target;
 mod worker;
 
+pub use channel::{ChannelConfig, ChannelServer};
 pub use codec::Message;
 #[cfg(feature = "redis")]
 pub use config::RedisConfig;
-pub use config::{BackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer};
+pub use config::{
+    BackendConfig, ChannelBackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer,
+};
 pub use conn::handshake::{HandshakeRequest, Rejection};
 pub use error::{Error, Result};
 pub use facade::{Answer, Cluster, Server};

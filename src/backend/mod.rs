@@ -7,8 +7,8 @@
 //! |---------|-------|
 //! | [`local`] | all core loops of this process |
 //! | [`fpm`]   | nothing: the request-scoped no-op |
+//! | [`cluster`] | a cluster of instances, over a transport (Redis, the channel broker) |
 
-#[cfg(feature = "redis")]
 pub(crate) mod cluster;
 pub(crate) mod fpm;
 mod local;
@@ -17,12 +17,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-#[cfg(feature = "redis")]
 use crate::cluster::Node;
 use crate::cluster::ask::{Gathered, Request};
 use crate::config::BackendConfig;
 use crate::delivery::Delivery;
-#[cfg(feature = "redis")]
 use cluster::ClusterBackend;
 
 use crate::error::Result;
@@ -125,6 +123,16 @@ pub(crate) fn build(config: &BackendConfig, delivery: Arc<Delivery>) -> Result<B
                 threads,
             }
         }
+        BackendConfig::Channel(channel) => {
+            let node = Arc::new(Node::new(delivery.clone(), delivery.instance()));
+            let (transport, threads) =
+                crate::cluster::channel::start(channel, delivery.server_name(), node.clone())?;
+            Built {
+                backend: Arc::new(ClusterBackend::new(node, transport, channel.query_timeout)),
+                local: Some(delivery),
+                threads,
+            }
+        }
     })
 }
 
@@ -143,7 +151,9 @@ pub(crate) fn instance<'a>(
         if let BackendConfig::Redis(redis) = config {
             return crate::cluster::redis::claim_free(redis, runtime);
         }
-        let _ = (config, runtime);
+        if let BackendConfig::Channel(channel) = config {
+            return crate::cluster::channel::claim_free(channel, runtime);
+        }
     }
     Ok(0)
 }

@@ -1,7 +1,7 @@
 //! Cluster backends: several instances act as one server. What every cluster backend shares
 //! lives here — routing, the answers to other instances, liveness, the wait for answers —
 //! and a [`Transport`] carries the encoded messages ([`wire`]) between instances: Redis
-//! pub/sub now ([`redis`]).
+//! pub/sub ([`redis`]) or the channel broker ([`channel`]).
 //!
 //! # Rules
 //!
@@ -23,12 +23,9 @@
 //! The backend itself — routing the facade's calls — is
 //! [`ClusterBackend`](crate::backend::cluster::ClusterBackend).
 
-// The transports are features (Redis now); built without any, the parts they share stand
-// unused.
-#![cfg_attr(not(feature = "redis"), allow(dead_code))]
-
 pub(crate) mod answer;
 pub(crate) mod ask;
+pub(crate) mod channel;
 pub(crate) mod peers;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
