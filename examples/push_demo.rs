@@ -20,7 +20,9 @@
 //!
 //! With `--backend redis` the process is one instance of a cluster; `--redis-url` names the
 //! Redis, `--instance` the name `whoami` reports (by default `instance-N`, N being the
-//! instance number claimed in Redis at start — the lowest free one).
+//! instance number claimed in Redis at start — the lowest free one). With `--backend channel`
+//! it is the same over a channel broker (`examples/channel_server.rs`): `--channel` names the
+//! broker, `--token` its token where it has one, and the broker assigns the instance number.
 //!
 //! A core loop never waits for other instances: a cluster call that would, fails there with
 //! `Error::WouldBlock` before it sends anything. Each op first runs on the core loop that
@@ -38,6 +40,7 @@
 //! ```text
 //! cargo run --example push_demo -- --port 8080 --workers 2
 //! cargo run --example push_demo -- --port 8081 --backend redis --instance eu-1
+//! cargo run --example push_demo -- --port 8082 --backend channel --channel 127.0.0.1:13005
 //! ```
 
 use std::io::Write;
@@ -67,19 +70,25 @@ pub const SERVER: &str = "push_demo";
 /// The command-line help.
 pub const USAGE: &str = "usage: push_demo [--port 8080] [--host 127.0.0.1] [--workers N]
     [--backend local|redis|channel|gateway] [--redis-url URL] [--channel HOST:PORT]
-    [--instance NAME] [--gateway HOST:PORT[,HOST:PORT...]] [--secret S] [--help]
+    [--token T] [--instance NAME] [--gateway HOST:PORT[,HOST:PORT...]] [--secret S] [--help]
 
-  --backend redis   one instance of a cluster on Redis (channel and gateway: not yet)
-  --redis-url URL   the Redis of the cluster (default redis://127.0.0.1:6379/)
-  --instance NAME   the name whoami reports (default: local; on redis instance-N, N being
-                    the instance number claimed in Redis at start)";
+  --backend redis     one instance of a cluster on Redis
+  --backend channel   one instance of a cluster on a channel broker (gateway: not yet)
+  --redis-url URL     the Redis of the cluster (default redis://127.0.0.1:6379/)
+  --channel HOST:PORT the channel broker of the cluster (default 127.0.0.1:13005)
+  --token T           the channel broker's token, where it has one
+  --instance NAME     the name whoami reports (default: local; on a cluster instance-N, N
+                      being the instance number claimed in Redis or assigned by the broker)";
 
 /// The Redis of a cluster when `--redis-url` is not given.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
 
+/// The channel broker of a cluster when `--channel` is not given.
+pub const CHANNEL: &str = "127.0.0.1:13005";
+
 /// The flags that take a value.
-const FLAGS: &str =
-    "--port --host --workers --backend --redis-url --channel --instance --gateway --secret";
+const FLAGS: &str = "--port --host --workers --backend --redis-url --channel --token --instance \
+    --gateway --secret";
 
 /// Which backend carries the pushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +128,10 @@ pub struct Options {
     pub backend: Backend,
     /// For the redis backend; `None` is [`REDIS_URL`].
     pub redis_url: Option<String>,
-    /// For the channel backend.
+    /// For the channel backend: the broker, `host:port`; `None` is [`CHANNEL`].
     pub channel: Option<String>,
+    /// For the channel backend: the broker's token, where it has one.
+    pub token: Option<String>,
     /// The name `whoami` reports. Defaults to "local". Empty means `instance-N`, N being this
     /// instance's number: [`parse_args`] leaves it so on a cluster backend without
     /// `--instance`.
@@ -140,6 +151,7 @@ impl Default for Options {
             backend: Backend::Local,
             redis_url: None,
             channel: None,
+            token: None,
             instance: "local".to_owned(),
             gateway: None,
             secret: None,
@@ -213,6 +225,7 @@ where
             }
             "--redis-url" => opts.redis_url = Some(value),
             "--channel" => opts.channel = Some(value),
+            "--token" => opts.token = Some(value),
             "--instance" if value.is_empty() => {
                 return Err("--instance must not be empty".to_owned());
             }
@@ -278,6 +291,11 @@ fn main() {
             eprintln!("push_demo: cannot start: {e} (Redis at {url})");
             std::process::exit(1);
         }
+        Err(e @ (Error::Backend(_) | Error::Config(_))) if opts.backend == Backend::Channel => {
+            let addr = opts.channel.as_deref().unwrap_or(CHANNEL);
+            eprintln!("push_demo: cannot start: {e} (channel broker at {addr})");
+            std::process::exit(1);
+        }
         Err(e) => {
             eprintln!("push_demo: cannot start: {e}");
             std::process::exit(1);
@@ -302,7 +320,8 @@ fn available(backend: Backend) -> bool {
     match backend {
         Backend::Local => true,
         Backend::Redis => cfg!(feature = "redis"),
-        Backend::Channel | Backend::Gateway => false,
+        Backend::Channel => true,
+        Backend::Gateway => false,
     }
 }
 
@@ -316,6 +335,17 @@ fn backend_config(opts: &Options) -> BackendConfig {
                 redis = redis.name(opts.instance.as_str());
             }
             BackendConfig::Redis(redis)
+        }
+        Backend::Channel => {
+            let addr = opts.channel.as_deref().unwrap_or(CHANNEL);
+            let mut channel = corepush::ChannelBackendConfig::default().addr(addr);
+            if let Some(token) = &opts.token {
+                channel = channel.token(token.as_str());
+            }
+            if !opts.instance.is_empty() {
+                channel = channel.name(opts.instance.as_str());
+            }
+            BackendConfig::Channel(channel)
         }
         _ => BackendConfig::Local,
     }

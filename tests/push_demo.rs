@@ -658,7 +658,7 @@ fn parse_args_accepts_the_documented_flags() {
     );
     assert!(defaults.workers >= 1);
     let all = run("--port 0 --host 0.0.0.0 --workers 3 --backend local \
-        --redis-url redis://127.0.0.1:6379/ --channel 127.0.0.1:13005 --instance eu-1 \
+        --redis-url redis://127.0.0.1:6379/ --channel 127.0.0.1:13005 --token t0 --instance eu-1 \
         --gateway a:1,b:2 --secret s3");
     let expected = Options {
         host: "0.0.0.0".into(),
@@ -667,6 +667,7 @@ fn parse_args_accepts_the_documented_flags() {
         backend: Backend::Local,
         redis_url: Some("redis://127.0.0.1:6379/".into()),
         channel: Some("127.0.0.1:13005".into()),
+        token: Some("t0".into()),
         instance: "eu-1".into(),
         gateway: Some("a:1,b:2".into()),
         secret: Some("s3".into()),
@@ -694,21 +695,16 @@ fn parse_args_rejects_bad_flags_and_unavailable_backends() {
         &["--backend", "nope"],
         "--backend expects local, redis, channel or gateway",
     );
-    for backend in ["channel", "gateway"] {
-        let e = parse_args(["--backend", backend]).unwrap_err();
-        assert_eq!(
-            e,
-            format!("backend {backend} is not available in this build yet")
-        );
-    }
+    let e = parse_args(["--backend", "gateway"]).unwrap_err();
+    assert_eq!(e, "backend gateway is not available in this build yet");
     // build refuses them too, whoever constructs the options.
     let opts = Options {
-        backend: Backend::Channel,
+        backend: Backend::Gateway,
         port: 0,
         ..Options::default()
     };
     let e = build(&opts).unwrap_err().to_string();
-    assert!(e.contains("backend channel is not available"), "{e}");
+    assert!(e.contains("backend gateway is not available"), "{e}");
 }
 
 #[test]
