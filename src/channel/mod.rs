@@ -115,6 +115,73 @@ impl ChannelConfig {
 /// ```
 ///
 /// Dropping it stops the broker and waits for its thread.
+///
+/// # Testing a cluster in one process
+///
+/// Embedded on `127.0.0.1:0`, a broker joins N runtimes of one test process, so that a test
+/// checks cross-instance behaviour in milliseconds with nothing installed: start them, wait
+/// until each lists the others in [`Cluster::instances`](crate::Cluster::instances), act on one
+/// and observe a client of another.
+///
+/// ```rust
+/// use std::net::TcpStream;
+/// use std::time::{Duration, Instant};
+///
+/// use corepush::{
+///     BackendConfig, ChannelBackendConfig, ChannelConfig, ChannelServer, Context, Handler, Message,
+///     Runtime, ServerConfig,
+/// };
+///
+/// struct Quiet;
+///
+/// impl Handler for Quiet {
+///     fn on_message(&mut self, _: &mut Context<'_>, _: Message<'_>) {}
+/// }
+///
+/// fn main() -> corepush::Result<()> {
+///     // The broker, on a free port of the loopback.
+///     let broker = ChannelServer::start(ChannelConfig::default().addr(([127, 0, 0, 1], 0).into()))?;
+///     let instance = || {
+///         let backend = BackendConfig::Channel(
+///             ChannelBackendConfig::default().addr(broker.local_addr().to_string()),
+///         );
+///         Runtime::builder()
+///             .workers(1)
+///             .server(
+///                 ServerConfig::websocket("ws", ([127, 0, 0, 1], 0).into())
+///                     .backend(backend)
+///                     .handler(|_| Quiet),
+///             )
+///             .start() // the broker assigns numbers 1, 2, …
+///     };
+///     let (a, b) = (instance()?, instance()?);
+///     let (on_a, on_b) = (a.server("ws").unwrap(), b.server("ws").unwrap());
+///
+///     // Joined once each lists both.
+///     let deadline = Instant::now() + Duration::from_secs(5);
+///     while on_a.cluster().instances().len() < 2 || on_b.cluster().instances().len() < 2 {
+///         assert!(Instant::now() < deadline, "the instances never met");
+///         std::thread::sleep(Duration::from_millis(5));
+///     }
+///
+///     // A client of B (counted as connected once its handshake is answered) …
+///     let addr = b.local_addr("ws").unwrap();
+///     let stream = TcpStream::connect(addr)?;
+///     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+///     let (mut client, _) = tungstenite::client(format!("ws://{addr}/"), stream).unwrap();
+///
+///     // … receives a push made on A, which counts its own part: none of its clients.
+///     assert_eq!(on_a.send_raw_to_all("hello from A")?, 0);
+///     assert_eq!(client.read().unwrap().into_text().unwrap().as_str(), "hello from A");
+///     // The counted form waits for every instance: call it off the core loops, as here.
+///     assert_eq!(on_a.cluster().connection_count()?.value, 1);
+///
+///     drop(client);
+///     a.shutdown()?;
+///     b.shutdown()?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 pub struct ChannelServer {
     addr: SocketAddr,
