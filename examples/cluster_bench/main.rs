@@ -71,6 +71,9 @@ type Res<T> = Result<T, Box<dyn Error>>;
 const WARMUP_BROADCASTS: u64 = 20;
 /// Single pushes per block before the next path takes its turn.
 const BLOCK: usize = 100;
+/// Attempts per run when other processes take more than [`BUSY_OTHER`] percent of a core.
+const MAX_ATTEMPTS: usize = 3;
+const BUSY_OTHER: f64 = 25.0;
 /// Round trips of the hand-off measurement.
 const HANDOFFS: usize = 20_000;
 /// Clients connected to the Local instance and to A for the single pushes: enough that one
@@ -145,23 +148,51 @@ fn main() -> Res<()> {
         redis.port
     );
     let mut runs = Vec::with_capacity(o.runs);
+    let mut disturbed = 0;
     for r in 0..o.runs {
-        eprintln!("run {}/{}", r + 1, o.runs);
-        wait_quiet(tck, o.quiet_wait);
-        let run = run_once(r, &o, &redis, tck).map_err(|e| format!("run {}: {e}", r + 1))?;
-        eprintln!("  {}", run.brief());
-        runs.push(run);
+        // A run that other processes cut into is done again, twice at most, and the attempt
+        // they disturbed least is kept: on a VM, their load changes how dear a wake-up is.
+        let mut kept: Option<Run> = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            eprintln!("run {}/{} (attempt {})", r + 1, o.runs, attempt + 1);
+            wait_quiet(tck, o.quiet_wait);
+            let tag = r * MAX_ATTEMPTS + attempt;
+            let run = run_once(tag, &o, &redis, tck).map_err(|e| format!("run {}: {e}", r + 1))?;
+            eprintln!("  {}", run.brief());
+            let quiet = run.others_pct() <= BUSY_OTHER;
+            if kept
+                .as_ref()
+                .is_none_or(|k| run.others_pct() < k.others_pct())
+            {
+                kept = Some(run);
+            }
+            if quiet {
+                break;
+            }
+            eprintln!("  other processes took a share of the machine: again");
+        }
+        if let Some(run) = kept {
+            disturbed += usize::from(run.others_pct() > BUSY_OTHER);
+            runs.push(run);
+        }
     }
     report::print(&runs, &o);
+    if disturbed > 0 {
+        println!(
+            "note: {disturbed} of the {} run(s) kept had other processes taking over \
+             {BUSY_OTHER:.0}% of a core",
+            runs.len()
+        );
+    }
     println!("loadavg at the end: {}", loadavg());
     drop(redis);
     Ok(())
 }
 
-fn run_once(r: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
+fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
     let url = redis.url();
     // A prefix of its own per run: the leases of the last run's instances may still be held.
-    let prefix = format!("cluster-bench-{}-{r}", std::process::id());
+    let prefix = format!("cluster-bench-{}-{tag}", std::process::id());
     let local = ServerChild::start("local", o.workers, &o.serve_args(None))?;
     let a = ServerChild::start("redis", o.workers, &o.serve_args(Some((&url, &prefix, 1))))?;
     let b = ServerChild::start("redis", o.workers, &o.serve_args(Some((&url, &prefix, 2))))?;

@@ -27,8 +27,10 @@ pub(crate) struct Meter {
 }
 
 /// One reading of a [`Meter`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Reading {
+    /// Per server: CPU time (ns) and how often its threads were put on a CPU.
+    each: Vec<(u64, u64)>,
     servers: u64,
     servers_runs: u64,
     redis: u64,
@@ -40,8 +42,10 @@ pub(crate) struct Reading {
 }
 
 /// What happened between two readings (or over several such intervals, added up).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Usage {
+    /// Per server measured, in the [`Meter`]'s order: CPU time (ns) and wake-ups.
+    pub(crate) each: Vec<(u64, u64)>,
     /// CPU time of the servers measured, ns.
     pub(crate) servers_ns: u64,
     /// CPU time of Redis, ns.
@@ -70,9 +74,17 @@ impl Meter {
                 Ok((ns + n, runs + r))
             })
         };
-        let (servers, servers_runs) = sum(&self.servers)?;
+        let each = self
+            .servers
+            .iter()
+            .map(|&p| cpu(p, self.tck))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (servers, servers_runs) = each
+            .iter()
+            .fold((0, 0), |(ns, runs), (n, r)| (ns + n, runs + r));
         let (redis, redis_runs) = cpu(self.redis, self.tck)?;
         Ok(Reading {
+            each,
             servers,
             servers_runs,
             redis,
@@ -94,6 +106,12 @@ impl Meter {
         let tick_ns = 1e9 / self.tck as f64;
         let me = (b.me_ticks - a.me_ticks) as f64 * tick_ns;
         Usage {
+            each: a
+                .each
+                .iter()
+                .zip(&b.each)
+                .map(|(x, y)| (y.0.saturating_sub(x.0), y.1.saturating_sub(x.1)))
+                .collect(),
             servers_ns: b.servers.saturating_sub(a.servers),
             redis_ns: b.redis.saturating_sub(a.redis),
             servers_runs: b.servers_runs.saturating_sub(a.servers_runs),
@@ -107,6 +125,13 @@ impl Meter {
 
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, other: Usage) {
+        if self.each.is_empty() {
+            self.each = vec![(0, 0); other.each.len()];
+        }
+        for (mine, theirs) in self.each.iter_mut().zip(&other.each) {
+            mine.0 += theirs.0;
+            mine.1 += theirs.1;
+        }
         self.servers_ns += other.servers_ns;
         self.redis_ns += other.redis_ns;
         self.servers_runs += other.servers_runs;

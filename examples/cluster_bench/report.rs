@@ -32,6 +32,11 @@ impl Run {
     }
 
     /// Others' share of the machine: the most any phase saw.
+    /// The most of a core that other processes took in any phase, percent.
+    pub(crate) fn others_pct(&self) -> f64 {
+        self.0.get("others").copied().unwrap_or(0.0)
+    }
+
     fn others(&mut self, pct: f64) {
         let was = self.0.get("others").copied().unwrap_or(0.0);
         self.set("others", was.max(pct));
@@ -46,6 +51,10 @@ impl Run {
             self.set(format!("redis.{key}"), l.usage.redis_ns as f64 / 1e3 / n);
             self.set(format!("wake.{key}"), l.usage.servers_runs as f64 / n);
             self.set(format!("rwake.{key}"), l.usage.redis_runs as f64 / n);
+            for (server, &(ns, runs)) in ["a", "b"].iter().zip(&l.usage.each) {
+                self.set(format!("cpu.{key}.{server}"), ns as f64 / 1e3 / n);
+                self.set(format!("wake.{key}.{server}"), runs as f64 / n);
+            }
             self.others(l.usage.others_pct());
         }
     }
@@ -214,6 +223,14 @@ fn print_single(m: &Run, o: &Opts) {
     println!(
         "(per push; server: both Redis-backend instances for the Redis rows, the Local instance \
          for the first; wake-ups: how often their threads were put on a CPU)"
+    );
+    println!(
+        "cross-instance, per push: instance A {:.1} µs, {:.1} wake-ups; instance B {:.1} µs, {:.1} \
+         wake-ups",
+        m.get("cpu.cross.a"),
+        m.get("wake.cross.a"),
+        m.get("cpu.cross.b"),
+        m.get("wake.cross.b"),
     );
     println!(
         "this machine: one blocking hand-off between two threads (a byte to a sleeping reader) \
