@@ -31,12 +31,12 @@ impl Run {
         self.0.get(key).copied().unwrap_or(f64::NAN)
     }
 
-    /// Others' share of the machine: the most any phase saw.
     /// The most of a core that other processes took in any phase, percent.
     pub(crate) fn others_pct(&self) -> f64 {
         self.0.get("others").copied().unwrap_or(0.0)
     }
 
+    /// Records a phase's share taken by other processes; the run keeps the highest.
     fn others(&mut self, pct: f64) {
         let was = self.0.get("others").copied().unwrap_or(0.0);
         self.set("others", was.max(pct));
