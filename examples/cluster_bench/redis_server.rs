@@ -2,8 +2,8 @@
 //! directory of its own; stopped when dropped.
 //!
 //! It runs under a small `sh` that holds a pipe from this process on its stdin and kills the
-//! server once that pipe closes: when this process ends, whichever way (an error, a panic, a
-//! signal), the pipe closes and the server goes with it.
+//! server (and removes its directory) once that pipe closes: when this process ends,
+//! whichever way (an error, a panic, a signal), the pipe closes and the server goes with it.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,14 +17,18 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the wrapper may take to stop the server once told to.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Starts `redis-server "$@"` in the background, says its pid, and kills it when stdin ends.
-/// Its stdin is /dev/null (a background job's), so that it never reads the parent's pipe.
-const WRAPPER: &str = r#"redis-server "$@" </dev/null &
+/// Starts `redis-server "$@"` with its directory `$1` in the background, says its pid, kills it
+/// when stdin ends and removes the directory. Its stdin is /dev/null (a background job's), so
+/// that it never reads the parent's pipe.
+const WRAPPER: &str = r#"dir=$1
+shift
+redis-server "$@" --dir "$dir" </dev/null &
 r=$!
 echo "pid $r"
 read line
 kill "$r" 2>/dev/null
-wait "$r""#;
+wait "$r"
+rm -rf -- "$dir""#;
 
 /// A running private `redis-server`.
 #[derive(Debug)]
@@ -61,12 +65,11 @@ impl RedisServer {
             .arg("-c")
             .arg(WRAPPER)
             .arg("sh")
+            .arg(&dir)
             .args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
