@@ -1,0 +1,123 @@
+//! One instance under test, as a child process: a runtime of `--workers` core loops with one
+//! WebSocket server, on the Redis backend or the Local one, serving the benchmark's own
+//! handler.
+//!
+//! The handler's protocol (text messages from the benchmark's clients):
+//!
+//! * `id` — answers with the connection's client id (decimal);
+//! * `push:<id>:<payload>` — `server.send_raw(payload, id)`: the single push, to a client of
+//!   this instance or of another one;
+//! * `all:<payload>` — `server.send_raw_to_all(payload)`: the broadcast.
+//!
+//! Anything else, or a push that fails, is answered with `error: …`, which the parent takes
+//! as a failure of the run rather than waiting for a delivery that will not come.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use corepush::{
+    BackendConfig, ClientId, Context, Handler, Message, RedisConfig, Runtime, RuntimeConfig,
+    ServerConfig,
+};
+
+/// The server's name in each instance (and in the Redis channels).
+pub(crate) const SERVER: &str = "bench";
+
+/// What a child is told to run.
+#[derive(Debug)]
+pub(crate) struct InstanceSpec {
+    /// `redis` or `local`.
+    pub(crate) backend: String,
+    pub(crate) port: u16,
+    pub(crate) workers: usize,
+    pub(crate) instance: u16,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) prefix: Option<String>,
+    pub(crate) fanout_coalesce: Option<Duration>,
+}
+
+/// Starts the instance, prints `listening on ws://ADDR/ (…)` on stdout once it accepts
+/// (the parent waits for that line), and runs until killed.
+pub(crate) fn serve(spec: &InstanceSpec) -> Result<(), String> {
+    let backend = match spec.backend.as_str() {
+        "local" => BackendConfig::Local,
+        "redis" => {
+            let url = spec.redis_url.clone().ok_or("--redis URL is missing")?;
+            let prefix = spec.prefix.clone().ok_or("--prefix is missing")?;
+            BackendConfig::Redis(
+                RedisConfig::default()
+                    .url(url)
+                    .prefix(prefix)
+                    .name(format!("bench-{}", spec.instance)),
+            )
+        }
+        other => return Err(format!("unknown backend {other:?}")),
+    };
+    let mut config = RuntimeConfig::default()
+        .workers(spec.workers)
+        .instance(spec.instance);
+    if let Some(window) = spec.fanout_coalesce {
+        config = config.fanout_coalesce(window);
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));
+    let runtime = Runtime::builder()
+        .config(config)
+        .server(
+            ServerConfig::websocket(SERVER, addr)
+                .backend(backend)
+                .handler(|_| Bench),
+        )
+        .start()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let bound = runtime.local_addr(SERVER).unwrap_or(addr);
+    println!(
+        "listening on ws://{bound}/ (backend={}, instance={}, workers={})",
+        spec.backend, spec.instance, spec.workers
+    );
+    runtime.run().map_err(|e| e.to_string())
+}
+
+struct Bench;
+
+impl Handler for Bench {
+    fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
+        let Some(text) = message.as_text() else {
+            let _ = ctx.send_raw("error: a binary message");
+            return;
+        };
+        let outcome: Result<(), String> = if let Some(rest) = text.strip_prefix("push:") {
+            match rest.split_once(':') {
+                Some((id, payload)) => match id.parse::<ClientId>() {
+                    Ok(id) => ctx
+                        .server()
+                        .send_raw(payload, id)
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("{id:?}: {e}")),
+                },
+                None => Err("push:<id>:<payload> expected".to_owned()),
+            }
+        } else if let Some(payload) = text.strip_prefix("all:") {
+            ctx.server()
+                .send_raw_to_all(payload)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        } else if text == "id" {
+            let id = ctx.client_id().to_string();
+            ctx.send_raw(id).map_err(|e| e.to_string())
+        } else {
+            Err(format!("unknown request {:?}", truncate(text)))
+        };
+        if let Err(e) = outcome {
+            let _ = ctx.send_raw(format!("error: {e}"));
+        }
+    }
+}
+
+fn truncate(text: &str) -> &str {
+    let end = (0..=text.len().min(40))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    &text[..end]
+}
