@@ -1,6 +1,6 @@
 //! One instance under test, as a child process: a runtime of `--workers` core loops with one
-//! WebSocket server, on the Redis backend or the Local one, serving the benchmark's own
-//! handler.
+//! WebSocket server, on the Redis backend, the Channel one or the Local one, serving the
+//! benchmark's own handler; or the Channel backend's broker.
 //!
 //! The handler's protocol (text messages from the benchmark's clients):
 //!
@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use corepush::{
-    BackendConfig, ClientId, Context, Handler, Message, RedisConfig, Runtime, RuntimeConfig,
-    ServerConfig,
+    BackendConfig, ChannelBackendConfig, ChannelConfig, ChannelServer, ClientId, Context, Handler,
+    Message, RedisConfig, Runtime, RuntimeConfig, ServerConfig,
 };
 
 /// The server's name in each instance (and in the Redis channels).
@@ -26,12 +26,14 @@ pub(crate) const SERVER: &str = "bench";
 /// What a child is told to run.
 #[derive(Debug)]
 pub(crate) struct InstanceSpec {
-    /// `redis` or `local`.
+    /// `redis`, `channel`, `local`, or `broker` (the Channel backend's broker).
     pub(crate) backend: String,
     pub(crate) port: u16,
     pub(crate) workers: usize,
     pub(crate) instance: u16,
     pub(crate) redis_url: Option<String>,
+    /// The broker's `host:port`, for the Channel backend.
+    pub(crate) broker: Option<String>,
     pub(crate) prefix: Option<String>,
     pub(crate) fanout_coalesce: Option<Duration>,
 }
@@ -40,7 +42,18 @@ pub(crate) struct InstanceSpec {
 /// (the parent waits for that line), and runs until killed.
 pub(crate) fn serve(spec: &InstanceSpec) -> Result<(), String> {
     let backend = match spec.backend.as_str() {
+        "broker" => return broker(spec.port),
         "local" => BackendConfig::Local,
+        "channel" => {
+            let addr = spec.broker.clone().ok_or("--broker ADDR is missing")?;
+            let prefix = spec.prefix.clone().ok_or("--prefix is missing")?;
+            BackendConfig::Channel(
+                ChannelBackendConfig::default()
+                    .addr(addr)
+                    .prefix(prefix)
+                    .name(format!("bench-{}", spec.instance)),
+            )
+        }
         "redis" => {
             let url = spec.redis_url.clone().ok_or("--redis URL is missing")?;
             let prefix = spec.prefix.clone().ok_or("--prefix is missing")?;
@@ -75,6 +88,20 @@ pub(crate) fn serve(spec: &InstanceSpec) -> Result<(), String> {
         spec.backend, spec.instance, spec.workers
     );
     runtime.run().map_err(|e| e.to_string())
+}
+
+/// The Channel backend's broker, on a port of 127.0.0.1 (0: a free one). Its first line has
+/// the instances' form, which the parent reads the port from.
+fn broker(port: u16) -> Result<(), String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let broker = ChannelServer::start(ChannelConfig::default().addr(addr))
+        .map_err(|e| format!("cannot start the broker: {e}"))?;
+    println!(
+        "listening on ws://{}/ (channel broker; its own protocol, not WebSocket)",
+        broker.local_addr()
+    );
+    broker.join();
+    Ok(())
 }
 
 struct Bench;

@@ -2,7 +2,10 @@
 //! instances on the Redis backend, and one on the Local backend for comparison, each a child
 //! process (this program, re-executed in its instance role) so that its CPU time is its own,
 //! on a private `redis-server` that this program starts on a free port of 127.0.0.1 and stops
-//! at the end.
+//! at the end; and two more on the Channel backend, through a `ChannelServer` broker run as
+//! another child (so that its CPU time is counted apart, like Redis'), measured beside the
+//! Redis pair in the same run: the cross-instance single push, the pushes with many in
+//! flight, and the broadcasts.
 //!
 //! ```sh
 //! cargo run --release --example cluster_bench -- [--clients 1000] [--runs 3] [--seconds 3]
@@ -194,12 +197,20 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
     // A prefix of its own per run: the leases of the last run's instances may still be held.
     let prefix = format!("cluster-bench-{}-{tag}", std::process::id());
     let local = ServerChild::start("local", o.workers, &o.serve_args(None))?;
-    let a = ServerChild::start("redis", o.workers, &o.serve_args(Some((&url, &prefix, 1))))?;
-    let b = ServerChild::start("redis", o.workers, &o.serve_args(Some((&url, &prefix, 2))))?;
-    let ours = vec![local.pid, a.pid, b.pid, redis.pid];
-    let meter = |servers: Vec<u32>| Meter {
+    let redis_args = |n| o.serve_args(Some(("--redis", &url, &prefix, n)));
+    let a = ServerChild::start("redis", o.workers, &redis_args(1))?;
+    let b = ServerChild::start("redis", o.workers, &redis_args(2))?;
+    // The Channel pair, C and D, through a broker of its own (a child too, for its CPU time).
+    let broker = ServerChild::start("broker", 1, &[])?;
+    let broker_addr = format!("127.0.0.1:{}", broker.port);
+    let channel_args = |n| o.serve_args(Some(("--broker", &broker_addr, &prefix, n)));
+    let c = ServerChild::start("channel", o.workers, &channel_args(1))?;
+    let d = ServerChild::start("channel", o.workers, &channel_args(2))?;
+    let ours = vec![local.pid, a.pid, b.pid, redis.pid, broker.pid, c.pid, d.pid];
+    // `hub`: the backend's own server, Redis or the broker, whose CPU is counted apart.
+    let meter = |servers: Vec<u32>, hub: u32| Meter {
         servers,
-        redis: redis.pid,
+        redis: hub,
         ours: ours.clone(),
         tck,
     };
@@ -213,15 +224,22 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
         (local.port, PROBE_CLIENTS),
         (a.port, PROBE_CLIENTS),
         (b.port, 1),
+        (c.port, 1),
+        (d.port, 1),
     ] {
         for stream in client::connect(port, 0, n, 1, deadline)? {
             probe.add(stream)?;
         }
     }
-    let peers = push::ids(&mut probe, PROBE_CLIENTS * 2 + 1, Instant::now())?;
+    let peers = push::ids(&mut probe, PROBE_CLIENTS * 2 + 3, Instant::now())?;
     let (on_local, rest) = peers.split_at(PROBE_CLIENTS);
-    let (on_a, on_b) = rest.split_at(PROBE_CLIENTS);
-    if on_a.iter().any(|p| p.id.instance() != 1) || on_b.iter().any(|p| p.id.instance() != 2) {
+    let (on_a, rest) = rest.split_at(PROBE_CLIENTS);
+    let (on_b, on_cd) = rest.split_at(1);
+    if on_a.iter().any(|p| p.id.instance() != 1)
+        || on_b.iter().any(|p| p.id.instance() != 2)
+        || on_cd[0].id.instance() != 1
+        || on_cd[1].id.instance() != 2
+    {
         return Err("the instances' client ids do not carry their instance numbers".into());
     }
     let (local_control, local_target) = control_and_target(on_local)?;
@@ -230,23 +248,28 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
         Path {
             control: local_control,
             target: local_target,
-            meter: meter(vec![local.pid]),
+            meter: meter(vec![local.pid], redis.pid),
         },
         Path {
             control: a_control,
             target: a_target,
-            meter: meter(vec![a.pid, b.pid]),
+            meter: meter(vec![a.pid, b.pid], redis.pid),
         },
         Path {
             control: a_control,
             target: on_b[0],
-            meter: meter(vec![a.pid, b.pid]),
+            meter: meter(vec![a.pid, b.pid], redis.pid),
+        },
+        Path {
+            control: on_cd[0].index,
+            target: on_cd[1],
+            meter: meter(vec![c.pid, d.pid], broker.pid),
         },
     ];
     // The phase and the pids on stderr, for a profiler to attach to the phase it wants.
     let pids = format!(
-        "pids: Local {}, A {}, B {}, redis {}",
-        local.pid, a.pid, b.pid, redis.pid
+        "pids: Local {}, A {}, B {}, redis {}, C {}, D {}, broker {}",
+        local.pid, a.pid, b.pid, redis.pid, c.pid, d.pid, broker.pid
     );
     if o.runs_phase("single") {
         eprintln!("  thread hand-offs");
@@ -260,10 +283,19 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
         let published = push::published_size(&mut probe, &paths[2], &url, &pattern, o.payload)?;
         eprintln!("  throughput: {} in flight ({pids})", o.window);
         let pushed = push::throughput(&mut probe, &paths[2], o.window, seconds, o.payload)?;
+        eprintln!("  throughput: {} in flight through the broker", o.window);
+        let brokered = push::throughput(&mut probe, &paths[3], o.window, seconds, o.payload)?;
         let channel = format!("{prefix}:baseline");
         eprintln!("  throughput: synchronous PUBLISH");
-        let sync = push::sync_publishes(&url, &channel, published, seconds, &meter(vec![]))?;
+        let sync = push::sync_publishes(
+            &url,
+            &channel,
+            published,
+            seconds,
+            &meter(vec![], redis.pid),
+        )?;
         run.throughput(&pushed, &sync, published);
+        run.brokered(&brokered);
     }
     drop(probe);
     if !o.runs_phase("broadcast") {
@@ -273,10 +305,21 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
     // Broadcasts: first over the two Redis-backend instances, then on the Local one, at each
     // depth of `--inflight`.
     let setups = [
-        ("cluster", vec![a.port, b.port], vec![a.pid, b.pid]),
-        ("alone", vec![local.port], vec![local.pid]),
+        (
+            "cluster",
+            vec![a.port, b.port],
+            vec![a.pid, b.pid],
+            redis.pid,
+        ),
+        (
+            "channel",
+            vec![c.port, d.port],
+            vec![c.pid, d.pid],
+            broker.pid,
+        ),
+        ("alone", vec![local.port], vec![local.pid], redis.pid),
     ];
-    for (setup, ports, servers) in setups {
+    for (setup, ports, servers, hub) in setups {
         let mut fleet = broadcast::Fleet::connect(&ports, o.clients, o.senders, o.connect_threads)?;
         for &depth in &o.inflight {
             eprintln!(
@@ -286,7 +329,7 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
             );
             let measured = broadcast::run(
                 &mut fleet,
-                &meter(servers.clone()),
+                &meter(servers.clone(), hub),
                 depth,
                 o.payload,
                 WARMUP_BROADCASTS,
@@ -296,7 +339,7 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
         }
     }
     // The instances first, then (by the guards' order) nothing else is left of the run.
-    drop((local, a, b));
+    drop((local, a, b, c, d, broker));
     Ok(run)
 }
 
@@ -315,11 +358,13 @@ fn control_and_target(peers: &[Peer]) -> Result<(usize, Peer), String> {
 
 impl Opts {
     /// The instance child's arguments beyond kind, port and workers.
-    fn serve_args(&self, redis: Option<(&str, &str, u16)>) -> Vec<String> {
+    /// `cluster`: the flag and address of the backend's server (`--redis URL` or
+    /// `--broker ADDR`), the prefix, and the instance number.
+    fn serve_args(&self, cluster: Option<(&str, &str, &str, u16)>) -> Vec<String> {
         let mut args = Vec::new();
-        if let Some((url, prefix, instance)) = redis {
+        if let Some((flag, url, prefix, instance)) = cluster {
             args.extend([
-                "--redis".to_owned(),
+                flag.to_owned(),
                 url.to_owned(),
                 "--prefix".to_owned(),
                 prefix.to_owned(),
@@ -334,8 +379,9 @@ impl Opts {
     }
 }
 
-/// The instance role: `--serve redis|local --port P --watch-stdin 1 --workers N
-/// [--redis URL --prefix P --instance N] [--fanout-coalesce-ms MS]`.
+/// The instance role: `--serve redis|channel|local|broker --port P --watch-stdin 1
+/// --workers N [--redis URL | --broker ADDR] [--prefix P --instance N]
+/// [--fanout-coalesce-ms MS]`.
 fn serve(args: &[String]) -> Res<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let mut spec = instance::InstanceSpec {
@@ -344,6 +390,7 @@ fn serve(args: &[String]) -> Res<()> {
         workers: 2,
         instance: 0,
         redis_url: None,
+        broker: None,
         prefix: None,
         fanout_coalesce: None,
     };
@@ -354,6 +401,7 @@ fn serve(args: &[String]) -> Res<()> {
             ("--workers", Some(v)) => spec.workers = v.parse()?,
             ("--watch-stdin", Some(_)) => child::exit_with_parent(),
             ("--redis", Some(v)) => spec.redis_url = Some(v.clone()),
+            ("--broker", Some(v)) => spec.broker = Some(v.clone()),
             ("--prefix", Some(v)) => spec.prefix = Some(v.clone()),
             ("--instance", Some(v)) => spec.instance = v.parse()?,
             ("--fanout-coalesce-ms", Some(v)) => {

@@ -8,10 +8,11 @@ use crate::handoff::Handoff;
 use crate::push::{Latency, Publishes, Throughput};
 
 /// The single-push paths, in the order `run_once` measures them: key and label.
-const PATHS: [(&str, &str); 3] = [
+const PATHS: [(&str, &str); 4] = [
     ("local", "Local backend, same instance"),
     ("same", "Redis backend, same instance"),
     ("cross", "Redis backend, cross-instance"),
+    ("chan", "Channel backend, cross-instance"),
 ];
 
 /// One run's figures by name (latencies in ms, CPU in µs).
@@ -81,7 +82,20 @@ impl Run {
         self.others(pushed.usage.others_pct());
     }
 
-    /// A broadcast measurement of `setup` (`cluster` or `alone`) at `depth` in flight.
+    /// The same cross-instance pushes, many in flight, on the Channel pair (after
+    /// [`throughput`](Run::throughput)).
+    pub(crate) fn brokered(&mut self, pushed: &Throughput) {
+        let n = pushed.pushes.max(1) as f64;
+        let rate = pushed.pushes as f64 / pushed.window.as_secs_f64().max(1e-9);
+        self.set("ctput.rate", rate);
+        self.set("ctput.cpu", pushed.usage.servers_ns as f64 / 1e3 / n);
+        self.set("ctput.broker", pushed.usage.redis_ns as f64 / 1e3 / n);
+        self.set("ctput.ratio", rate / self.get("tput.rate"));
+        self.others(pushed.usage.others_pct());
+    }
+
+    /// A broadcast measurement of `setup` (`cluster`, `channel` or `alone`) at `depth` in
+    /// flight.
     pub(crate) fn broadcast(&mut self, setup: &str, depth: usize, b: &Broadcast) {
         let key = |what: &str| format!("bc.{setup}.{depth}.{what}");
         let n = b.deliveries.max(1) as f64;
@@ -102,17 +116,22 @@ impl Run {
 
     pub(crate) fn brief(&self) -> String {
         format!(
-            "cross push p50 {:.3} ms p99 {:.3} ms, {:.1} µs CPU/push (same instance {:.3} / \
-             {:.3} ms, Local {:.3} / {:.3} ms); {:.0} pushes/s in flight vs {:.0} sync \
-             PUBLISH/s; others took {:.0}% of a core at most",
+            "cross push p50 {:.3} ms p99 {:.3} ms, {:.1} µs CPU/push (Channel {:.3} / {:.3} \
+             ms, {:.1} µs; same instance {:.3} / {:.3} ms, Local {:.3} / {:.3} ms); {:.0} \
+             pushes/s in flight (Channel {:.0}) vs {:.0} sync PUBLISH/s; others took {:.0}% \
+             of a core at most",
             self.get("p50.cross"),
             self.get("p99.cross"),
             self.get("cpu.cross"),
+            self.get("p50.chan"),
+            self.get("p99.chan"),
+            self.get("cpu.chan"),
             self.get("p50.same"),
             self.get("p99.same"),
             self.get("p50.local"),
             self.get("p99.local"),
             self.get("tput.rate"),
+            self.get("ctput.rate"),
             self.get("sync.rate"),
             self.get("others"),
         )
@@ -199,8 +218,8 @@ fn print_single(m: &Run, o: &Opts) {
         "p99 ms",
         "server CPU µs",
         "server wake-ups",
-        "Redis CPU µs",
-        "Redis wake-ups"
+        "Redis/broker µs",
+        "its wake-ups"
     );
     for (key, label) in PATHS {
         let redis = |what: &str| {
@@ -221,8 +240,8 @@ fn print_single(m: &Run, o: &Opts) {
         );
     }
     println!(
-        "(per push; server: both Redis-backend instances for the Redis rows, the Local instance \
-         for the first; wake-ups: how often their threads were put on a CPU)"
+        "(per push; server: both instances of the pair for the Redis and Channel rows, the \
+         Local instance for the first; wake-ups: how often their threads were put on a CPU)"
     );
     println!(
         "cross-instance, per push: instance A {:.1} µs, {:.1} wake-ups; instance B {:.1} µs, {:.1} \
@@ -231,6 +250,13 @@ fn print_single(m: &Run, o: &Opts) {
         m.get("wake.cross.a"),
         m.get("cpu.cross.b"),
         m.get("wake.cross.b"),
+    );
+    println!(
+        "Channel backend / Redis backend, cross-instance: p50 {:.2}×, p99 {:.2}×, server CPU \
+         {:.2}×",
+        m.get("p50.chan") / m.get("p50.cross"),
+        m.get("p99.chan") / m.get("p99.cross"),
+        m.get("cpu.chan") / m.get("cpu.cross"),
     );
     println!(
         "this machine: one blocking hand-off between two threads (a byte to a sleeping reader) \
@@ -265,8 +291,16 @@ fn print_throughput(m: &Run, o: &Opts) {
         m.get("sync.redis"),
     );
     println!(
-        "ratio: {:.1}× (median of the runs' ratios)",
-        m.get("tput.ratio")
+        "{:<44} {:>10.0} {:>20.1} {:>19.1}",
+        "Channel backend (broker CPU in the last column)",
+        m.get("ctput.rate"),
+        m.get("ctput.cpu"),
+        m.get("ctput.broker"),
+    );
+    println!(
+        "ratio: {:.1}× (median of the runs' ratios); Channel / Redis backend: {:.2}×",
+        m.get("tput.ratio"),
+        m.get("ctput.ratio")
     );
 }
 
@@ -314,6 +348,32 @@ fn print_broadcast(m: &Run, o: &Opts) {
              medians of p50)",
             get("cluster", "other50") / get("cluster", "own50")
         );
+        if m.has(&format!("bc.channel.{depth}.rate")) {
+            println!(
+                "{:<48} {:>12.0} {:>15.3} {:>15.3} {:>12.2} {:>12.2}",
+                "  Channel backend, 2 instances: sender's inst.",
+                get("channel", "rate"),
+                get("channel", "cpu"),
+                get("channel", "redis"),
+                get("channel", "own50"),
+                get("channel", "own99"),
+            );
+            println!(
+                "{:<48} {:>12} {:>15} {:>15} {:>12.2} {:>12.2}",
+                "                              other instance",
+                "",
+                "",
+                "",
+                get("channel", "other50"),
+                get("channel", "other99"),
+            );
+            println!(
+                "  Channel: other instance's last / the sender's instance's: {:.2}×; server \
+                 CPU per delivery, Channel / Redis: {:.2}× (broker µs/deliv in the Redis column)",
+                get("channel", "other50") / get("channel", "own50"),
+                get("channel", "cpu") / get("cluster", "cpu"),
+            );
+        }
     }
 }
 
