@@ -17,7 +17,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::{error, info, warn};
 
 use super::wire::{self, Body, Envelope};
-use super::{Node, Route, Transport};
+use super::{LinkUp, Node, Route, Transport};
 use crate::channel::proto::{self, Handshake, Refusal};
 use crate::config::ChannelBackendConfig;
 use crate::error::{Error, Result};
@@ -49,7 +49,7 @@ const MAX_FRAME: usize = 256 << 20;
 /// The sending half, shared by the facade's threads and the reader.
 pub(crate) struct ChannelTransport {
     tx: Sender<Vec<u8>>,
-    connected: AtomicBool,
+    connected: LinkUp,
     addr: String,
 }
 
@@ -57,18 +57,14 @@ impl std::fmt::Debug for ChannelTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChannelTransport")
             .field("addr", &self.addr)
-            .field("connected", &self.connected.load(Ordering::Relaxed))
+            .field("connected", &self.connected.is_up())
             .finish()
     }
 }
 
 impl Transport for ChannelTransport {
     fn check(&self) -> Result<()> {
-        if self.connected.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(unreachable_error())
-        }
+        self.connected.check()
     }
 
     fn send(&self, to: Route, message: Vec<u8>) -> Result<()> {
@@ -88,13 +84,6 @@ impl Transport for ChannelTransport {
             Err(TrySendError::Disconnected(_)) => Err(Error::Shutdown),
         }
     }
-}
-
-fn unreachable_error() -> Error {
-    Error::Backend(Box::new(io::Error::new(
-        io::ErrorKind::NotConnected,
-        "the channel broker is unreachable",
-    )))
 }
 
 /// What both threads know of their link.
@@ -127,7 +116,7 @@ pub(crate) fn start(
     let (tx, rx) = crossbeam_channel::bounded(QUEUE);
     let transport = Arc::new(ChannelTransport {
         tx,
-        connected: AtomicBool::new(true),
+        connected: LinkUp::new("the channel broker"),
         addr: config.addr.clone(),
     });
     let (streams_tx, streams) = crossbeam_channel::bounded(1);
@@ -273,7 +262,7 @@ fn write_loop(
             proto::frame(&[&[proto::LEAVE]], &mut out);
             let _ = stream.write_all(&out);
             let _ = stream.shutdown(Shutdown::Both);
-            transport.connected.store(false, Ordering::Release);
+            transport.connected.set(false);
             return;
         }
         let mut broken = link.broken.load(Ordering::Acquire) == generation;
@@ -301,7 +290,7 @@ fn write_loop(
             }
         }
         if broken {
-            transport.connected.store(false, Ordering::Release);
+            transport.connected.set(false);
             let _ = stream.shutdown(Shutdown::Both);
             error!(
                 "instance {me}: lost the channel broker at {}; {lost} message(s) lost; reconnecting",
@@ -325,7 +314,7 @@ fn write_loop(
                     "instance {me}: {dropped} message(s) queued before the broker went away were not sent"
                 );
             }
-            transport.connected.store(true, Ordering::Release);
+            transport.connected.set(true);
             info!(
                 "instance {me}: the channel broker at {} is reachable again",
                 link.config.addr

@@ -33,6 +33,7 @@ pub(crate) mod wire;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::debug;
 
@@ -70,6 +71,45 @@ pub(crate) trait Transport: Send + Sync + fmt::Debug {
     /// Fails with [`Error::Backend`](crate::Error::Backend) while the engine is unreachable:
     /// a cluster-wide answer then cannot be had, even where no other instance is known.
     fn check(&self) -> Result<()>;
+}
+
+/// Whether a transport's link to its engine is up: set by the transport's threads, read by
+/// every sender; while it is down, sends and cluster-wide answers fail with
+/// [`Error::Backend`](crate::Error::Backend).
+#[derive(Debug)]
+pub(crate) struct LinkUp {
+    up: AtomicBool,
+    /// What is unreachable, for the error: "Redis", "the channel broker".
+    engine: &'static str,
+}
+
+impl LinkUp {
+    pub(crate) fn new(engine: &'static str) -> Self {
+        LinkUp {
+            up: AtomicBool::new(true),
+            engine,
+        }
+    }
+
+    pub(crate) fn set(&self, up: bool) {
+        self.up.store(up, Ordering::Release);
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// `Err(Error::Backend)` while the link is down.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.is_up() {
+            Ok(())
+        } else {
+            Err(Error::Backend(Box::new(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!("{} is unreachable", self.engine),
+            ))))
+        }
+    }
 }
 
 /// One instance of a cluster, as its transport's threads see it.

@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::{error, info, warn};
 
 use super::wire::{self, Body, Envelope};
-use super::{Node, Route, Transport};
+use super::{LinkUp, Node, Route, Transport};
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
 use crate::id::MAX_INSTANCES;
@@ -74,7 +74,7 @@ struct Outgoing {
 /// The sending half, shared by the facade's threads and the subscriber.
 pub(crate) struct RedisTransport {
     tx: Sender<Outgoing>,
-    connected: Arc<AtomicBool>,
+    connected: LinkUp,
     all: String,
     direct: String,
 }
@@ -83,24 +83,18 @@ impl std::fmt::Debug for RedisTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisTransport")
             .field("all", &self.all)
-            .field("connected", &self.connected.load(Ordering::Relaxed))
+            .field("connected", &self.connected.is_up())
             .finish()
     }
 }
 
 impl Transport for RedisTransport {
     fn check(&self) -> Result<()> {
-        if self.connected.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(unreachable_error())
-        }
+        self.connected.check()
     }
 
     fn send(&self, to: Route, message: Vec<u8>) -> Result<()> {
-        if !self.connected.load(Ordering::Acquire) {
-            return Err(unreachable_error());
-        }
+        self.connected.check()?;
         let channel = match to {
             Route::Others => self.all.clone(),
             Route::To(n) => format!("{}{n}", self.direct),
@@ -116,13 +110,6 @@ impl Transport for RedisTransport {
             Err(TrySendError::Disconnected(_)) => Err(Error::Shutdown),
         }
     }
-}
-
-fn unreachable_error() -> Error {
-    Error::Backend(Box::new(std::io::Error::new(
-        std::io::ErrorKind::NotConnected,
-        "Redis is unreachable",
-    )))
 }
 
 /// What both threads know of their link.
@@ -164,7 +151,7 @@ pub(crate) fn start(
     let (tx, rx) = crossbeam_channel::bounded(QUEUE);
     let transport = Arc::new(RedisTransport {
         tx,
-        connected: Arc::new(AtomicBool::new(true)),
+        connected: LinkUp::new("Redis"),
         all: all.clone(),
         direct,
     });
@@ -296,7 +283,7 @@ fn publish_loop(
                 .key(&link.lease_key)
                 .arg(&link.token)
                 .invoke(&mut con);
-            transport.connected.store(false, Ordering::Release);
+            transport.connected.set(false);
             return;
         }
         match rx.recv_timeout(POLL.min(beat.saturating_duration_since(Instant::now()))) {
@@ -336,7 +323,7 @@ fn publish_loop(
             written.map_err(|e| Error::Backend(Box::new(e)))
         };
         if let Err(e) = renewed {
-            transport.connected.store(false, Ordering::Release);
+            transport.connected.set(false);
             error!(
                 "instance {me}: Redis at {} is unreachable ({e}); {lost} message(s) lost; reconnecting",
                 link.url
@@ -354,7 +341,7 @@ fn publish_loop(
                     "instance {me}: {dropped} message(s) queued before Redis went away were not sent"
                 );
             }
-            transport.connected.store(true, Ordering::Release);
+            transport.connected.set(true);
             info!("instance {me}: Redis at {} is reachable again", link.url);
         }
     }
