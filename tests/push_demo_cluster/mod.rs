@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use corepush::{ClientId, Runtime};
 use serde_json::{Value, json};
@@ -472,7 +472,7 @@ pub fn engine_away_and_back(
     let (ida, idb1) = (c[A].id.clone(), c[B1].id.clone());
     stop();
     // A send to B fails once A's sending side has noticed (until then it is queued, and lost).
-    poll("a send to B fails", || {
+    wait_until("a send to B fails", || {
         c[A].call(json!({"op": "sendRaw", "to": idb1, "text": "lost?"}))
             .get("error")
             .is_some()
@@ -503,7 +503,7 @@ pub fn engine_away_and_back(
     away(&mut c);
 
     restart();
-    poll("the cluster answers again", || {
+    wait_until("the cluster answers again", || {
         c[A].call(json!({"op": "count"})) == json!({"op": "reply", "id": c[A].seq, "result": 4})
     });
     check!(c[A], {"op": "send", "to": idb1, "data": "back"} => 0);
@@ -514,13 +514,4 @@ pub fn engine_away_and_back(
     c[A2].expect_push(&json!("kept"));
     marker(&mut c, A, &[B1, B2], 1);
     pair.finish(c);
-}
-
-/// Retries `f` (each attempt a bounded round trip) until it is true; fails after `WAIT`.
-pub fn poll(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
