@@ -25,8 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::{error, info, warn};
 
-use super::wire::{self, Body, Envelope};
-use super::{LinkUp, Node, Route, Transport};
+use super::{LinkUp, Node, Route, Transport, hello};
 use crate::channel::proto::{self, Handshake, Refusal};
 use crate::config::ChannelBackendConfig;
 use crate::error::{Error, Result};
@@ -224,17 +223,6 @@ fn handshake(
     }
 }
 
-fn hello(me: u16, up: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    wire::encode(
-        &Envelope {
-            origin: me,
-            body: Body::Hello { up },
-        },
-        &mut out,
-    );
-    out
-}
 
 /// A whole `TO_ALL` frame carrying a hello.
 fn hello_frame(me: u16, up: bool) -> Vec<u8> {

@@ -262,3 +262,16 @@ fn target_of(target: &WireTarget<'_>) -> Target {
         WireTarget::All => Target::All,
     }
 }
+
+/// A hello (`up`) or goodbye from instance `me`, encoded.
+pub(crate) fn hello(me: u16, up: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    wire::encode(
+        &Envelope {
+            origin: me,
+            body: Body::Hello { up },
+        },
+        &mut out,
+    );
+    out
+}

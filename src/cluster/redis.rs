@@ -25,8 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::{error, info, warn};
 
-use super::wire::{self, Body, Envelope};
-use super::{LinkUp, Node, Route, Transport};
+use super::{LinkUp, Node, Route, Transport, hello};
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
 use crate::id::MAX_INSTANCES;
@@ -219,17 +218,6 @@ pub(crate) fn claim_free(config: &RedisConfig, runtime: u64) -> Result<u16> {
     )))
 }
 
-fn hello(me: u16, up: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    wire::encode(
-        &Envelope {
-            origin: me,
-            body: Body::Hello { up },
-        },
-        &mut out,
-    );
-    out
-}
 
 fn connect(client: &redis::Client) -> Result<redis::Connection> {
     let con = client
