@@ -1,9 +1,11 @@
 //! Configuration: plain data with defaults, validated when the runtime starts.
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::gateway::config::GatewayBackendConfig;
 use crate::parser::{DataParser, JsonParser};
 
 /// The wire protocol a server speaks to its clients.
@@ -37,6 +39,21 @@ pub enum BackendConfig {
     /// A cluster of instances through a channel broker
     /// ([`ChannelServer`](crate::ChannelServer)), with nothing else installed.
     Channel(ChannelBackendConfig),
+    /// A business process behind gateways (see [`ServerConfig::gateway`]): the gateways hold
+    /// the clients, this process runs the handler and pushes through them. Give the server
+    /// no listener ([`ServerConfig::listen`]).
+    Gateway(GatewayBackendConfig),
+}
+
+/// The gateway a server is (see [`ServerConfig::gateway`]), kept type-erased here so that
+/// the configuration does not depend on the gateway's workings.
+#[derive(Clone)]
+pub(crate) struct GatewayRole(pub(crate) Arc<dyn Any + Send + Sync>);
+
+impl std::fmt::Debug for GatewayRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayRole")
+    }
 }
 
 /// Settings of the Channel backend: `ChannelBackendConfig::default()` and the setters, named
@@ -192,6 +209,10 @@ pub struct ServerConfig {
     /// The address to listen on. Port 0 picks a free port; read it back with
     /// [`Runtime::local_addr`](crate::Runtime::local_addr).
     pub addr: SocketAddr,
+    /// Whether the server listens for clients at all. Defaults to `true`; a business process
+    /// behind gateways ([`BackendConfig::Gateway`]) has no clients of its own and sets it to
+    /// `false` (`addr` is then unused).
+    pub listen: bool,
     /// The wire protocol.
     pub protocol: Protocol,
     /// The parser of encoded sends. Defaults to [`JsonParser`].
@@ -227,6 +248,8 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// The most groups one connection may be in; a further join is refused. Defaults to 1024.
     pub max_groups_per_connection: usize,
+    /// Set by [`ServerConfig::gateway`].
+    pub(crate) role: Option<GatewayRole>,
 }
 
 impl ServerConfig {
@@ -250,6 +273,8 @@ impl ServerConfig {
                 Protocol::TcpLines | Protocol::TcpLength => None,
             },
             max_groups_per_connection: 1024,
+            listen: true,
+            role: None,
         }
     }
 
@@ -271,6 +296,12 @@ impl ServerConfig {
     /// Sets [`parser`](ServerConfig::parser).
     pub fn parser(mut self, parser: impl DataParser) -> Self {
         self.parser = Arc::new(parser);
+        self
+    }
+
+    /// Sets [`listen`](ServerConfig::listen).
+    pub fn listen(mut self, listen: bool) -> Self {
+        self.listen = listen;
         self
     }
 

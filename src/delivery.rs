@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::codec::{SharedFrame, frame};
 use crate::error::{Error, Result};
 use crate::id::{ClientId, WorkerId};
-use crate::mailbox::{Command, LocalTarget, Mailbox, Offer, current_worker_runtime};
+use crate::mailbox::{Command, LocalTarget, Mailbox, Offer, RemoteEvent, current_worker_runtime};
 use crate::registry::{DataValue, Live};
 use crate::shared::{RuntimeShared, ServerShared};
 use crate::stats::{Stats, add};
@@ -46,6 +46,29 @@ impl Delivery {
     /// Whether the handle's scope lets it see this client at all.
     fn visible(&self, id: ClientId, scope: Scope<'_>) -> bool {
         self.is_ours(id) && scope.covers(id) && !scope.except.contains(&id)
+    }
+
+    /// Hands a client event from a gateway to the core loop that serves its client (the same
+    /// one for every event of a client), waiting for room up to the mailbox timeout. Called
+    /// by a business process's gateway links, never on a core loop.
+    pub(crate) fn remote(&self, event: RemoteEvent) -> Result<()> {
+        let workers = self.runtime.workers().max(1) as u64;
+        let w = (event.id().as_u64() % workers) as usize;
+        let Some(mailbox) = self.runtime.mailboxes.get(w) else {
+            return Err(Error::Shutdown);
+        };
+        let cmd = Command::Remote {
+            server: self.server.index,
+            event,
+        };
+        match mailbox.send_within(cmd, self.runtime.mailbox_timeout) {
+            Offer::Queued => Ok(()),
+            Offer::Full => {
+                add(&self.server.shared_counters.mailbox_timeouts, 1);
+                Err(Error::MailboxFull { queued: 0 })
+            }
+            Offer::Stopped => Err(Error::Shutdown),
+        }
     }
 
     /// Whether the runtime is shutting down (for a cluster transport's threads).

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::Message;
 use crate::conn::ConnIo;
 use crate::conn::handshake::HandshakeRequest;
+use crate::conn::remote::RemoteConn;
 use crate::error::{Error, Result};
 use crate::facade::Server;
 use crate::id::{ClientId, WorkerId};
@@ -58,30 +59,82 @@ pub trait Handler: 'static {
 
 /// The connection a handler call is about, with the calls imi makes on "the current
 /// connection": send to it, bind a flag, join groups, keep data on it, close it.
+///
+/// The same calls work in a business process behind a gateway
+/// ([`BackendConfig::Gateway`](crate::BackendConfig::Gateway)), where the connection is held
+/// by the gateway: sends, closes, flags and groups go to the gateway that holds it (in call
+/// order, with the handler's other pushes), and the calls that answer wait for the gateway's
+/// answer (a business process's core loops hold no connections, so they may). Data kept with
+/// [`set`](Context::set) stays in the business process, beside the handler: a typed value does
+/// not cross the network (use [`Cluster::set_data`](crate::Cluster::set_data) for JSON on the
+/// gateway).
 pub struct Context<'a> {
-    pub(crate) io: &'a mut ConnIo,
+    pub(crate) conn: Conn<'a>,
     pub(crate) shared: &'a ServerShared,
     pub(crate) server: &'a Server,
     pub(crate) worker: WorkerId,
 }
 
+/// Where the connection of a [`Context`] is.
+pub(crate) enum Conn<'a> {
+    /// Owned by this core loop.
+    Local(&'a mut ConnIo),
+    /// Held by a gateway; this business process serves it.
+    Remote(&'a mut RemoteConn),
+}
+
 impl std::fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("client_id", &self.io.id)
+            .field("client_id", &self.client_id())
             .field("worker", &self.worker)
             .field("server", &self.shared.config.name)
+            .field("remote", &matches!(self.conn, Conn::Remote(_)))
             .finish()
+    }
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn local(
+        io: &'a mut ConnIo,
+        shared: &'a ServerShared,
+        server: &'a Server,
+        worker: WorkerId,
+    ) -> Self {
+        Context {
+            conn: Conn::Local(io),
+            shared,
+            server,
+            worker,
+        }
+    }
+
+    pub(crate) fn remote(
+        conn: &'a mut RemoteConn,
+        shared: &'a ServerShared,
+        server: &'a Server,
+        worker: WorkerId,
+    ) -> Self {
+        Context {
+            conn: Conn::Remote(conn),
+            shared,
+            server,
+            worker,
+        }
     }
 }
 
 impl Context<'_> {
     /// This connection's id.
     pub fn client_id(&self) -> ClientId {
-        self.io.id
+        match &self.conn {
+            Conn::Local(io) => io.id,
+            Conn::Remote(rc) => rc.id,
+        }
     }
 
-    /// The core loop that owns this connection.
+    /// The core loop running this handler call (for a local connection, the one that owns
+    /// it).
     pub fn worker(&self) -> WorkerId {
         self.worker
     }
@@ -94,7 +147,15 @@ impl Context<'_> {
     /// The WebSocket upgrade request (path, query, headers): in `on_open`, and later only with
     /// [`ServerConfig::keep_request`](crate::ServerConfig::keep_request). `None` on TCP servers.
     pub fn request(&self) -> Option<&HandshakeRequest> {
-        self.io.request.as_deref()
+        match &self.conn {
+            Conn::Local(io) => io.request.as_deref(),
+            Conn::Remote(rc) => rc.request.as_deref(),
+        }
+    }
+
+    /// Whether the connection is held by a gateway (this is a business process).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.conn, Conn::Remote(_))
     }
 
     /// Encodes `data` with the server's parser and queues it to this connection.
@@ -102,90 +163,181 @@ impl Context<'_> {
     pub fn send<T: Serialize + ?Sized>(&mut self, data: &T) -> Result<()> {
         let parser = &*self.shared.config.parser;
         let bytes = encode_with(parser, data)?;
-        self.io.queue_payload(
-            parser.is_text(),
-            &bytes,
-            self.shared.config.max_outbound_bytes,
-        )
+        self.send_bytes(parser.is_text(), &bytes)
     }
 
     /// Queues bytes or text as they are to this connection. Ignored once it is closing.
     pub fn send_raw<'r>(&mut self, raw: impl Into<Raw<'r>>) -> Result<()> {
         let raw = raw.into();
-        let limit = self.shared.config.max_outbound_bytes;
-        self.io.queue_payload(raw.is_text(), raw.as_bytes(), limit)
+        self.send_bytes(raw.is_text(), raw.as_bytes())
+    }
+
+    fn send_bytes(&mut self, is_text: bool, bytes: &[u8]) -> Result<()> {
+        match &mut self.conn {
+            Conn::Local(io) => {
+                io.queue_payload(is_text, bytes, self.shared.config.max_outbound_bytes)
+            }
+            Conn::Remote(rc) => {
+                if rc.gone.is_some() || rc.closing {
+                    return Ok(());
+                }
+                let raw = if is_text {
+                    Raw::text(
+                        std::str::from_utf8(bytes)
+                            .map_err(|_| Error::Encode("text that is not UTF-8".into()))?,
+                    )
+                } else {
+                    Raw::binary(bytes)
+                };
+                self.server.send_raw(raw, rc.id).map(drop)
+            }
+        }
     }
 
     /// Binds this connection to a flag (a user id), replacing any flag it had. Several
     /// connections may share a flag.
     pub fn bind(&mut self, flag: &str) {
-        self.shared.registry.bind(self.io.id, flag, false);
+        match &self.conn {
+            Conn::Local(io) => {
+                self.shared.registry.bind(io.id, flag, false);
+            }
+            Conn::Remote(rc) if rc.gone.is_none() => {
+                let _ = self.server.cluster().bind(rc.id, flag);
+            }
+            Conn::Remote(_) => {}
+        }
     }
 
     /// Binds the flag only if no other connection holds it. Returns whether it is bound.
     pub fn bind_nx(&mut self, flag: &str) -> bool {
-        self.shared.registry.bind(self.io.id, flag, true)
+        match &self.conn {
+            Conn::Local(io) => self.shared.registry.bind(io.id, flag, true),
+            Conn::Remote(rc) if rc.gone.is_none() => self
+                .server
+                .cluster()
+                .bind_nx(rc.id, flag)
+                .is_ok_and(|a| a.value),
+            Conn::Remote(_) => false,
+        }
     }
 
     /// Unbinds this connection's flag; returns the flag it held.
     pub fn unbind(&mut self) -> Option<String> {
-        self.shared
-            .registry
-            .unbind(self.io.id)
-            .map(|f| f.to_string())
+        match &self.conn {
+            Conn::Local(io) => self.shared.registry.unbind(io.id).map(|f| f.to_string()),
+            Conn::Remote(rc) if rc.gone.is_none() => self
+                .server
+                .cluster()
+                .unbind(rc.id)
+                .ok()
+                .and_then(|a| a.value),
+            Conn::Remote(_) => None,
+        }
     }
 
     /// The flag this connection is bound to.
     pub fn flag(&self) -> Option<String> {
-        self.shared
-            .registry
-            .flag_of(self.io.id, true)
-            .map(|f| f.to_string())
+        match &self.conn {
+            Conn::Local(io) => self
+                .shared
+                .registry
+                .flag_of(io.id, true)
+                .map(|f| f.to_string()),
+            Conn::Remote(rc) => match &rc.gone {
+                Some((flag, _)) => flag.clone(),
+                None => self
+                    .server
+                    .cluster()
+                    .flag_of(rc.id)
+                    .ok()
+                    .and_then(|a| a.value),
+            },
+        }
     }
 
     /// Joins a group (a room). False if this connection is already in
     /// [`max_groups_per_connection`](crate::ServerConfig::max_groups_per_connection) groups.
     pub fn join(&mut self, group: &str) -> bool {
-        self.shared.registry.join(
-            self.io.id,
-            group,
-            self.shared.config.max_groups_per_connection,
-        )
+        match &self.conn {
+            Conn::Local(io) => self.shared.registry.join(
+                io.id,
+                group,
+                self.shared.config.max_groups_per_connection,
+            ),
+            Conn::Remote(rc) if rc.gone.is_none() => self
+                .server
+                .cluster()
+                .join(rc.id, group)
+                .is_ok_and(|a| a.value),
+            Conn::Remote(_) => false,
+        }
     }
 
     /// Leaves a group; returns whether this connection was a member.
     pub fn leave(&mut self, group: &str) -> bool {
-        self.shared.registry.leave(self.io.id, group)
+        match &self.conn {
+            Conn::Local(io) => self.shared.registry.leave(io.id, group),
+            Conn::Remote(rc) if rc.gone.is_none() => self
+                .server
+                .cluster()
+                .leave(rc.id, group)
+                .is_ok_and(|a| a.value),
+            Conn::Remote(_) => false,
+        }
     }
 
     /// The groups this connection is in.
     pub fn groups(&self) -> Vec<String> {
-        self.shared
-            .registry
-            .groups_of(self.io.id, true)
-            .iter()
-            .map(|g| g.to_string())
-            .collect()
+        match &self.conn {
+            Conn::Local(io) => self
+                .shared
+                .registry
+                .groups_of(io.id, true)
+                .iter()
+                .map(|g| g.to_string())
+                .collect(),
+            Conn::Remote(rc) => match &rc.gone {
+                Some((_, groups)) => groups.clone(),
+                None => self
+                    .server
+                    .cluster()
+                    .groups_of(rc.id)
+                    .map(|a| a.value)
+                    .unwrap_or_default(),
+            },
+        }
     }
 
-    /// Stores a value on this connection (readable through the facade too).
+    /// Stores a value on this connection (readable through the facade too; behind a gateway,
+    /// in this business process only).
     pub fn set<T: Any + Send + Sync>(&mut self, key: &str, value: T) {
-        self.shared
-            .registry
-            .set_data(self.io.id, key, Arc::new(value));
+        match &mut self.conn {
+            Conn::Local(io) => {
+                self.shared.registry.set_data(io.id, key, Arc::new(value));
+            }
+            Conn::Remote(rc) => {
+                if rc.gone.is_none() {
+                    rc.data.insert(key.to_owned(), Arc::new(value));
+                }
+            }
+        }
     }
 
     /// Reads a value stored on this connection, if it is there and of type `T`.
     pub fn get<T: Any + Clone>(&self, key: &str) -> Option<T> {
-        self.shared
-            .registry
-            .data(self.io.id, key, true)
-            .and_then(|v| v.downcast_ref::<T>().cloned())
+        let value = match &self.conn {
+            Conn::Local(io) => self.shared.registry.data(io.id, key, true),
+            Conn::Remote(rc) => rc.data.get(key).cloned(),
+        };
+        value.and_then(|v| v.downcast_ref::<T>().cloned())
     }
 
     /// Removes a stored value; returns whether one was there.
     pub fn remove(&mut self, key: &str) -> bool {
-        self.shared.registry.remove_data(self.io.id, key)
+        match &mut self.conn {
+            Conn::Local(io) => self.shared.registry.remove_data(io.id, key),
+            Conn::Remote(rc) => rc.data.remove(key).is_some(),
+        }
     }
 
     /// Closes this connection (code 1000) once what is queued has been written.
@@ -193,10 +345,22 @@ impl Context<'_> {
         self.close_with(1000, "");
     }
 
-    /// Closes this connection with a WebSocket close code and reason (ignored on TCP).
+    /// Closes this connection with a WebSocket close code and reason (ignored on TCP). Behind
+    /// a gateway the close goes to the gateway after what this handler sent, and closes with
+    /// 1000.
     pub fn close_with(&mut self, code: u16, reason: &str) {
-        if self.io.close_request.is_none() {
-            self.io.close_request = Some((code, reason.to_owned()));
+        match &mut self.conn {
+            Conn::Local(io) => {
+                if io.close_request.is_none() {
+                    io.close_request = Some((code, reason.to_owned()));
+                }
+            }
+            Conn::Remote(rc) => {
+                if rc.gone.is_none() && !rc.closing {
+                    rc.closing = true;
+                    let _ = self.server.close(rc.id);
+                }
+            }
         }
     }
 }

@@ -137,6 +137,7 @@ mod facade;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod gateway;
 mod handler;
 mod http;
 mod id;
@@ -162,6 +163,7 @@ pub use config::{
 pub use conn::handshake::{HandshakeRequest, Rejection};
 pub use error::{Error, Result};
 pub use facade::{Answer, Cluster, Server};
+pub use gateway::{GatewayBackendConfig, GatewayConfig, GatewayHandle, GatewayHandler};
 pub use handler::{Context, Handler, WorkerContext, WorkerMessage};
 pub use http::{
     HttpConfig, HttpServer, HttpShutdownHandle, Request, RequestContext, RequestHandler, Response,

@@ -28,6 +28,7 @@ use mio::Waker;
 use parking_lot::{Condvar, Mutex};
 
 use crate::codec::SharedFrame;
+use crate::conn::handshake::HandshakeRequest;
 use crate::id::{ClientId, WorkerId};
 
 /// Which of a core loop's connections a command is for.
@@ -52,12 +53,45 @@ pub(crate) enum Command {
         action: Option<Arc<str>>,
         data: Arc<[u8]>,
     },
+    /// A client event from a gateway, for the handler of a business process.
+    Remote { server: u16, event: RemoteEvent },
     /// Write the close frame of a connection the core loop itself unregistered.
     Seal {
         id: ClientId,
         code: u16,
         reason: String,
     },
+}
+
+/// A client event from a gateway (see [`crate::gateway`]): all of one client's go to one core
+/// loop, in the order the gateway sent them.
+#[derive(Debug)]
+pub(crate) enum RemoteEvent {
+    Open {
+        id: ClientId,
+        request: Box<HandshakeRequest>,
+    },
+    Message {
+        id: ClientId,
+        is_text: bool,
+        payload: Vec<u8>,
+    },
+    /// The client is gone; the flag and groups it had then.
+    Closed {
+        id: ClientId,
+        flag: Option<String>,
+        groups: Vec<String>,
+    },
+}
+
+impl RemoteEvent {
+    pub(crate) fn id(&self) -> ClientId {
+        match *self {
+            RemoteEvent::Open { id, .. }
+            | RemoteEvent::Message { id, .. }
+            | RemoteEvent::Closed { id, .. } => id,
+        }
+    }
 }
 
 /// A command's place in its core loop's order (see the module docs).
@@ -235,6 +269,18 @@ impl Mailbox {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Offer::Full,
             Err(TrySendError::Disconnected(_)) => return Offer::Stopped,
+        }
+        self.wake();
+        Offer::Queued
+    }
+
+    /// Hands a command over from a thread that is not a core loop, waiting up to `timeout`
+    /// for room in a full channel.
+    pub(crate) fn send_within(&self, cmd: Command, timeout: Duration) -> Offer {
+        match self.tx.send_timeout(cmd, timeout) {
+            Ok(()) => {}
+            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => return Offer::Full,
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return Offer::Stopped,
         }
         self.wake();
         Offer::Queued

@@ -144,17 +144,22 @@ impl RuntimeBuilder {
         )?;
 
         // Listeners: [server][worker]. Port 0 is resolved by the first bind and reused.
-        let mut listeners: Vec<Vec<TcpListener>> = Vec::new();
+        let mut listeners: Vec<Vec<Option<TcpListener>>> = Vec::new();
         let mut addrs = Vec::new();
         for spec in &self.specs {
             let mut addr = spec.config().addr;
             let mut per_worker = Vec::with_capacity(workers);
-            for _ in 0..workers {
-                let l = bind_reuseport(addr)?;
-                addr = l.local_addr()?;
-                per_worker.push(l);
+            if spec.config().listen {
+                for _ in 0..workers {
+                    let l = bind_reuseport(addr)?;
+                    addr = l.local_addr()?;
+                    per_worker.push(Some(l));
+                }
+                addrs.push(Some(addr));
+            } else {
+                per_worker.resize_with(workers, || None);
+                addrs.push(None);
             }
-            addrs.push(addr);
             listeners.push(per_worker);
         }
 
@@ -196,7 +201,7 @@ impl RuntimeBuilder {
         for (i, s) in self.specs.iter().enumerate() {
             let c = s.config();
             let delivery = Arc::new(Delivery::new(shared.clone(), i));
-            let built = match backend::build(&c.backend, delivery) {
+            let built = match backend::build(&c.backend, delivery.clone()) {
                 Ok(built) => built,
                 Err(e) => {
                     // Stops the transport threads of the servers built so far.
@@ -205,6 +210,15 @@ impl RuntimeBuilder {
                 }
             };
             backend_threads.extend(built.threads);
+            if let Some(hub) = crate::gateway::hub_of(c) {
+                match hub.start(delivery) {
+                    Ok(thread) => backend_threads.push(thread),
+                    Err(e) => {
+                        shared.begin_shutdown();
+                        return Err(e);
+                    }
+                }
+            }
             facades.push(Server::new(
                 c.name.clone(),
                 built.backend,
@@ -214,7 +228,7 @@ impl RuntimeBuilder {
         }
 
         let specs: Arc<Vec<Box<dyn ErasedSpec>>> = Arc::new(self.specs);
-        let mut per_worker_listeners: Vec<Vec<TcpListener>> =
+        let mut per_worker_listeners: Vec<Vec<Option<TcpListener>>> =
             (0..workers).map(|_| Vec::new()).collect();
         for server_listeners in listeners {
             for (w, l) in server_listeners.into_iter().enumerate() {
@@ -245,7 +259,7 @@ impl RuntimeBuilder {
                             shared: shared.servers[i].clone(),
                             facade,
                             handler: spec.make(id),
-                            listener: Some(listener),
+                            listener,
                         })
                         .collect();
                     let stopper = shared.clone();
@@ -275,10 +289,16 @@ impl RuntimeBuilder {
         }
         let runtime = Runtime::assemble(shared, threads, backend_threads, facades, addrs);
         for (s, a) in runtime.servers.iter().zip(&runtime.addrs) {
-            info!(
-                "server {:?} listening on {a} ({workers} core loops)",
-                s.name()
-            );
+            match a {
+                Some(a) => info!(
+                    "server {:?} listening on {a} ({workers} core loops)",
+                    s.name()
+                ),
+                None => info!(
+                    "server {:?} running without a listener ({workers} core loops)",
+                    s.name()
+                ),
+            }
         }
         Ok(runtime)
     }
@@ -354,7 +374,7 @@ pub struct Runtime {
     /// Threads of the backends (a cluster's transport), joined after the core loops.
     backend_threads: Vec<JoinHandle<()>>,
     servers: Vec<Server>,
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Option<SocketAddr>>,
 }
 
 impl fmt::Debug for Runtime {
@@ -384,7 +404,7 @@ impl Runtime {
         threads: Vec<JoinHandle<std::io::Result<()>>>,
         backend_threads: Vec<JoinHandle<()>>,
         servers: Vec<Server>,
-        addrs: Vec<SocketAddr>,
+        addrs: Vec<Option<SocketAddr>>,
     ) -> Self {
         Runtime {
             shared,
@@ -405,10 +425,18 @@ impl Runtime {
         self.servers[0].clone()
     }
 
-    /// The address a server listens on (with the port resolved, if 0 was asked for).
+    /// The address a server listens on (with the port resolved, if 0 was asked for); `None`
+    /// for a server that does not listen.
     pub fn local_addr(&self, name: &str) -> Option<SocketAddr> {
         let i = self.servers.iter().position(|s| s.name() == name)?;
-        self.addrs.get(i).copied()
+        self.addrs.get(i).copied().flatten()
+    }
+
+    /// The gateway a server is (see [`ServerConfig::gateway`](crate::ServerConfig::gateway)):
+    /// its internal address and its counts of business processes and client events.
+    pub fn gateway(&self, name: &str) -> Option<crate::GatewayHandle> {
+        let i = self.servers.iter().position(|s| s.name() == name)?;
+        crate::gateway::hub_of(&self.shared.servers.get(i)?.config).map(crate::GatewayHandle::new)
     }
 
     /// How many core loops run.

@@ -23,6 +23,9 @@ pub(crate) struct ClusterBackend {
     node: Arc<Node>,
     transport: Arc<dyn Transport>,
     query_timeout: Duration,
+    /// Whether answers from other instances may be waited for on a core loop: only where the
+    /// core loops hold no connections (a business process behind gateways).
+    waits_on_core_loops: bool,
 }
 
 impl ClusterBackend {
@@ -35,7 +38,14 @@ impl ClusterBackend {
             node,
             transport,
             query_timeout,
+            waits_on_core_loops: false,
         }
+    }
+
+    /// Lets cluster-wide answers wait on core loops (see `waits_on_core_loops`).
+    pub(crate) fn waiting_on_core_loops(mut self) -> Self {
+        self.waits_on_core_loops = true;
+        self
     }
 
     fn delivery(&self) -> &Delivery {
@@ -117,7 +127,7 @@ impl ClusterBackend {
 
     /// Fails on a core loop: what follows waits for other instances.
     fn may_wait(&self) -> Result<()> {
-        if current_worker_runtime().is_some() {
+        if current_worker_runtime().is_some() && !self.waits_on_core_loops {
             Err(Error::WouldBlock)
         } else {
             Ok(())

@@ -7,7 +7,7 @@
 //! |---------|-------|
 //! | [`local`] | all core loops of this process |
 //! | [`fpm`]   | nothing: the request-scoped no-op |
-//! | [`cluster`] | a cluster of instances, over a transport (Redis, the channel broker) |
+//! | [`cluster`] | a cluster of instances, over a transport (Redis, the channel broker, gateways) |
 
 pub(crate) mod cluster;
 pub(crate) mod fpm;
@@ -119,6 +119,20 @@ pub(crate) fn build(config: &BackendConfig, delivery: Arc<Delivery>) -> Result<B
                 crate::cluster::redis::start(redis, delivery.server_name(), node.clone())?;
             Built {
                 backend: Arc::new(ClusterBackend::new(node, transport, redis.query_timeout)),
+                local: Some(delivery),
+                threads,
+            }
+        }
+        BackendConfig::Gateway(gateway) => {
+            let node = Arc::new(Node::new(delivery.clone(), delivery.instance()));
+            let (transport, threads) = crate::gateway::business::start(gateway, node.clone())?;
+            Built {
+                // A business process's core loops hold no connections: they may wait for the
+                // gateways' answers.
+                backend: Arc::new(
+                    ClusterBackend::new(node, transport, gateway.query_timeout)
+                        .waiting_on_core_loops(),
+                ),
                 local: Some(delivery),
                 threads,
             }

@@ -223,7 +223,6 @@ fn handshake(
     }
 }
 
-
 /// A whole `TO_ALL` frame carrying a hello.
 fn hello_frame(me: u16, up: bool) -> Vec<u8> {
     let mut out = Vec::new();

@@ -1,6 +1,7 @@
 //! One client connection: its socket, its decoder, and its queue of outbound frames.
 
 pub(crate) mod handshake;
+pub(crate) mod remote;
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};

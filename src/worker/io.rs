@@ -14,7 +14,7 @@ use crate::codec::{Message, ProtocolError};
 use crate::config::SlowConsumer;
 use crate::conn::handshake::{BAD_REQUEST, Step};
 use crate::conn::{ConnIo, Decoder, Pending, Phase};
-use crate::handler::Context;
+use crate::handler::{Conn, Context};
 use crate::mailbox::{Command, Stamp, push_local, stamp_now};
 use crate::stats::{Counters, bump, drop_one};
 
@@ -35,12 +35,7 @@ impl Worker {
             conn.opened = at;
         }
         bump(&s.shared.counters(self.id).connections, 1);
-        let mut ctx = Context {
-            io: &mut conn.io,
-            shared: &s.shared,
-            server: &s.facade,
-            worker: self.id,
-        };
+        let mut ctx = Context::local(&mut conn.io, &s.shared, &s.facade, self.id);
         guarded(&mut ctx, |ctx| s.handler.handler().on_open(ctx));
         if !s.shared.config.keep_request {
             conn.io.request = None;
@@ -220,12 +215,7 @@ impl Worker {
                 return;
             }
             bump(&counters.messages_in, 1);
-            let mut ctx = Context {
-                io,
-                shared: &s.shared,
-                server: &s.facade,
-                worker: self.id,
-            };
+            let mut ctx = Context::local(io, &s.shared, &s.facade, self.id);
             guarded(&mut ctx, |ctx| s.handler.handler().on_message(ctx, message));
         };
         match &mut conn.decoder {
@@ -445,12 +435,7 @@ impl Worker {
             return;
         };
         let s = &mut self.servers[conn.io.server as usize];
-        let mut ctx = Context {
-            io: &mut conn.io,
-            shared: &s.shared,
-            server: &s.facade,
-            worker: self.id,
-        };
+        let mut ctx = Context::local(&mut conn.io, &s.shared, &s.facade, self.id);
         guarded(&mut ctx, |ctx| s.handler.handler().on_close(ctx));
         conn.io.close_request = None;
         s.shared.registry.forget(conn.io.id);
@@ -605,7 +590,10 @@ fn flush_counted(io: &mut ConnIo, counters: &Counters) -> std::io::Result<()> {
 fn guarded(ctx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>)) {
     if catch_unwind(AssertUnwindSafe(|| f(&mut *ctx))).is_err() {
         bump(&ctx.shared.counters(ctx.worker).handler_panics, 1);
-        error!("handler panicked on client {}; closing it", ctx.io.id);
-        ctx.io.close_request = Some((1011, "internal error".to_owned()));
+        error!("handler panicked on client {}; closing it", ctx.client_id());
+        match &mut ctx.conn {
+            Conn::Local(io) => io.close_request = Some((1011, "internal error".to_owned())),
+            Conn::Remote(_) => ctx.close(),
+        }
     }
 }

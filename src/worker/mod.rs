@@ -9,8 +9,10 @@
 //! Per-connection I/O and the close paths live in [`io`].
 
 mod io;
+mod remote;
 pub(crate) mod slots;
 
+use std::collections::HashMap;
 use std::io as stdio;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
@@ -26,6 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::codec::ws::OpKind;
 use crate::config::{Protocol, RuntimeConfig};
 use crate::conn::handshake::Handshake;
+use crate::conn::remote::RemoteConn;
 use crate::conn::{Conn, ConnIo, Decoder, MAX_IOVECS, Phase};
 use crate::facade::Server;
 use crate::handler::{WorkerContext, WorkerMessage};
@@ -94,6 +97,8 @@ pub(crate) struct Worker {
     released: bool,
     /// Local commands are being carried out (see `run_local`).
     in_local: bool,
+    /// In a business process: the clients of gateways this core loop serves.
+    remotes: HashMap<ClientId, RemoteConn>,
     last_stats: Instant,
 }
 
@@ -131,6 +136,7 @@ impl Worker {
             accept_paused: vec![false; n_servers],
             released: false,
             in_local: false,
+            remotes: HashMap::new(),
             last_stats: now,
         }
     }
@@ -488,6 +494,7 @@ impl Worker {
                 }
                 self.targets = slots;
             }
+            Command::Remote { server, event } => self.remote(server, event),
             Command::Seal { id, code, reason } => {
                 if let Some(slot) = self.slot_of(id) {
                     self.seal(slot, code, &reason);
