@@ -71,6 +71,18 @@ impl Delivery {
         }
     }
 
+    /// Tells every core loop that the link to `gateway` broke (see [`Command::Unlinked`]).
+    pub(crate) fn unlinked(&self, gateway: u16) {
+        for mailbox in &self.runtime.mailboxes {
+            let cmd = Command::Unlinked {
+                server: self.server.index,
+                gateway,
+            };
+            // Only at shutdown can this fail, and then nothing is left to forget.
+            let _ = mailbox.send_within(cmd, self.runtime.mailbox_timeout);
+        }
+    }
+
     /// Whether the runtime is shutting down (for a cluster transport's threads).
     pub(crate) fn is_stopping(&self) -> bool {
         self.runtime.is_stopping()

@@ -55,6 +55,9 @@ pub(crate) enum Command {
     },
     /// A client event from a gateway, for the handler of a business process.
     Remote { server: u16, event: RemoteEvent },
+    /// The link to a gateway broke: forget the clients of that gateway this core loop served
+    /// (they may come back, through this process or another).
+    Unlinked { server: u16, gateway: u16 },
     /// Write the close frame of a connection the core loop itself unregistered.
     Seal {
         id: ClientId,

@@ -14,7 +14,7 @@ use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
 use crate::backend;
-use crate::config::{MAX_FANOUT_COALESCE, RuntimeConfig};
+use crate::config::{BackendConfig, MAX_FANOUT_COALESCE, RuntimeConfig};
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::facade::Server;
@@ -119,6 +119,18 @@ impl RuntimeBuilder {
             }
             if !names.insert(c.name.as_str()) {
                 return Err(Error::Config(format!("two servers are named {:?}", c.name)));
+            }
+            if c.role.is_some() && !c.listen {
+                return Err(Error::Config(format!(
+                    "server {:?}: a gateway listens for clients (listen(false) is for business processes)",
+                    c.name
+                )));
+            }
+            if c.role.is_some() && c.backend != BackendConfig::Local {
+                return Err(Error::Config(format!(
+                    "server {:?}: a gateway's own backend is Local (its business processes use BackendConfig::Gateway)",
+                    c.name
+                )));
             }
             if c.max_message_size == 0 {
                 return Err(Error::Config(format!(

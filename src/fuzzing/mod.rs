@@ -17,11 +17,13 @@
 //! `pub fn target(data: &[u8])`, a file in `fuzz/fuzz_targets/` calling it, a `[[bin]]` in
 //! `fuzz/Cargo.toml`, and a seed directory in `fuzz/corpus/`.
 
+mod gateway;
 mod input;
 mod tcp;
 mod wire;
 mod ws;
 
+pub use gateway::gateway_proto;
 pub use tcp::{Decoded, decode_length, decode_lines, tcp_framers};
 pub use wire::cluster_wire;
 pub use ws::{WsDecoded, WsItem, decode_ws, mask_frame, ws_decoder};

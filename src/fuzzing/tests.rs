@@ -75,6 +75,14 @@ fn ws_decoder_corpus_and_mutations() {
 }
 
 #[test]
+fn gateway_proto_corpus_and_mutations() {
+    exercise(gateway_proto, &corpus("gateway_proto"), 3000);
+    for data in [&[][..], &[15, 1], &[15, 1, 0, 0, 0, 1, 0x20], &[0xff; 9]] {
+        gateway_proto(data);
+    }
+}
+
+#[test]
 fn cluster_wire_corpus_and_mutations() {
     exercise(cluster_wire, &corpus("cluster_wire"), 3000);
     for data in [&[][..], &[1], &[1, 0, 0], &[0xff; 7]] {

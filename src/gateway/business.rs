@@ -210,6 +210,7 @@ fn run(link: &Link, mut first: Option<Linked>) {
         serve(link, n, stream, rx);
         link.transport.links.write().remove(&n);
         link.node.peers.gone(n);
+        link.node.delivery.unlinked(n);
         if link.node.delivery.is_stopping() {
             return;
         }

@@ -495,6 +495,7 @@ impl Worker {
                 self.targets = slots;
             }
             Command::Remote { server, event } => self.remote(server, event),
+            Command::Unlinked { server, gateway } => self.unlinked(server, gateway),
             Command::Seal { id, code, reason } => {
                 if let Some(slot) = self.slot_of(id) {
                     self.seal(slot, code, &reason);

@@ -14,6 +14,14 @@ use crate::mailbox::RemoteEvent;
 use crate::stats::bump;
 
 impl Worker {
+    /// The link to `gateway` broke: its clients are forgotten here, without `on_close` (they
+    /// may still be connected, and come back through this process or another).
+    pub(super) fn unlinked(&mut self, server: u16, gateway: u16) {
+        if self.servers.get(server as usize).is_some() {
+            self.remotes.retain(|id, _| id.instance() != gateway);
+        }
+    }
+
     /// Runs the handler for one client event from a gateway.
     pub(super) fn remote(&mut self, server: u16, event: RemoteEvent) {
         let Some(s) = self.servers.get_mut(server as usize) else {
