@@ -80,11 +80,58 @@
 //! | [`BackendConfig::Fpm`] | request-scoped code: every push is a no-op returning 0 |
 //! | [`BackendConfig::Redis`] (feature `redis`, on by default) | a cluster of instances over Redis pub/sub ([`RedisConfig`]) |
 //! | [`BackendConfig::Channel`] | a cluster of instances through corepush's own broker, [`ChannelServer`] ([`ChannelBackendConfig`]) |
+//! | [`BackendConfig::Gateway`] | a business process behind gateways ([`ServerConfig::gateway`]) that hold the clients ([`GatewayBackendConfig`]) |
 //!
 //! Application code does not change between backends. On a cluster the plain methods of
 //! [`Server`] answer for this instance and never wait — its sends reach every instance and
 //! count this instance's part — while [`Server::cluster`] answers for the whole cluster,
 //! each [`Answer`] saying whether every live instance answered in time.
+//!
+//! ## Gateways and business processes
+//!
+//! With the Gateway backend, the clients connect to gateway processes, which only relay;
+//! business processes run the application's [`Handler`] and push through the gateways, so
+//! that the application can be restarted or redeployed without dropping a client.
+//!
+//! ```no_run
+//! use corepush::{BackendConfig, GatewayBackendConfig, GatewayConfig, Runtime, ServerConfig};
+//! # #[derive(Default)] struct Chat;
+//! # impl corepush::Handler for Chat {
+//! #     fn on_message(&mut self, _: &mut corepush::Context<'_>, _: corepush::Message<'_>) {}
+//! # }
+//! # fn main() -> corepush::Result<()> {
+//! // A gateway: clients on :8080, business processes on :9100. Its instance number (1 up,
+//! // one per gateway) is part of its clients' ids.
+//! let gateway = Runtime::builder()
+//!     .instance(1)
+//!     .server(
+//!         ServerConfig::websocket("ws", "0.0.0.0:8080".parse().unwrap())
+//!             .gateway(GatewayConfig::new("127.0.0.1:9100".parse().unwrap(), "secret")),
+//!     )
+//!     .start()?;
+//!
+//! // A business process (usually another process): no client port, the same handler.
+//! let business = Runtime::builder()
+//!     .server(
+//!         ServerConfig::websocket("ws", "127.0.0.1:0".parse().unwrap())
+//!             .listen(false)
+//!             .backend(BackendConfig::Gateway(GatewayBackendConfig::new(
+//!                 ["127.0.0.1:9100"],
+//!                 "secret",
+//!             )))
+//!             .handler(|_| Chat),
+//!     )
+//!     .start()?;
+//! business.run()
+//! # }
+//! ```
+//!
+//! A business process's facade acts as a cluster's does, the gateways being the instances
+//! that hold clients: a plain send reaches the clients of every gateway and counts 0 (the
+//! business process holds none), [`Server::cluster`] counts and queries across the gateways
+//! (and may wait on a business process's core loops, which hold no connections). Each
+//! client's events go to one business process, which serves it while it lives; while none
+//! is connected, they wait at the gateway up to a bound.
 //!
 //! ## Request-scoped mode
 //!
