@@ -70,9 +70,10 @@ pub(crate) enum Command {
 /// loop, in the order the gateway sent them.
 #[derive(Debug)]
 pub(crate) enum RemoteEvent {
+    /// With the WebSocket upgrade request (`None` for a TCP client).
     Open {
         id: ClientId,
-        request: Box<HandshakeRequest>,
+        request: Option<Box<HandshakeRequest>>,
     },
     Message {
         id: ClientId,

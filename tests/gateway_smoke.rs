@@ -66,3 +66,47 @@ fn a_business_process_serves_the_clients_of_a_gateway() {
     biz.shutdown().unwrap();
     gw.shutdown().unwrap();
 }
+
+#[test]
+fn a_gateway_relays_framed_tcp_clients_too() {
+    use std::io::{BufRead, BufReader, Write};
+    let gw = Runtime::builder()
+        .workers(1)
+        .instance(3)
+        .server(
+            ServerConfig::tcp_lines("tcp", "127.0.0.1:0".parse().unwrap())
+                .gateway(GatewayConfig::new("127.0.0.1:0".parse().unwrap(), "k")),
+        )
+        .start()
+        .expect("a gateway");
+    let internal = gw.gateway("tcp").unwrap().internal_addr().unwrap();
+    let biz = Runtime::builder()
+        .workers(1)
+        .server(
+            ServerConfig::tcp_lines("tcp", "127.0.0.1:0".parse().unwrap())
+                .listen(false)
+                .backend(BackendConfig::Gateway(GatewayBackendConfig::new(
+                    [internal.to_string()],
+                    "k",
+                )))
+                .handler(|_| Cmd),
+        )
+        .start()
+        .expect("a business process");
+    assert_eq!(biz.local_addr("tcp"), None, "a business process does not listen");
+    let stream = std::net::TcpStream::connect(gw.local_addr("tcp").unwrap()).unwrap();
+    let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+    let mut ask = |command: &str| {
+        (&stream).write_all(format!("{command}\n").as_bytes()).unwrap();
+        lines.next().expect("a reply").unwrap()
+    };
+    let id: corepush::ClientId = ask("id").parse().unwrap();
+    assert_eq!(id.instance(), 3);
+    // A TCP client has no upgrade request, behind a gateway as anywhere.
+    assert_eq!(ask("path"), "none");
+    assert_eq!(ask("echo:over tcp"), "over tcp");
+    drop(lines);
+    drop(stream);
+    biz.shutdown().unwrap();
+    gw.shutdown().unwrap();
+}

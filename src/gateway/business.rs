@@ -300,20 +300,17 @@ fn read_loop(link: &Link, mut stream: TcpStream) {
                     Ok(())
                 }
                 Some(FromGateway::Open { id, uri, headers }) => {
-                    let request = HandshakeRequest {
-                        uri: uri.to_owned(),
-                        headers: headers
-                            .into_iter()
-                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                            .collect(),
-                    };
-                    hand(
-                        node,
-                        RemoteEvent::Open {
-                            id,
-                            request: Box::new(request),
-                        },
-                    );
+                    // A TCP client has no upgrade request: an empty target says so.
+                    let request = (!uri.is_empty()).then(|| {
+                        Box::new(HandshakeRequest {
+                            uri: uri.to_owned(),
+                            headers: headers
+                                .into_iter()
+                                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                                .collect(),
+                        })
+                    });
+                    hand(node, RemoteEvent::Open { id, request });
                     Ok(())
                 }
                 Some(FromGateway::Data {

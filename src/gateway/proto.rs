@@ -10,7 +10,7 @@
 //! | gateway  | [`WELCOME`] | instance `u16`: the gateway's number (the instance field of its clients' ids) |
 //! | gateway  | [`REFUSED`] | why (UTF-8, the rest) — then the gateway closes |
 //! | both     | [`CLUSTER`] | a cluster message ([`crate::cluster::wire`]), the rest of the frame |
-//! | gateway  | [`OPEN`] | id, uri, header count `u32`, then name and value of each |
+//! | gateway  | [`OPEN`] | id, uri (empty for a TCP client, which has no upgrade request), header count `u32`, then name and value of each |
 //! | gateway  | [`DATA`] | id, is_text `u8` (0 or 1), payload: the rest of the frame, raw |
 //! | gateway  | [`CLOSED`] | id, flag present `u8`, [flag], group count `u32`, groups |
 //!

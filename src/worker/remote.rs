@@ -39,7 +39,7 @@ impl Worker {
         let mut keep = true;
         let outcome = catch_unwind(AssertUnwindSafe(|| match event {
             RemoteEvent::Open { request, .. } => {
-                conn.request = Some(request);
+                conn.request = request;
                 let mut ctx = Context::remote(&mut conn, &s.shared, &s.facade, self.id);
                 handler.on_open(&mut ctx);
             }
