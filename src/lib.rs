@@ -188,6 +188,7 @@ mod gateway;
 mod handler;
 mod http;
 mod id;
+mod inbox;
 mod mailbox;
 mod parser;
 mod registry;

@@ -93,11 +93,17 @@ fn a_gateway_relays_framed_tcp_clients_too() {
         )
         .start()
         .expect("a business process");
-    assert_eq!(biz.local_addr("tcp"), None, "a business process does not listen");
+    assert_eq!(
+        biz.local_addr("tcp"),
+        None,
+        "a business process does not listen"
+    );
     let stream = std::net::TcpStream::connect(gw.local_addr("tcp").unwrap()).unwrap();
     let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
     let mut ask = |command: &str| {
-        (&stream).write_all(format!("{command}\n").as_bytes()).unwrap();
+        (&stream)
+            .write_all(format!("{command}\n").as_bytes())
+            .unwrap();
         lines.next().expect("a reply").unwrap()
     };
     let id: corepush::ClientId = ask("id").parse().unwrap();

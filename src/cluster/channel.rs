@@ -15,7 +15,7 @@
 //!   [`Error::Backend`] until the writer has connected and claimed the same number again
 //!   (with backoff); each transition is logged once. Local delivery goes on meanwhile.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -29,6 +29,7 @@ use super::{LinkUp, Node, Route, Transport, hello};
 use crate::channel::proto::{self, Handshake, Refusal};
 use crate::config::ChannelBackendConfig;
 use crate::error::{Error, Result};
+use crate::inbox::{Filled, Inbox};
 
 /// How often a hello is said.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -340,7 +341,6 @@ fn reconnect(link: &Link) -> Option<TcpStream> {
 /// runtime stops.
 fn read_loop(link: &Link, transport: &ChannelTransport, streams: &Receiver<(u64, TcpStream)>) {
     let me = link.node.me;
-    let mut chunk = vec![0; 64 * 1024];
     loop {
         let (generation, mut stream) = match streams.recv_timeout(POLL) {
             Ok(s) => s,
@@ -349,64 +349,40 @@ fn read_loop(link: &Link, transport: &ChannelTransport, streams: &Receiver<(u64,
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let _ = stream.set_read_timeout(Some(POLL));
-        let mut input: Vec<u8> = Vec::new();
+        let mut inbox = Inbox::default();
         loop {
             if link.node.delivery.is_stopping() {
                 return;
             }
-            match stream.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => input.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue;
-                }
-                Err(_) => break,
+            match inbox.fill(&mut stream) {
+                Filled::Bytes => {}
+                Filled::Idle => continue,
+                Filled::Closed | Filled::Failed(_) => break,
             }
-            match take_frames(&mut input, |from, message| {
+            let took = inbox.frames(MAX_FRAME, |body| {
+                let (from, message) = forwarded(body)?;
                 if from != me && link.node.receive(message, transport) {
                     // A newcomer: answer its hello at once, so that it counts this instance
                     // without waiting for the next heartbeat.
                     let _ = transport.send(Route::Others, hello(me, true));
                 }
-            }) {
-                Ok(()) => {}
-                Err(why) => {
-                    warn!("instance {me}: {why} from the channel broker; reconnecting");
-                    break;
-                }
+                Ok(())
+            });
+            if let Err(why) = took {
+                warn!("instance {me}: {why} from the channel broker; reconnecting");
+                break;
             }
         }
         link.broken.store(generation, Ordering::Release);
     }
 }
 
-/// Hands every whole `FORWARD` frame in `input` to `each` and drops it from `input`.
-fn take_frames(input: &mut Vec<u8>, mut each: impl FnMut(u16, &[u8])) -> Result<(), String> {
-    let mut at = 0;
-    while let Some(head) = input.get(at..at + 4) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if len > MAX_FRAME {
-            return Err(format!("a frame of {len} bytes"));
+/// The sender and message of a `FORWARD` frame's body.
+fn forwarded(body: &[u8]) -> Result<(u16, &[u8]), String> {
+    match body.split_first() {
+        Some((&proto::FORWARD, rest)) => {
+            proto::split_u16(rest).ok_or_else(|| "a truncated frame".to_owned())
         }
-        let Some(body) = input.get(at + 4..at + 4 + len) else {
-            break;
-        };
-        at += 4 + len;
-        match body.split_first() {
-            Some((&proto::FORWARD, rest)) => match proto::split_u16(rest) {
-                Some((from, message)) => each(from, message),
-                None => return Err("a truncated frame".into()),
-            },
-            _ => return Err("a frame of an unknown kind".into()),
-        }
+        _ => Err("a frame of an unknown kind".into()),
     }
-    input.drain(..at);
-    Ok(())
 }

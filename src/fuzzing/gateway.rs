@@ -2,7 +2,8 @@
 //! business process's handshake.
 
 use super::input::Input;
-use crate::gateway::proto::{self, FromGateway, decode_from_gateway, decode_hello, frames};
+use crate::gateway::proto::{self, FromGateway, decode_from_gateway, decode_hello};
+use crate::inbox::Inbox;
 
 /// Runs the fuzz target: the front of `data` picks a frame limit and where the rest is cut
 /// into reads; the rest is split into frames the way a link reads them, whatever the cuts,
@@ -39,17 +40,17 @@ pub fn gateway_proto(data: &[u8]) {
 /// ended it, if any.
 fn split(stream: &[u8], max: usize, cut: usize) -> (Vec<Vec<u8>>, Option<String>) {
     let mut got = Vec::new();
-    let mut buffer: Vec<u8> = Vec::new();
-    for piece in stream.chunks(cut.max(1)) {
-        buffer.extend_from_slice(piece);
-        match frames(&buffer, max, |body| {
+    let mut inbox = Inbox::default();
+    for mut piece in stream.chunks(cut.max(1)) {
+        while !piece.is_empty() {
+            inbox.fill(&mut piece);
+        }
+        let each = |body: &[u8]| {
             got.push(body.to_vec());
             Ok(())
-        }) {
-            Ok(n) => {
-                buffer.drain(..n);
-            }
-            Err(e) => return (got, Some(e)),
+        };
+        if let Err(e) = inbox.frames(max, each) {
+            return (got, Some(e));
         }
     }
     (got, None)

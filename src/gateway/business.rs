@@ -20,7 +20,7 @@
 //! [`Delivery::remote`]: crate::delivery::Delivery::remote
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -36,6 +36,7 @@ use crate::channel::proto::read_frame;
 use crate::cluster::{Node, Route, Transport};
 use crate::conn::handshake::HandshakeRequest;
 use crate::error::{Error, Result};
+use crate::inbox::{Filled, Inbox};
 use crate::mailbox::RemoteEvent;
 
 /// How often the threads look whether the runtime is stopping.
@@ -272,28 +273,17 @@ fn write_loop(
 fn read_loop(link: &Link, mut stream: TcpStream) {
     let node = &link.node;
     let _ = stream.set_read_timeout(Some(POLL));
-    let mut input: Vec<u8> = Vec::new();
-    let mut chunk = vec![0; 64 * 1024];
+    let mut inbox = Inbox::default();
     loop {
         if node.delivery.is_stopping() {
             return;
         }
-        match stream.read(&mut chunk) {
-            Ok(0) => return,
-            Ok(n) => input.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(_) => return,
+        match inbox.fill(&mut stream) {
+            Filled::Bytes => {}
+            Filled::Idle => continue,
+            Filled::Closed | Filled::Failed(_) => return,
         }
-        let took = proto::frames(&input, MAX_FRAME, |body| {
+        let took = inbox.frames(MAX_FRAME, |body| {
             match proto::decode_from_gateway(body) {
                 Some(FromGateway::Cluster(message)) => {
                     node.receive(message, &*link.transport);
@@ -344,17 +334,12 @@ fn read_loop(link: &Link, mut stream: TcpStream) {
                 }
             }
         });
-        match took {
-            Ok(n) => {
-                input.drain(..n);
-            }
-            Err(why) => {
-                warn!(
-                    "business: {why} from gateway at {}; reconnecting",
-                    link.addr
-                );
-                return;
-            }
+        if let Err(why) = took {
+            warn!(
+                "business: {why} from gateway at {}; reconnecting",
+                link.addr
+            );
+            return;
         }
     }
 }

@@ -10,7 +10,7 @@
 //! queue, or keeps it while no business process is connected.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -27,6 +27,7 @@ use crate::channel::proto::read_frame;
 use crate::cluster::{Node, Route, Transport, hello};
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
+use crate::inbox::{Filled, Inbox};
 
 /// How long a business process may take to say who it is.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -295,41 +296,26 @@ impl Hub {
         let node = self.node();
         let _ = stream.set_read_timeout(Some(POLL));
         let reply = Reply(link);
-        let mut input: Vec<u8> = Vec::new();
-        let mut chunk = vec![0; 64 * 1024];
+        let mut inbox = Inbox::default();
         loop {
             if node.delivery.is_stopping() || !link.is_alive() {
                 return None;
             }
-            match stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => input.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) => return Some(e.to_string()),
+            match inbox.fill(stream) {
+                Filled::Bytes => {}
+                Filled::Idle => continue,
+                Filled::Closed => return None,
+                Filled::Failed(e) => return Some(e.to_string()),
             }
-            let took = proto::frames(&input, self.config.max_frame, |body| {
-                match body.split_first() {
-                    Some((&proto::CLUSTER, message)) => {
-                        node.receive(message, &reply);
-                        Ok(())
-                    }
-                    _ => Err("a frame of an unknown kind".into()),
+            let took = inbox.frames(self.config.max_frame, |body| match body.split_first() {
+                Some((&proto::CLUSTER, message)) => {
+                    node.receive(message, &reply);
+                    Ok(())
                 }
+                _ => Err("a frame of an unknown kind".into()),
             });
-            match took {
-                Ok(n) => {
-                    input.drain(..n);
-                }
-                Err(why) => return Some(why),
+            if let Err(why) = took {
+                return Some(why);
             }
         }
     }

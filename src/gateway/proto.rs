@@ -277,28 +277,6 @@ pub(crate) fn decode_from_gateway(body: &[u8]) -> Option<FromGateway<'_>> {
     Some(frame)
 }
 
-/// Splits the whole frames off the front of `input`, handing each body to `each`; returns
-/// how many bytes they took, or why the input is bad (a frame over `max`).
-pub(crate) fn frames(
-    input: &[u8],
-    max: usize,
-    mut each: impl FnMut(&[u8]) -> Result<(), String>,
-) -> Result<usize, String> {
-    let mut at = 0;
-    while let Some(head) = input.get(at..at + 4) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if len > max {
-            return Err(format!("a frame of {len} bytes (at most {max})"));
-        }
-        let Some(body) = input.get(at + 4..at + 4 + len) else {
-            break;
-        };
-        each(body)?;
-        at += 4 + len;
-    }
-    Ok(at)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,21 +390,5 @@ mod tests {
         assert_eq!(decode_from_gateway(&[0x7f]), None);
         assert_eq!(decode_from_gateway(&[WELCOME, 0, 1, 0]), None);
         assert_eq!(decode_hello(&[HELLO, b'C', b'P']), None);
-    }
-
-    #[test]
-    fn frames_split_whole_frames_and_refuse_oversized_ones() {
-        let mut input = Vec::new();
-        welcome(1, &mut input);
-        data(id(2), false, b"xyz", &mut input);
-        let whole = input.len();
-        input.extend_from_slice(&[0, 0, 0, 9, DATA]); // a partial frame
-        let mut seen = 0;
-        let took = frames(&input, 1024, |_| {
-            seen += 1;
-            Ok(())
-        });
-        assert_eq!((took, seen), (Ok(whole), 2));
-        assert!(frames(&[0, 1, 0, 0], 1024, |_| Ok(())).is_err());
     }
 }
