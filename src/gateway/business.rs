@@ -7,7 +7,10 @@
 //!   so a push by id goes to the gateway that holds the client. Two gateways with the same
 //!   number cannot both be linked: the second is refused here, logged, and tried again.
 //! * **Sending** never blocks: frames go to the link's writer thread, which writes what is
-//!   pending at once. A send to a gateway that is not linked fails with [`Error::Backend`].
+//!   pending at once. A message for a gateway that is not linked (down, or a number no
+//!   gateway has) goes nowhere, as a cluster message for an instance that is not live: its
+//!   clients count as not connected. With no gateway linked at all, sends fail with
+//!   [`Error::Backend`].
 //! * **Receiving**: the reader hands cluster messages (answers, hellos) to [`Node::receive`]
 //!   and client events to the core loops ([`Delivery::remote`]), one client's always to the
 //!   same core loop, in order.
@@ -79,7 +82,11 @@ impl Transport for GatewayTransport {
         match to {
             Route::To(n) => match links.get(&n) {
                 Some(tx) => offer(tx, frame, n),
-                None => Err(unreachable(format!("gateway {n} is unreachable"))),
+                // Nobody linked holds gateway n's clients: they are not connected, as an
+                // instance's that is not live. Failing here would fail a send to several
+                // gateways after it reached the others.
+                None if links.is_empty() => Err(unreachable("no gateway is reachable".into())),
+                None => Ok(()),
             },
             Route::Others => {
                 if links.is_empty() {
