@@ -212,3 +212,38 @@ fn a_wrong_secret_is_refused() {
     biz.shutdown().unwrap();
     gw.shutdown().unwrap();
 }
+
+#[test]
+fn clients_whose_events_waited_stay_with_the_business_process_that_took_them() {
+    const CLIENTS: usize = 4;
+    let gw = gateway(1, GatewayConfig::new(any_port(), SECRET));
+    let addr = gw.local_addr(NAME).unwrap();
+    // No business process yet: each client's open and first message wait.
+    let mut ws: Vec<_> = (0..CLIENTS).map(|_| connect(addr)).collect();
+    for (i, w) in ws.iter_mut().enumerate() {
+        w.send(WsMessage::text(format!("set:k:{i}"))).unwrap();
+    }
+    wait_until("the opens and messages wait", || {
+        hub(&gw).pending_events() == 2 * CLIENTS
+    });
+    let first = business(&[internal(&gw)], SECRET).expect("business 1");
+    for w in ws.iter_mut() {
+        assert_eq!(recv_text(w), "ok");
+    }
+    // A second business process connects: the clients the first one took stay with it, so
+    // what its handler stored for them is there.
+    let second = business(&[internal(&gw)], SECRET).expect("business 2");
+    wait_until("both business processes linked", || {
+        hub(&gw).businesses() == 2
+    });
+    for (i, w) in ws.iter_mut().enumerate() {
+        w.send(WsMessage::text("get:k")).unwrap();
+        assert_eq!(recv_text(w), i.to_string(), "client {i} moved");
+        w.send(WsMessage::text("path")).unwrap();
+        assert_eq!(recv_text(w), "/", "client {i}");
+    }
+    drop(ws);
+    second.shutdown().unwrap();
+    first.shutdown().unwrap();
+    gw.shutdown().unwrap();
+}
