@@ -119,7 +119,7 @@ impl Deployment {
         if self.delivers() { everywhere } else { 0 }
     }
 
-    /// Checks the answer of a counted send (or close) to these targets (each once): the
+    /// Checks the answer of a counted send to these targets (each once): the
     /// cluster-wide number, from every instance that could know.
     pub fn assert_counted<'a>(
         &self,
