@@ -7,7 +7,10 @@
 //!   so a push by id goes to the gateway that holds the client. Two gateways with the same
 //!   number cannot both be linked: the second is refused here, logged, and tried again.
 //! * **Sending** never blocks: frames go to the link's writer thread, which writes what is
-//!   pending at once. A send to a gateway that is not linked fails with [`Error::Backend`].
+//!   pending at once. A message for a gateway that is not linked (down, or a number no
+//!   gateway has, or one whose link is ending) goes nowhere, as a cluster message for an
+//!   instance that is not live: its clients count as not connected. With no gateway linked
+//!   at all, sends fail with [`Error::Backend`].
 //! * **Receiving**: the reader hands cluster messages (answers, hellos) to [`Node::receive`]
 //!   and client events to the core loops ([`Delivery::remote`]), one client's always to the
 //!   same core loop, in order.
@@ -60,15 +63,15 @@ fn unreachable(what: String) -> Error {
     Error::Backend(Box::new(io::Error::new(io::ErrorKind::NotConnected, what)))
 }
 
-fn offer(tx: &Sender<Vec<u8>>, frame: Vec<u8>, gateway: u16) -> Result<()> {
+/// Queues a frame to one link; whether it was queued. False when the link is ending (its
+/// writer is gone, its reader about to drop it): the gateway counts as not linked.
+fn offer(tx: &Sender<Vec<u8>>, frame: Vec<u8>, gateway: u16) -> Result<bool> {
     match tx.try_send(frame) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(TrySendError::Full(_)) => Err(Error::Backend(
             format!("the link to gateway {gateway} is behind: its queue is full").into(),
         )),
-        Err(TrySendError::Disconnected(_)) => {
-            Err(unreachable(format!("gateway {gateway} is unreachable")))
-        }
+        Err(TrySendError::Disconnected(_)) => Ok(false),
     }
 }
 
@@ -79,18 +82,24 @@ impl Transport for GatewayTransport {
         let links = self.links.read();
         match to {
             Route::To(n) => match links.get(&n) {
-                Some(tx) => offer(tx, frame, n),
-                None => Err(unreachable(format!("gateway {n} is unreachable"))),
+                Some(tx) => offer(tx, frame, n).map(drop),
+                // Nobody linked holds gateway n's clients: they are not connected, as an
+                // instance's that is not live. Failing here would fail a send to several
+                // gateways after it reached the others.
+                None if links.is_empty() => Err(unreachable("no gateway is reachable".into())),
+                None => Ok(()),
             },
             Route::Others => {
-                if links.is_empty() {
-                    return Err(unreachable("no gateway is reachable".into()));
-                }
                 let mut outcome = Ok(());
+                let mut queued = false;
                 for (&n, tx) in links.iter() {
-                    if let Err(e) = offer(tx, frame.clone(), n) {
-                        outcome = outcome.and(Err(e));
+                    match offer(tx, frame.clone(), n) {
+                        Ok(q) => queued |= q,
+                        Err(e) => outcome = outcome.and(Err(e)),
                     }
+                }
+                if outcome.is_ok() && !queued {
+                    return Err(unreachable("no gateway is reachable".into()));
                 }
                 outcome
             }

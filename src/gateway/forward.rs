@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::hub::{Hub, Link};
+use super::hub::{Hub, Serving};
 use super::proto;
 use crate::codec::Message;
 use crate::handler::{Context, Handler};
@@ -17,7 +17,7 @@ use crate::id::ClientId;
 pub struct GatewayHandler {
     hub: Arc<Hub>,
     /// The business process serving each client of this core loop.
-    serving: HashMap<ClientId, Option<Arc<Link>>>,
+    serving: HashMap<ClientId, Serving>,
 }
 
 impl GatewayHandler {
@@ -29,8 +29,8 @@ impl GatewayHandler {
     }
 
     fn relay(&mut self, id: ClientId, frame: Vec<u8>) {
-        let sticky = self.serving.entry(id).or_default();
-        self.hub.dispatch(sticky, frame);
+        let serving = self.serving.entry(id).or_default();
+        self.hub.dispatch(serving, frame);
     }
 }
 

@@ -53,12 +53,30 @@ impl Link {
     }
 }
 
+/// Where one client's events go (kept by the core loop that holds the client).
+#[derive(Debug, Default)]
+pub(crate) enum Serving {
+    /// Nowhere yet: to the next business process in turn.
+    #[default]
+    Unassigned,
+    /// To this business process, while it lives.
+    Link(Arc<Link>),
+    /// Some of its events were kept, in batch `n`, while no business process was connected:
+    /// to the one that batch went to, while it lives.
+    Kept(u64),
+}
+
 /// The links and what waits for one.
 #[derive(Debug, Default)]
 struct State {
     links: Vec<Arc<Link>>,
     /// Client events kept while no business process is connected, in order.
     pending: VecDeque<Vec<u8>>,
+    /// The batch the events kept now belong to; it ends when a business process takes them.
+    batch: u64,
+    /// The live business processes that took a batch of kept events, with its number: the
+    /// clients of that batch stay with them.
+    took: Vec<(u64, Arc<Link>)>,
     /// The next link to give a client to, round robin.
     turn: usize,
 }
@@ -365,6 +383,7 @@ impl Hub {
     fn add(&self, link: &Arc<Link>) {
         let mut state = self.state.lock();
         let mut lost = 0;
+        let kept = !state.pending.is_empty();
         while let Some(frame) = state.pending.pop_front() {
             match link.tx.try_send(frame) {
                 Ok(()) => {
@@ -380,20 +399,29 @@ impl Hub {
                 link.name
             );
         }
+        if kept {
+            // The clients of the batch it took are its own from now on (see `dispatch`).
+            let batch = state.batch;
+            state.took.push((batch, link.clone()));
+            state.batch += 1;
+        }
         state.links.push(link.clone());
     }
 
     fn remove(&self, link: &Link) {
         link.alive.store(false, Ordering::Release);
-        self.state.lock().links.retain(|l| l.id != link.id);
+        let mut state = self.state.lock();
+        state.links.retain(|l| l.id != link.id);
+        state.took.retain(|(_, l)| l.id != link.id);
     }
 
-    /// Hands a client event to the business process serving the client (`sticky`, where it
-    /// is still connected) or to the next one in turn, which then serves it; with none
-    /// connected, keeps it up to the bound. Never blocks.
-    pub(crate) fn dispatch(&self, sticky: &mut Option<Arc<Link>>, frame: Vec<u8>) {
-        let frame = match sticky.as_ref().filter(|l| l.is_alive()) {
-            Some(link) => match link.tx.try_send(frame) {
+    /// Hands a client event to the business process serving the client (`serving`, where it
+    /// is still connected: the one it was given to, or the one that took its kept events) or
+    /// to the next one in turn, which then serves it; with none connected, keeps it up to the
+    /// bound. Never blocks.
+    pub(crate) fn dispatch(&self, serving: &mut Serving, frame: Vec<u8>) {
+        let frame = match serving {
+            Serving::Link(link) if link.is_alive() => match link.tx.try_send(frame) {
                 Ok(()) => {
                     self.forwarded.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -404,13 +432,33 @@ impl Hub {
                 }
                 Err(TrySendError::Disconnected(frame)) => frame,
             },
-            None => frame,
+            _ => frame,
         };
         let mut state = self.state.lock();
+        // Its kept events went to a business process that lives: it goes on serving it, after
+        // them (they were queued to it first).
+        if let Serving::Kept(batch) = *serving {
+            let took = state
+                .took
+                .iter()
+                .find(|(b, l)| *b == batch && l.is_alive())
+                .map(|(_, l)| l.clone());
+            if let Some(link) = took {
+                drop(state);
+                match link.tx.try_send(frame) {
+                    Ok(()) => {
+                        self.forwarded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => self.drop_event("the business process's queue is full"),
+                }
+                *serving = Serving::Link(link);
+                return;
+            }
+        }
         if state.links.is_empty() {
-            *sticky = None;
             if state.pending.len() < self.config.max_pending_events {
                 state.pending.push_back(frame);
+                *serving = Serving::Kept(state.batch);
             } else {
                 drop(state);
                 self.drop_event(
@@ -429,7 +477,7 @@ impl Hub {
             }
             Err(_) => self.drop_event("the business process's queue is full"),
         }
-        *sticky = Some(link);
+        *serving = Serving::Link(link);
     }
 
     fn drop_event(&self, why: &str) {

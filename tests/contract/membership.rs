@@ -1,7 +1,7 @@
 //! Contract cases for queries and for what the facade changes on a connection by id: flags,
 //! groups and data, seen by the connection's handler too.
 
-use corepush::ClientId;
+use corepush::{Answer, ClientId};
 
 use super::{Fixture, WORKERS, nobody, pick};
 
@@ -89,11 +89,12 @@ pub fn queries_answer_for_the_instances_clients(f: &dyn Fixture) {
 }
 
 /// `bind`, `bind_nx` and `unbind` by id, through the client's instance, change the flag its
-/// handler sees and the flag's sends and listings.
+/// handler sees and the flag's sends and listings; the cluster form does so through every
+/// instance, wherever the client is.
 pub fn bind_by_id(f: &dyn Fixture) {
     let d = f.start("bind_by_id");
     let mut cs = d.spread(1);
-    let yes = d.delivers();
+    let yes = d.acts_by_id();
     let shown = |flag: &str| if yes { flag.to_owned() } else { "none".into() };
     for (i, c) in cs.iter_mut().enumerate() {
         let home = d.home(c);
@@ -134,14 +135,42 @@ pub fn bind_by_id(f: &dyn Fixture) {
     assert!(!s.bind_nx(nobody(), "x"));
     assert_eq!(s.unbind(nobody()), None);
     assert!(!s.flag_exists("x"));
+    // The cluster form acts on the client wherever it is, through every instance.
+    let acts = d.delivers();
+    let done = |value: bool| Answer {
+        value,
+        complete: true,
+    };
+    for via in d.vias() {
+        let cluster = d.via(via).cluster();
+        for (i, c) in cs.iter_mut().enumerate() {
+            let flag = format!("c{via}-{i}");
+            assert_eq!(cluster.bind(c.id, &flag).unwrap(), done(acts));
+            assert_eq!(
+                c.ask("flag"),
+                if acts { flag.clone() } else { "none".into() }
+            );
+            let of = cluster.flag_of(c.id).unwrap();
+            assert_eq!(of.value, acts.then(|| flag.clone()));
+            assert_eq!(
+                cluster.flag_clients(&flag).unwrap().value.len(),
+                usize::from(acts)
+            );
+            let gone = cluster.unbind(c.id).unwrap();
+            assert_eq!(gone.value, acts.then_some(flag));
+            assert_eq!(c.ask("flag"), "none");
+        }
+    }
+    assert_eq!(s.cluster().bind(nobody(), "x").unwrap(), done(false));
 }
 
 /// `join` and `leave` by id, through the client's instance, change the groups its handler
-/// sees and the groups' sends and listings.
+/// sees and the groups' sends and listings; the cluster form does so through every instance,
+/// wherever the client is.
 pub fn join_and_leave_by_id(f: &dyn Fixture) {
     let d = f.start("join_and_leave_by_id");
     let mut cs = d.spread(1);
-    let yes = d.delivers();
+    let yes = d.acts_by_id();
     let names = |v: &[&str]| -> Vec<String> {
         if yes {
             v.iter().map(|g| (*g).to_owned()).collect()
@@ -177,9 +206,12 @@ pub fn join_and_leave_by_id(f: &dyn Fixture) {
             }
         );
         let sent = s.send_raw_to_group(["alpha", "beta"], "a").unwrap();
-        assert_eq!(sent, d.expected(via, &cs));
+        // Members only where the joins acted.
+        assert_eq!(sent, if yes { d.expected(via, &cs) } else { 0 });
         for c in cs.iter_mut() {
-            d.read_text(c, "a");
+            if yes {
+                d.read_text(c, "a");
+            }
             d.quiet(via, c);
         }
     }
@@ -187,14 +219,44 @@ pub fn join_and_leave_by_id(f: &dyn Fixture) {
     assert!(!s.join(nobody(), "alpha"));
     assert!(!s.leave(nobody(), "alpha"));
     assert!(s.groups_of(nobody()).is_empty());
+    // The cluster form acts on the client wherever it is, through every instance.
+    let acts = d.delivers();
+    let done = |value: bool| Answer {
+        value,
+        complete: true,
+    };
+    for via in d.vias() {
+        let cluster = d.via(via).cluster();
+        let group = format!("c{via}");
+        for c in cs.iter_mut() {
+            assert_eq!(cluster.join(c.id, &group).unwrap(), done(acts));
+            // Under Gateway the plain joins above did not act.
+            let mut want = if yes { names(&["alpha"]) } else { Vec::new() };
+            if acts {
+                want.push(group.clone());
+                want.sort();
+            }
+            assert_eq!(handler_groups(&c.ask("groups")), want);
+            assert_eq!(cluster.groups_of(c.id).unwrap().value, want);
+        }
+        let members = cluster.group_members(&group).unwrap();
+        assert_eq!(members.value.len(), if acts { cs.len() } else { 0 });
+        assert!(members.complete);
+        for c in cs.iter_mut() {
+            assert_eq!(cluster.leave(c.id, &group).unwrap(), done(acts));
+            assert_eq!(cluster.leave(c.id, &group).unwrap(), done(false));
+        }
+        assert!(cluster.group_members(&group).unwrap().value.is_empty());
+    }
 }
 
 /// `set_data`, `data` and `remove_data` by id, through the client's instance, share one
-/// store with the connection's handler; `data` of another type is `None`.
+/// store with the connection's handler; `data` of another type is `None`. The cluster form
+/// stores and reads JSON on the client through every instance, wherever it is.
 pub fn data_by_id(f: &dyn Fixture) {
     let d = f.start("data_by_id");
     let mut cs = d.spread(1);
-    let yes = d.delivers();
+    let yes = d.acts_by_id();
     let some = |v: &str| yes.then(|| v.to_owned());
     for c in cs.iter_mut() {
         let home = d.home(c);
@@ -225,4 +287,25 @@ pub fn data_by_id(f: &dyn Fixture) {
     assert!(!s.set_data(nobody(), "k", 1u8));
     assert_eq!(s.data::<u8>(nobody(), "k"), None);
     assert!(!s.remove_data(nobody(), "k"));
+    // The cluster form stores JSON on the client wherever it is, through every instance.
+    let acts = d.delivers();
+    let done = |value: bool| Answer {
+        value,
+        complete: true,
+    };
+    for via in d.vias() {
+        let cluster = d.via(via).cluster();
+        for c in cs.iter() {
+            let value = serde_json::json!({"via": via});
+            assert_eq!(cluster.set_data(c.id, "j", &value).unwrap(), done(acts));
+            let got = cluster.data::<serde_json::Value>(c.id, "j").unwrap();
+            assert_eq!(got.value, acts.then_some(value));
+            assert_eq!(cluster.remove_data(c.id, "j").unwrap(), done(acts));
+            assert_eq!(cluster.remove_data(c.id, "j").unwrap(), done(false));
+        }
+    }
+    assert_eq!(
+        s.cluster().set_data(nobody(), "k", &1).unwrap(),
+        done(false)
+    );
 }

@@ -6,7 +6,9 @@
 //! [`Deployment::spread`] puts clients on both core loops of every instance), calls go through
 //! every instance in turn, and what a call should answer is stated per instance —
 //! [`Deployment::count`] for sends, [`Deployment::seen`] for queries — so that a cluster
-//! backend reuses every case unchanged.
+//! backend reuses every case unchanged. Under Gateway an instance is a pair: calls go through
+//! a business process, clients connect to a gateway; the business process holds none of
+//! them ([`Deployment::holds`]).
 #![allow(dead_code)] // each fixture file is its own crate and names only its own `Kind`
 #![allow(unreachable_pub)] // a test crate module: `pub` is for the fixture files
 
@@ -19,7 +21,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use corepush::{ClientId, Server};
+use corepush::{Answer, ClientId, Server};
 use serde_json::Value;
 use tungstenite::Message as WsMessage;
 
@@ -51,11 +53,16 @@ pub trait Fixture {
 pub enum Kind {
     /// One instance that delivers to its own clients (Local).
     Delivers,
-    /// Several instances acting as one server (Redis, Channel, Gateway). Pushes reach their
-    /// targets on every instance, but a fire-and-forget send counts only what it queued on the
-    /// calling instance (the exact cluster-wide number is a separate, counted form that this
-    /// suite does not cover yet), and queries answer for the calling instance's clients.
+    /// Several instances acting as one server (Redis, Channel). Pushes reach their targets on
+    /// every instance, but a fire-and-forget send counts only what it queued on the calling
+    /// instance (the exact cluster-wide number is the counted form, [`Deployment::counted`]),
+    /// and queries answer for the calling instance's clients.
     Cluster,
+    /// A cluster whose calls go through business processes behind gateways (Gateway): as
+    /// [`Kind::Cluster`], but the instances calls go through hold no clients — the gateways
+    /// do — so fire-and-forget sends count 0, plain queries and calls by id answer as for a
+    /// client that is not there, and worker messages reach the calling process's core loops.
+    Gateway,
     /// Nothing is delivered: every send counts 0, every query is empty (Fpm).
     NoOp,
 }
@@ -86,9 +93,11 @@ impl Deployment {
     /// are connected to that instance and `everywhere` to the whole deployment:
     ///
     /// * `Kind::Delivers` answers `everywhere` (a single instance, so `here == everywhere`);
-    /// * `Kind::Cluster` answers `here`: a cluster's fire-and-forget send counts what it
-    ///   queued on the calling instance, and publishes the rest to the other instances
-    ///   uncounted (the exact cluster-wide number is a separate, counted form);
+    /// * `Kind::Cluster` and `Kind::Gateway` answer `here`: a cluster's fire-and-forget send
+    ///   counts what it queued on the calling instance, and publishes the rest to the other
+    ///   instances uncounted (the exact cluster-wide number is the counted form). Under
+    ///   Gateway `here` is 0 for connections (see [`holds`](Deployment::holds)) and the
+    ///   calling process's core loops for worker messages;
     /// * `Kind::NoOp` answers 0.
     ///
     /// Worker messages follow the same rule, counting core loops instead of connections.
@@ -98,9 +107,52 @@ impl Deployment {
                 assert_eq!(here, everywhere, "Kind::Delivers is a single instance");
                 everywhere
             }
-            Kind::Cluster => here,
+            Kind::Cluster | Kind::Gateway => here,
             Kind::NoOp => 0,
         }
+    }
+
+    /// What the counted form of a send (`server.cluster().send…`) answers when `everywhere`
+    /// of its targets are connected to the deployment: all of them where the backend
+    /// delivers, 0 on Fpm.
+    pub fn counted(&self, everywhere: usize) -> usize {
+        if self.delivers() { everywhere } else { 0 }
+    }
+
+    /// Checks the answer of a counted send to these targets (each once): the
+    /// cluster-wide number, from every instance that could know.
+    pub fn assert_counted<'a>(
+        &self,
+        answer: corepush::Result<Answer<usize>>,
+        targets: impl IntoIterator<Item = &'a Client>,
+    ) {
+        let answer = answer.expect("a counted send");
+        let everywhere = targets.into_iter().count();
+        assert_eq!(
+            answer,
+            Answer {
+                value: self.counted(everywhere),
+                complete: true
+            }
+        );
+    }
+
+    /// Whether the instances calls go through hold clients: all but Gateway's business
+    /// processes do.
+    pub fn holds_clients(&self) -> bool {
+        self.kind != Kind::Gateway
+    }
+
+    /// Whether the client's connection is held by instance `via`, the one calls go through:
+    /// it is connected there (under Gateway, never: the gateway holds it).
+    pub fn holds(&self, via: usize, client: &Client) -> bool {
+        self.holds_clients() && self.home(client) == via
+    }
+
+    /// Whether calls by id through the client's own instance ([`home`](Deployment::home))
+    /// act on it: the backend delivers and that instance holds it.
+    pub fn acts_by_id(&self) -> bool {
+        self.delivers() && self.holds_clients()
     }
 
     /// Whether targets get what is sent to them.
@@ -136,7 +188,7 @@ impl Deployment {
             .collect()
     }
 
-    /// The instance a client is connected to.
+    /// The instance a client is connected to (under Gateway, the index of its gateway).
     pub fn home(&self, client: &Client) -> usize {
         let peer = client.ws.get_ref().peer_addr().expect("a connected client");
         self.vias()
@@ -149,15 +201,15 @@ impl Deployment {
         let (mut here, mut everywhere) = (0, 0);
         for c in targets {
             everywhere += 1;
-            here += usize::from(self.home(c) == via);
+            here += usize::from(self.holds(via, c));
         }
         self.count(here, everywhere)
     }
 
-    /// Whether queries through instance `via` see the client: it is connected there and the
+    /// Whether queries through instance `via` see the client: that instance holds it and the
     /// backend delivers.
     pub fn sees(&self, via: usize, client: &Client) -> bool {
-        self.delivers() && self.home(client) == via
+        self.delivers() && self.holds(via, client)
     }
 
     /// The ids of these clients that queries through instance `via` see, sorted.

@@ -10,7 +10,7 @@ use super::{Fixture, WORKERS, beside, nobody, pick};
 const BLOCK: usize = 2 * WORKERS;
 
 /// `send` (encoded) to one id reaches that client, on every core loop and instance, through
-/// every instance.
+/// every instance; the counted form counts it wherever it is.
 pub fn send_by_id(f: &dyn Fixture) {
     let d = f.start("send_by_id");
     let mut cs = d.spread(1);
@@ -20,6 +20,9 @@ pub fn send_by_id(f: &dyn Fixture) {
             let sent = d.via(via).send(&data, c.id).unwrap();
             assert_eq!(sent, d.expected(via, [&*c]), "send to client {i}");
             d.read_json(c, &data);
+            let counted = json!({"via": via, "to": i, "counted": true});
+            d.assert_counted(d.via(via).cluster().send(&counted, c.id), [&*c]);
+            d.read_json(c, &counted);
         }
     }
 }
@@ -36,10 +39,17 @@ pub fn send_to_several_ids(f: &dyn Fixture) {
         let twice = [cs[0].id, cs[1].id, cs[0].id];
         let sent = d.via(via).send_raw("twice", twice).unwrap();
         assert_eq!(sent, d.expected(via, [&cs[0], &cs[1]]));
+        d.assert_counted(d.via(via).cluster().send(&data, &ids), &cs);
+        let counted = d.via(via).cluster().send_raw("counted", twice);
+        d.assert_counted(counted, [&cs[0], &cs[1]]);
         for (i, c) in cs.iter_mut().enumerate() {
             d.read_json(c, &data);
             if i < 2 {
                 d.read_text(c, "twice");
+            }
+            d.read_json(c, &data);
+            if i < 2 {
+                d.read_text(c, "counted");
             }
             d.quiet(via, c);
         }
@@ -93,6 +103,7 @@ pub fn unknown_ids_count_zero(f: &dyn Fixture) {
             assert!(s.groups_of(x).is_empty());
         }
         assert_eq!(s.send_raw("x", &strangers).unwrap(), 0);
+        d.assert_counted(s.cluster().send_raw("x", &strangers), []);
         let mut mixed = strangers.clone();
         mixed.push(cs[0].id);
         let sent = s.send_raw("mixed", &mixed).unwrap();
@@ -122,10 +133,12 @@ pub fn send_by_flag_reaches_every_holder(f: &dyn Fixture) {
         let n = d.expected(via, pick(&cs, holds));
         assert_eq!(s.send_by_flag(&data, "user").unwrap(), n);
         assert_eq!(s.send_raw_by_flag(vec![via as u8], "user").unwrap(), n);
+        d.assert_counted(s.cluster().send_by_flag(&data, "user"), pick(&cs, holds));
         for (i, c) in cs.iter_mut().enumerate() {
             if holds(i) {
                 d.read_json(c, &data);
                 d.read_binary(c, &[via as u8]);
+                d.read_json(c, &data);
             }
             d.quiet(via, c);
         }
@@ -214,6 +227,8 @@ pub fn send_to_groups_counts_each_member_once(f: &dyn Fixture) {
         assert_eq!(sent, d.expected(via, pick(&cs, |i| member(i, "a"))));
         let sent = s.send_raw_to_group(["b", "b"], "bb").unwrap();
         assert_eq!(sent, d.expected(via, pick(&cs, |i| member(i, "b"))));
+        let counted = s.cluster().send_raw_to_group(["a", "b", "a"], "counted");
+        d.assert_counted(counted, pick(&cs, |i| !groups(i).is_empty()));
         for (i, c) in cs.iter_mut().enumerate() {
             if !groups(i).is_empty() {
                 d.read_json(c, &data);
@@ -223,6 +238,9 @@ pub fn send_to_groups_counts_each_member_once(f: &dyn Fixture) {
             }
             if member(i, "b") {
                 d.read_text(c, "bb");
+            }
+            if !groups(i).is_empty() {
+                d.read_text(c, "counted");
             }
             d.quiet(via, c);
         }
@@ -280,9 +298,11 @@ pub fn send_to_all_reaches_every_client(f: &dyn Fixture) {
         let n = d.expected(via, &cs);
         assert_eq!(s.send_to_all(&data).unwrap(), n);
         assert_eq!(s.send_raw_to_all(vec![via as u8, 0]).unwrap(), n);
+        d.assert_counted(s.cluster().send_to_all(&data), &cs);
         for c in cs.iter_mut() {
             d.read_json(c, &data);
             d.read_binary(c, &[via as u8, 0]);
+            d.read_json(c, &data);
             d.quiet(via, c);
         }
     }
@@ -314,6 +334,11 @@ pub fn except_skips_clients_on_all_flag_and_group_sends(f: &dyn Fixture) {
         assert_eq!(h.send_to_group(["g"], &data).unwrap(), n);
         let fewer = h.except(more).send_raw_to_all("fewer").unwrap();
         assert_eq!(fewer, d.expected(via, pick(&cs, |i| !out(i) && i != 1)));
+        let counted = h
+            .except(more)
+            .cluster()
+            .send_raw_by_flag("counted", "everyone");
+        d.assert_counted(counted, pick(&cs, |i| !out(i) && i != 1));
         // For the handle, an excluded client does not exist: left out of listings and
         // counts, and a call naming it answers as for a client that is not connected.
         let kept = d.seen(via, pick(&cs, |i| !out(i)));
@@ -341,6 +366,7 @@ pub fn except_skips_clients_on_all_flag_and_group_sends(f: &dyn Fixture) {
                 d.read_json(c, &data);
                 if i != 1 {
                     d.read_text(c, "fewer");
+                    d.read_text(c, "counted");
                 }
             }
             d.quiet(via, c);
