@@ -100,7 +100,7 @@ pub const USAGE: &str = "usage: push_demo [--port 8080] [--host 127.0.0.1] [--wo
   --secret S          the secret the gateways were started with
   --instance NAME     the name whoami reports (default: local; on a cluster instance-N, N
                       being the instance number claimed in Redis or assigned by the broker;
-                      on the gateway backend business)";
+                      on the gateway backend: business)";
 
 /// The Redis of a cluster when `--redis-url` is not given.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
