@@ -37,10 +37,27 @@
 //! instance; `wait` gives the cluster's count, `"partial": true` beside the result when not
 //! every instance answered in time. `sendMessage` reaches this instance's core loops only.
 //!
+//! # Behind gateways
+//!
+//! With `--backend gateway` the process is a business process: it holds no client port
+//! (`--port` and `--host` are refused), links to the gateways `--gateway` names
+//! (`examples/gateway.rs`, their internal addresses) with their `--secret`, and prints
+//! `connected to N gateway(s)` once linked to all of them (after at most [`LINK_WAIT`] it
+//! prints how many it has, says on stderr which are missing, and serves on). Clients connect
+//! to a gateway. Its core loops hold no connections, so they may wait for the gateways: every
+//! op runs on the core loop that received it, and there is no pool. A fire-and-forget send
+//! answers 0 (the business process holds none of the clients it reaches); `wait` gives the
+//! count. `whoami`'s `instance` is this process's `--instance` (default `business`), the one
+//! that served the op. A connection's own data (`set` / `get` without `to`) is kept on its
+//! gateway, as with a `to`, so that it outlives a restart of the business process.
+//!
 //! ```text
 //! cargo run --example push_demo -- --port 8080 --workers 2
 //! cargo run --example push_demo -- --port 8081 --backend redis --instance eu-1
 //! cargo run --example push_demo -- --port 8082 --backend channel --channel 127.0.0.1:13005
+//! cargo run --example gateway -- --port 8083 --internal-port 9083 --secret s3cret
+//! cargo run --example push_demo -- --backend gateway --gateway 127.0.0.1:9083 \
+//!     --secret s3cret --instance biz-1
 //! ```
 
 use std::io::Write;
@@ -73,18 +90,30 @@ pub const USAGE: &str = "usage: push_demo [--port 8080] [--host 127.0.0.1] [--wo
     [--token T] [--instance NAME] [--gateway HOST:PORT[,HOST:PORT...]] [--secret S] [--help]
 
   --backend redis     one instance of a cluster on Redis
-  --backend channel   one instance of a cluster on a channel broker (gateway: not yet)
+  --backend channel   one instance of a cluster on a channel broker
+  --backend gateway   a business process behind gateways (examples/gateway.rs), which hold
+                      the clients: needs --gateway and --secret; takes no --port or --host
   --redis-url URL     the Redis of the cluster (default redis://127.0.0.1:6379/)
   --channel HOST:PORT the channel broker of the cluster (default 127.0.0.1:13005)
   --token T           the channel broker's token, where it has one
+  --gateway LIST      the gateways' internal addresses, HOST:PORT separated by commas
+  --secret S          the secret the gateways were started with
   --instance NAME     the name whoami reports (default: local; on a cluster instance-N, N
-                      being the instance number claimed in Redis or assigned by the broker)";
+                      being the instance number claimed in Redis or assigned by the broker;
+                      on the gateway backend: business)";
 
 /// The Redis of a cluster when `--redis-url` is not given.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
 
 /// The channel broker of a cluster when `--channel` is not given.
 pub const CHANNEL: &str = "127.0.0.1:13005";
+
+/// The name `whoami` reports on the gateway backend when `--instance` is not given.
+pub const BUSINESS: &str = "business";
+
+/// How long a business process waits to be linked to every gateway before it says which are
+/// missing (it goes on trying them in the background).
+pub const LINK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The flags that take a value.
 const FLAGS: &str = "--port --host --workers --backend --redis-url --channel --token --instance \
@@ -136,9 +165,10 @@ pub struct Options {
     /// instance's number: [`parse_args`] leaves it so on a cluster backend without
     /// `--instance`.
     pub instance: String,
-    /// For the gateway backend.
+    /// For the gateway backend: the gateways' internal addresses, `host:port` separated by
+    /// commas.
     pub gateway: Option<String>,
-    /// For the gateway backend.
+    /// For the gateway backend: the gateways' secret.
     pub secret: Option<String>,
 }
 
@@ -177,6 +207,8 @@ where
 {
     let mut opts = Options::default();
     let mut named = false;
+    // --port or --host given: refused on the gateway backend, which holds no client port.
+    let mut listening = None;
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
         if arg == "--help" || arg == "-h" {
@@ -193,6 +225,9 @@ where
             Some(v) => v,
             None => return Err(format!("{flag} needs a value")),
         };
+        if flag == "--port" || flag == "--host" {
+            listening = Some(flag.clone());
+        }
         match flag.as_str() {
             "--port" => {
                 opts.port = value
@@ -240,29 +275,71 @@ where
     if !available(opts.backend) {
         return Err(unsupported(opts.backend));
     }
-    if opts.backend != Backend::Local && !named {
+    if opts.backend == Backend::Gateway {
+        if let Some(flag) = listening {
+            return Err(format!(
+                "{flag} does not go with --backend gateway: a business process holds no client \
+                 port (clients connect to a gateway)"
+            ));
+        }
+        if gateways(&opts).is_empty() {
+            return Err("--backend gateway needs --gateway HOST:PORT[,HOST:PORT...]".to_owned());
+        }
+        if opts.secret.as_deref().is_none_or(str::is_empty) {
+            return Err("--backend gateway needs --secret (the gateways' secret)".to_owned());
+        }
+        if !named {
+            opts.instance = BUSINESS.to_owned();
+        }
+    } else if opts.backend != Backend::Local && !named {
         opts.instance = String::new();
     }
     Ok(Cli::Run(opts))
 }
 
+/// The gateways' internal addresses `--gateway` names.
+pub fn gateways(opts: &Options) -> Vec<String> {
+    opts.gateway
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Starts the demo server: listening and accepting when this returns. On a cluster backend
 /// it has joined the cluster (claiming the lowest free instance number); an unreachable
-/// engine is an error.
+/// engine is an error. On the gateway backend it listens for nothing: it has linked to the
+/// gateways that could be reached (a wrong secret is [`Error::Config`], none reachable
+/// [`Error::Backend`]), and goes on trying the others in the background.
 pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     if !available(opts.backend) {
         return Err(Error::Config(unsupported(opts.backend)));
     }
-    let addr = resolve(&opts.host, opts.port)?;
+    let gateway = opts.backend == Backend::Gateway;
+    // A business process listens nowhere; the address is not used.
+    let addr = if gateway {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    } else {
+        resolve(&opts.host, opts.port)?
+    };
     let instance: Option<Arc<str>> =
         (!opts.instance.is_empty()).then(|| opts.instance.as_str().into());
-    // The pool's threads end once the runtime has dropped the handlers, which hold its sender.
-    let pool = (opts.backend != Backend::Local).then(|| Pool::start(POOL_THREADS));
+    // A business process's core loops may wait for the gateways (they hold no connections):
+    // its ops need no pool. The pool's threads end once the runtime has dropped the handlers,
+    // which hold its sender.
+    let cluster = opts.backend != Backend::Local;
+    let pool = (cluster && !gateway).then(|| Pool::start(POOL_THREADS));
     let spec = ServerConfig::websocket(SERVER, addr)
+        .listen(!gateway)
         .backend(backend_config(opts))
         .handler(move |_| Demo {
             instance: instance.clone(),
+            cluster,
             pool: pool.clone(),
+            behind_gateways: gateway,
         })
         .action("pushLocal", push_local);
     Runtime::builder()
@@ -271,17 +348,22 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
         .start()
 }
 
-fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let opts = match parse_args(std::env::args().skip(1)) {
+/// Everything `main` does once the log is set up: the process's exit status (it returns only
+/// on a bad command line, a failed start, or a stop).
+pub fn serve<I, S>(args: I) -> i32
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let opts = match parse_args(args) {
         Ok(Cli::Run(opts)) => opts,
         Ok(Cli::Help) => {
             println!("{USAGE}");
-            return;
+            return 0;
         }
         Err(e) => {
             eprintln!("push_demo: {e}\n{USAGE}");
-            std::process::exit(2);
+            return 2;
         }
     };
     let runtime = match build(&opts) {
@@ -289,27 +371,73 @@ fn main() {
         Err(e @ Error::Backend(_)) if opts.backend == Backend::Redis => {
             let url = opts.redis_url.as_deref().unwrap_or(REDIS_URL);
             eprintln!("push_demo: cannot start: {e} (Redis at {url})");
-            std::process::exit(1);
+            return 1;
         }
         Err(e @ (Error::Backend(_) | Error::Config(_))) if opts.backend == Backend::Channel => {
             let addr = opts.channel.as_deref().unwrap_or(CHANNEL);
             eprintln!("push_demo: cannot start: {e} (channel broker at {addr})");
-            std::process::exit(1);
+            return 1;
+        }
+        Err(e @ (Error::Backend(_) | Error::Config(_))) if opts.backend == Backend::Gateway => {
+            let list = gateways(&opts).join(", ");
+            eprintln!("push_demo: cannot start: {e} (gateways at {list})");
+            return 1;
         }
         Err(e) => {
             eprintln!("push_demo: cannot start: {e}");
-            std::process::exit(1);
+            return 1;
         }
     };
-    if let Some(addr) = runtime.local_addr(SERVER) {
-        let (workers, backend) = (runtime.workers(), opts.backend.name());
+    let (workers, backend) = (runtime.workers(), opts.backend.name());
+    if opts.backend == Backend::Gateway {
+        let wanted = gateways(&opts).len();
+        let linked = wait_for_gateways(&runtime, wanted);
+        if linked < wanted {
+            eprintln!(
+                "push_demo: linked to {linked} of {wanted} gateway(s) within {LINK_WAIT:?}; \
+                 the others are tried again in the background"
+            );
+        }
+        println!("connected to {linked} gateway(s) (workers={workers}, backend={backend})");
+        let _ = std::io::stdout().flush();
+    } else if let Some(addr) = runtime.local_addr(SERVER) {
         println!("listening on ws://{addr}/ (workers={workers}, backend={backend})");
         let _ = std::io::stdout().flush();
     }
-    if let Err(e) = runtime.run() {
-        eprintln!("push_demo: {e}");
-        std::process::exit(1);
+    match runtime.run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("push_demo: {e}");
+            1
+        }
     }
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    std::process::exit(serve(std::env::args().skip(1)));
+}
+
+/// Waits (at most [`LINK_WAIT`]) until the business process is linked to `wanted` gateways;
+/// how many it is linked to. The gateways are the live instances other than this process's
+/// own number 0.
+fn wait_for_gateways(runtime: &Runtime, wanted: usize) -> usize {
+    let Some(server) = runtime.server(SERVER) else {
+        return 0;
+    };
+    let linked = || {
+        server
+            .cluster()
+            .instances()
+            .iter()
+            .filter(|&&n| n != 0)
+            .count()
+    };
+    let deadline = std::time::Instant::now() + LINK_WAIT;
+    while linked() < wanted && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    linked()
 }
 
 /// Threads that make the calls which wait for other instances.
@@ -321,7 +449,7 @@ fn available(backend: Backend) -> bool {
         Backend::Local => true,
         Backend::Redis => cfg!(feature = "redis"),
         Backend::Channel => true,
-        Backend::Gateway => false,
+        Backend::Gateway => true,
     }
 }
 
@@ -347,6 +475,13 @@ fn backend_config(opts: &Options) -> BackendConfig {
             }
             BackendConfig::Channel(channel)
         }
+        Backend::Gateway => {
+            let secret = opts.secret.as_deref().unwrap_or("");
+            BackendConfig::Gateway(
+                corepush::GatewayBackendConfig::new(gateways(opts), secret)
+                    .name(opts.instance.as_str()),
+            )
+        }
         _ => BackendConfig::Local,
     }
 }
@@ -369,8 +504,13 @@ fn resolve(host: &str, port: u16) -> corepush::Result<SocketAddr> {
 struct Demo {
     /// The name `whoami` reports; `None`: `instance-N`, N being this instance's number.
     instance: Option<Arc<str>>,
-    /// On a cluster backend: the threads that make the calls a core loop may not wait for.
+    /// On a cluster backend (the gateway one included): the queries answer for the cluster.
+    cluster: bool,
+    /// On the Redis and Channel backends: the threads that make the calls a core loop may not
+    /// wait for.
     pool: Option<Pool>,
+    /// A business process behind gateways: a connection's own data is kept on its gateway.
+    behind_gateways: bool,
 }
 
 impl Handler for Demo {
@@ -511,6 +651,23 @@ impl Demo {
                 }
                 done(held.into())
             }
+            // Behind gateways, on the gateway that holds the connection (as `set` with a `to`
+            // does), so that every op sees the same data and a business restart keeps it.
+            "set" if own()? && self.behind_gateways => {
+                let (key, value) = (a.str("key")?, a.value("value")?);
+                let stored = ctx.server().cluster().set_data(me, key, value);
+                stored.map_err(|e| e.to_string().into()).map(|a| Answer {
+                    value: a.value.into(),
+                    complete: a.complete,
+                })
+            }
+            "get" if own()? && self.behind_gateways => {
+                let read = ctx.server().cluster().data::<Value>(me, a.str("key")?);
+                read.map_err(|e| e.to_string().into()).map(|a| Answer {
+                    value: a.value.unwrap_or(Value::Null),
+                    complete: a.complete,
+                })
+            }
             "set" if own()? => {
                 let (key, value) = (a.str("key")?, a.value("value")?.clone());
                 ctx.set(key, value);
@@ -522,7 +679,7 @@ impl Demo {
                 done(true.into())
             }
             "leave" => done(ctx.leave(a.str("group")?).into()),
-            _ => facade_op(a, &a.facade(ctx)?, self.pool.is_some()),
+            _ => facade_op(a, &a.facade(ctx)?, self.cluster),
         }
     }
 }

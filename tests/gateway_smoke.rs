@@ -2,7 +2,7 @@
 //! by the business process's handler, and the business process's facade reaches it.
 mod util;
 
-use corepush::{BackendConfig, GatewayBackendConfig, GatewayConfig, Runtime, ServerConfig};
+use corepush::{BackendConfig, Error, GatewayBackendConfig, GatewayConfig, Runtime, ServerConfig};
 use util::{Client, Cmd, wait_until};
 
 #[test]
@@ -115,4 +115,29 @@ fn a_gateway_relays_framed_tcp_clients_too() {
     drop(stream);
     biz.shutdown().unwrap();
     gw.shutdown().unwrap();
+}
+
+#[test]
+fn no_reachable_gateway_is_a_backend_error_at_start() {
+    // A port nobody listens on: bound, then let go.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = gone.local_addr().unwrap();
+    drop(gone);
+    let started = Runtime::builder()
+        .workers(1)
+        .server(
+            ServerConfig::websocket("ws", "127.0.0.1:0".parse().unwrap())
+                .listen(false)
+                .backend(BackendConfig::Gateway(GatewayBackendConfig::new(
+                    [addr.to_string()],
+                    "s3cret",
+                )))
+                .handler(|_| Cmd),
+        )
+        .start();
+    match started {
+        Err(Error::Backend(_)) => {}
+        Err(e) => panic!("expected a backend error, got {e:?}"),
+        Ok(_) => panic!("started with no gateway"),
+    }
 }

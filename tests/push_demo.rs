@@ -695,16 +695,44 @@ fn parse_args_rejects_bad_flags_and_unavailable_backends() {
         &["--backend", "nope"],
         "--backend expects local, redis, channel or gateway",
     );
-    let e = parse_args(["--backend", "gateway"]).unwrap_err();
-    assert_eq!(e, "backend gateway is not available in this build yet");
-    // build refuses them too, whoever constructs the options.
+    // A business process needs its gateways and their secret, and holds no client port.
+    fails(
+        &["--backend", "gateway", "--secret", "s"],
+        "needs --gateway",
+    );
+    fails(
+        &["--backend", "gateway", "--gateway", "a:1"],
+        "needs --secret",
+    );
+    let port = [
+        "--backend",
+        "gateway",
+        "--gateway",
+        "a:1",
+        "--secret",
+        "s",
+        "--port",
+        "1",
+    ];
+    fails(&port, "--port does not go with --backend gateway");
+    fails(
+        &[
+            "--host",
+            "h",
+            "--backend=gateway",
+            "--gateway=a:1",
+            "--secret=s",
+        ],
+        "--host does not go with --backend gateway",
+    );
+    // build refuses an empty list too, whoever constructs the options.
     let opts = Options {
         backend: Backend::Gateway,
-        port: 0,
+        secret: Some("s".into()),
         ..Options::default()
     };
     let e = build(&opts).unwrap_err().to_string();
-    assert!(e.contains("backend gateway is not available"), "{e}");
+    assert!(e.contains("at least one gateway"), "{e}");
 }
 
 #[test]

@@ -149,7 +149,12 @@ pub(crate) fn start(
         }
     }
     if firsts.iter().all(Option::is_none) {
-        return Err(last_error.unwrap_or_else(|| unreachable("no gateway".into())));
+        // A refused connection is an I/O error; with no gateway at all it is the backend's.
+        return Err(match last_error {
+            Some(e @ Error::Backend(_)) => e,
+            Some(e) => Error::Backend(Box::new(e)),
+            None => unreachable("no gateway".into()),
+        });
     }
     let mut threads = Vec::new();
     for (addr, first) in config.gateways.iter().zip(firsts) {

@@ -1,6 +1,9 @@
 //! The cross-instance checks of push_demo, written once for every cluster backend: each
 //! function takes two demo instances that see each other and drives them from outside
 //! through real WebSocket clients (tests/push_demo_redis.rs, tests/push_demo_channel.rs).
+//! Behind gateways (tests/push_demo_gateway.rs) A and B are two gateway processes, and the
+//! ops run in business processes that hold no clients: a fire-and-forget send there counts
+//! 0, and a core loop that runs an op holds none of the connections ([`Client::handled_by`]).
 //!
 //! "Nothing else arrives" is proven with markers, never with sleeps: after the op under test,
 //! the same client pushes a marker along the same path (A's sending side, one connection to
@@ -31,12 +34,15 @@ macro_rules! check {
 /// Core loops per instance.
 pub const WORKERS: usize = 2;
 
-/// Two instances that see each other: A named "alpha", B left to its default name.
+/// Two instances that see each other: A named "alpha", B left to its default name; or two
+/// gateways with business processes behind them.
 pub struct Pair {
-    pub a: Runtime,
-    pub b: Runtime,
     pub addr_a: SocketAddr,
     pub addr_b: SocketAddr,
+    /// Whether A and B are gateways, the ops running in business processes (instance 0).
+    pub behind_gateways: bool,
+    /// Stops the instances: runtimes in this process, or processes of their own.
+    stop: Box<dyn FnOnce()>,
 }
 
 impl Pair {
@@ -52,28 +58,54 @@ impl Pair {
             sa.cluster().instances().len() == 2 && sb.cluster().instances().len() == 2
         });
         Pair {
-            a,
-            b,
             addr_a,
             addr_b,
+            behind_gateways: false,
+            stop: Box::new(move || {
+                a.shutdown().expect("A stops cleanly");
+                b.shutdown().expect("B stops cleanly");
+            }),
         }
+    }
+
+    /// Gateways A and B (clients connect to `addr_a`, `addr_b`), each linked to every
+    /// business process already; `stop` ends them all.
+    pub fn behind_gateways(
+        addr_a: SocketAddr,
+        addr_b: SocketAddr,
+        stop: impl FnOnce() + 'static,
+    ) -> Pair {
+        Pair {
+            addr_a,
+            addr_b,
+            behind_gateways: true,
+            stop: Box::new(stop),
+        }
+    }
+
+    /// A client of the instance (or gateway) at `addr`.
+    pub fn connect(&self, addr: SocketAddr) -> Client {
+        let mut c = Client::connect(addr);
+        if self.behind_gateways {
+            c.handled_by = 0;
+        }
+        c
     }
 
     /// Clients `a`, `a2` on A and `b1`, `b2` on B.
     pub fn clients(&self) -> Vec<Client> {
         let (a, b) = (self.addr_a, self.addr_b);
         vec![
-            Client::connect(a),
-            Client::connect(a),
-            Client::connect(b),
-            Client::connect(b),
+            self.connect(a),
+            self.connect(a),
+            self.connect(b),
+            self.connect(b),
         ]
     }
 
     pub fn finish(self, clients: Vec<Client>) {
         drop(clients);
-        self.a.shutdown().expect("A stops cleanly");
-        self.b.shutdown().expect("B stops cleanly");
+        (self.stop)();
     }
 }
 
@@ -85,7 +117,12 @@ pub const B2: usize = 3;
 pub struct Client {
     pub ws: Ws,
     pub id: String,
+    /// The instance that holds the connection (the top bits of its id).
     pub instance: u16,
+    /// The instance whose handler serves it: `instance`, or 0 (a business process) behind
+    /// gateways.
+    pub handled_by: u16,
+    /// The core loop that runs its ops (whoami's `worker`).
     pub worker: u64,
     pub seq: u64,
     /// Frames that arrived ahead of a reply: pushes the op made to this client itself.
@@ -98,6 +135,7 @@ impl Client {
             ws: connect(addr),
             id: String::new(),
             instance: 0,
+            handled_by: 0,
             worker: u64::MAX,
             seq: 0,
             early: VecDeque::new(),
@@ -105,6 +143,7 @@ impl Client {
         let me = c.ok(json!({"op": "whoami"}));
         c.id = me["clientId"].as_str().expect("clientId string").to_owned();
         c.instance = c.id.parse::<ClientId>().expect("a client id").instance();
+        c.handled_by = c.instance;
         c.worker = me["worker"].as_u64().expect("worker number");
         c
     }
@@ -196,12 +235,19 @@ pub fn ids(c: &[Client], which: &[usize]) -> Value {
         .collect()
 }
 
-/// How many of `which` are on the instance of `from`: a fire-and-forget send's answer.
+/// How many of `which` are on the instance that runs `from`'s ops: a fire-and-forget send's
+/// answer (none behind gateways).
 pub fn here(c: &[Client], from: usize, which: &[usize]) -> usize {
     which
         .iter()
-        .filter(|&&i| c[i].instance == c[from].instance)
+        .filter(|&&i| c[i].instance == c[from].handled_by)
         .count()
+}
+
+/// Whether client `i`'s connection is on the core loop that runs `from`'s ops: what
+/// `"scope": "worker"` reaches (nothing behind gateways).
+pub fn on_loop_of(c: &[Client], from: usize, i: usize) -> bool {
+    c[i].instance == c[from].handled_by && c[i].worker == c[from].worker
 }
 
 /// `from` pushes a marker to `to`; each must see it as its next frame.
@@ -255,7 +301,8 @@ pub fn sends_cross_to_the_other_instance(pair: Pair) {
     check!(c[A], {"op": "send", "to": idb1, "data": d} => 0);
     c[B1].expect_push(&d);
     let to = ids(&c, &[A, B1]);
-    check!(c[A], {"op": "send", "to": to, "data": "a and b1"} => 1);
+    let n = here(&c, A, &[A, B1]);
+    check!(c[A], {"op": "send", "to": to, "data": "a and b1"} => n);
     pushed(&mut c, &[A, B1], &json!("a and b1"));
     check!(c[A], {"op": "sendRaw", "to": [idb2], "text": "raw b2"} => 0);
     c[B2].expect_raw("raw b2");
@@ -267,12 +314,14 @@ pub fn sends_cross_to_the_other_instance(pair: Pair) {
     check!(c[B1], {"op": "bind", "flag": "bob"} => true);
     check!(c[A2], {"op": "bind", "flag": "bob"} => true);
     check!(c[B2], {"op": "bind", "flag": "carol"} => true);
-    check!(c[A], {"op": "sendByFlag", "flag": "bob", "data": "bob"} => 1);
+    let n = here(&c, A, &[A2, B1]);
+    check!(c[A], {"op": "sendByFlag", "flag": "bob", "data": "bob"} => n);
     pushed(&mut c, &[A2, B1], &json!("bob"));
-    check!(c[A], {"op": "sendRawByFlag", "flag": ["bob", "carol"], "text": "bc"} => 1);
+    let n = here(&c, A, &[A2, B1, B2]);
+    check!(c[A], {"op": "sendRawByFlag", "flag": ["bob", "carol"], "text": "bc"} => n);
     pushed_raw(&mut c, &[A2, B1, B2], "bc");
-    let except = ids(&c, &[B1]);
-    check!(c[A], {"op": "sendByFlag", "flag": "bob", "data": "not b1", "except": except} => 1);
+    let (except, n) = (ids(&c, &[B1]), here(&c, A, &[A2]));
+    check!(c[A], {"op": "sendByFlag", "flag": "bob", "data": "not b1", "except": except} => n);
     c[A2].expect_push(&json!("not b1"));
     marker(&mut c, A, &[B1], 2);
 
@@ -280,39 +329,46 @@ pub fn sends_cross_to_the_other_instance(pair: Pair) {
     for i in [A2, B1, B2] {
         check!(c[i], {"op": "join", "group": "room"} => true);
     }
-    check!(c[A], {"op": "sendToGroup", "group": "room", "data": "room"} => 1);
+    let n = here(&c, A, &[A2, B1, B2]);
+    check!(c[A], {"op": "sendToGroup", "group": "room", "data": "room"} => n);
     pushed(&mut c, &[A2, B1, B2], &json!("room"));
-    let except = ids(&c, &[B2]);
+    let (except, n) = (ids(&c, &[B2]), here(&c, A, &[A2, B1]));
     check!(c[A], {"op": "sendRawToGroup", "group": ["room", "none"], "text": "not b2",
-        "except": except} => 1);
+        "except": except} => n);
     pushed_raw(&mut c, &[A2, B1], "not b2");
     marker(&mut c, A, &[B2], 3);
 
-    // To everyone, with except: the answer counts A's clients only.
+    // To everyone, with except: the answer counts A's clients only (none behind gateways).
     let all = [A, A2, B1, B2];
-    check!(c[A], {"op": "sendToAll", "data": "all"} => 2);
+    let n = here(&c, A, &all);
+    check!(c[A], {"op": "sendToAll", "data": "all"} => n);
     pushed(&mut c, &all, &json!("all"));
-    let except = ids(&c, &[A, B2]);
-    check!(c[A], {"op": "sendToAll", "data": "not a, b2", "except": except} => 1);
+    let (except, n) = (ids(&c, &[A, B2]), here(&c, A, &[A2, B1]));
+    check!(c[A], {"op": "sendToAll", "data": "not a, b2", "except": except} => n);
     pushed(&mut c, &[A2, B1], &json!("not a, b2"));
     marker(&mut c, A2, &[A, B2], 4);
-    check!(c[A], {"op": "sendRawToAll", "text": "raw all"} => 2);
+    let n = here(&c, A, &all);
+    check!(c[A], {"op": "sendRawToAll", "text": "raw all"} => n);
     pushed_raw(&mut c, &all, "raw all");
 
-    // scope worker stays on the core loop that handles A's op: B hears nothing.
-    let w = c[A].worker;
-    let local: Vec<usize> = [A, A2].into_iter().filter(|&i| c[i].worker == w).collect();
+    // scope worker stays on the core loop that handles A's op: B hears nothing (and behind
+    // gateways nobody: that core loop, in a business process, holds no connection).
+    let local: Vec<usize> = [A, A2]
+        .into_iter()
+        .filter(|&i| on_loop_of(&c, A, i))
+        .collect();
     check!(c[A], {"op": "sendToAll", "data": "w", "scope": "worker"} => local.len());
     pushed(&mut c, &local, &json!("w"));
+    let a2_here = on_loop_of(&c, A, A2);
     check!(c[A], {"op": "sendByFlag", "flag": "bob", "data": "w", "scope": "worker"}
-        => usize::from(c[A2].worker == w));
-    if c[A2].worker == w {
+        => usize::from(a2_here));
+    if a2_here {
         c[A2].expect_push(&json!("w"));
     }
     check!(c[A], {"op": "sendRaw", "to": idb1, "text": "w", "scope": "worker"} => 0);
     check!(c[A], {"op": "sendToGroup", "group": "room", "data": "w", "scope": "worker",
-        "wait": true} => usize::from(c[A2].worker == w));
-    if c[A2].worker == w {
+        "wait": true} => usize::from(a2_here));
+    if a2_here {
         c[A2].expect_push(&json!("w"));
     }
     marker(&mut c, A, &all, 5);
@@ -368,7 +424,8 @@ pub fn waited_sends_count_the_cluster(pair: Pair) {
     let except = ids(&c, &[A, B2]);
     check!(c[A], {"op": "sendRawToAll", "text": "some", "except": except, "wait": true} => 2);
     pushed_raw(&mut c, &[A2, B1], "some");
-    check!(c[A], {"op": "sendToAll", "data": 1, "wait": false} => 2);
+    let n = here(&c, A, &all);
+    check!(c[A], {"op": "sendToAll", "data": 1, "wait": false} => n);
     pushed(&mut c, &all, &json!(1));
     let e = c[A].err(json!({"op": "sendToAll", "data": 1, "wait": "yes"}));
     assert!(e.contains("wait must be true or false"), "{e}");
@@ -380,7 +437,7 @@ pub fn waited_sends_count_the_cluster(pair: Pair) {
 
 pub fn waited_closes_release_the_clients_everywhere(pair: Pair) {
     let mut c = pair.clients();
-    c.push(Client::connect(pair.addr_b));
+    c.push(pair.connect(pair.addr_b));
     const B3: usize = 4;
     let (idb1, idb3) = (c[B1].id.clone(), c[B3].id.clone());
     check!(c[A], {"op": "count"} => 5);
@@ -449,11 +506,17 @@ pub fn queries_and_data_answer_for_the_cluster(pair: Pair) {
 
 pub fn worker_messages_reach_this_instances_core_loops(pair: Pair) {
     let mut c = pair.clients();
+    // Each core loop pushes to its own connections: A's and A2's (behind gateways, those of
+    // the business process's core loops: none).
+    let local: Vec<usize> = [A, A2]
+        .into_iter()
+        .filter(|&i| c[i].instance == c[A].handled_by)
+        .collect();
     let d = json!({"pushLocal": "A"});
     check!(c[A], {"op": "sendMessage", "action": "pushLocal", "data": d} => WORKERS);
-    pushed(&mut c, &[A, A2], &d);
+    pushed(&mut c, &local, &d);
     check!(c[A], {"op": "sendMessageRaw", "text": "raw A"} => WORKERS);
-    pushed_raw(&mut c, &[A, A2], "raw A");
+    pushed_raw(&mut c, &local, "raw A");
     marker(&mut c, A, &[A, A2, B1, B2], 1);
     pair.finish(c);
 }
@@ -514,4 +577,115 @@ pub fn engine_away_and_back(
     c[A2].expect_push(&json!("kept"));
     marker(&mut c, A, &[B1, B2], 1);
     pair.finish(c);
+}
+
+/// Every op of the protocol once from `from`, against all the clients of `c` (the first four
+/// as [`Pair::clients`] makes them, any more after): each answers what it should and the
+/// targets get exactly their pushes. `tag` keeps the flags, groups and keys of one run apart
+/// from another's. Two more clients are connected to B to be closed (by id, by flag).
+pub fn every_op_answers(pair: &Pair, c: &mut Vec<Client>, from: usize, tag: &str) {
+    let all: Vec<usize> = (0..c.len()).collect();
+    let (flag, solo, group) = (
+        format!("{tag}-f"),
+        format!("{tag}-solo"),
+        format!("{tag}-g"),
+    );
+    let me = json!({"clientId": c[from].id, "worker": c[from].worker});
+    let who = c[from].ok(json!({"op": "whoami"}));
+    assert_eq!(
+        (&who["clientId"], &who["worker"]),
+        (&me["clientId"], &me["worker"])
+    );
+
+    // A connection's own state.
+    check!(c[B1], {"op": "bind", "flag": flag} => true);
+    check!(c[B2], {"op": "bindNx", "flag": flag} => false);
+    check!(c[B2], {"op": "bindNx", "flag": solo} => true);
+    check!(c[B2], {"op": "unbind", "flag": solo} => true);
+    check!(c[B2], {"op": "unbind", "flag": solo} => false);
+    for i in [A2, B1] {
+        check!(c[i], {"op": "join", "group": group} => true);
+    }
+    check!(c[A2], {"op": "leave", "group": group} => true);
+    check!(c[A2], {"op": "leave", "group": group} => false);
+    check!(c[A2], {"op": "join", "group": group} => true);
+    let v = json!({"tag": tag, "n": [1, 2]});
+    check!(c[from], {"op": "set", "key": tag, "value": v} => true);
+    check!(c[from], {"op": "get", "key": tag} => v);
+    let idb1 = c[B1].id.clone();
+    check!(c[from], {"op": "set", "key": tag, "value": "on b1", "to": idb1} => true);
+    check!(c[from], {"op": "get", "key": tag, "to": idb1} => "on b1");
+    check!(c[B1], {"op": "get", "key": tag} => "on b1");
+
+    // Sends, fire-and-forget and waited.
+    let to = ids(c, &[from, B1]);
+    let n = here(c, from, &[from, B1]);
+    check!(c[from], {"op": "send", "to": to, "data": tag} => n);
+    pushed(c, &[from, B1], &json!(tag));
+    let idb2 = c[B2].id.clone();
+    check!(c[from], {"op": "sendRaw", "to": idb2, "text": tag, "wait": true} => 1);
+    c[B2].expect_raw(tag);
+    check!(c[from], {"op": "sendByFlag", "flag": flag, "data": "flag", "wait": true} => 1);
+    c[B1].expect_push(&json!("flag"));
+    let n = here(c, from, &[B1]);
+    check!(c[from], {"op": "sendRawByFlag", "flag": [flag, "none"], "text": "flag"} => n);
+    c[B1].expect_raw("flag");
+    let n = here(c, from, &[A2, B1]);
+    check!(c[from], {"op": "sendToGroup", "group": group, "data": "group"} => n);
+    pushed(c, &[A2, B1], &json!("group"));
+    let except = ids(c, &[B1]);
+    check!(c[from], {"op": "sendRawToGroup", "group": group, "text": "group", "except": except,
+        "wait": true} => 1);
+    c[A2].expect_raw("group");
+    let n = here(c, from, &all);
+    check!(c[from], {"op": "sendToAll", "data": "all"} => n);
+    pushed(c, &all, &json!("all"));
+    let except = ids(c, &[B2]);
+    let rest: Vec<usize> = all.iter().copied().filter(|&i| i != B2).collect();
+    check!(c[from], {"op": "sendRawToAll", "text": "all", "except": except, "wait": true}
+        => rest.len());
+    pushed_raw(c, &rest, "all");
+
+    // Queries, for the whole cluster.
+    check!(c[from], {"op": "exists", "to": idb1} => true);
+    check!(c[from], {"op": "flagExists", "flag": flag} => true);
+    check!(c[from], {"op": "groupCount", "group": group} => 2);
+    check!(c[from], {"op": "count"} => all.len());
+    let mut every: Vec<u64> = c.iter().map(|x| x.id.parse().unwrap()).collect();
+    every.sort_unstable();
+    let every: Vec<String> = every.iter().map(u64::to_string).collect();
+    check!(c[from], {"op": "connections"} => every);
+
+    // Worker messages: the core loops of the process that runs the op.
+    let local: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| c[i].instance == c[from].handled_by)
+        .collect();
+    check!(c[from], {"op": "sendMessage", "action": "pushLocal", "data": tag} => WORKERS);
+    pushed(c, &local, &json!(tag));
+    check!(c[from], {"op": "sendMessageRaw", "text": tag, "workers": [0]} => 1);
+    let first: Vec<usize> = local
+        .iter()
+        .copied()
+        .filter(|&i| c[i].worker == 0)
+        .collect();
+    pushed_raw(c, &first, tag);
+
+    // Closes: two clients of B, by id and by flag.
+    let bye = format!("{tag}-bye");
+    c.push(pair.connect(pair.addr_b));
+    c.push(pair.connect(pair.addr_b));
+    let (x, y) = (c.len() - 2, c.len() - 1);
+    check!(c[y], {"op": "bind", "flag": bye} => true);
+    let idx = c[x].id.clone();
+    check!(c[from], {"op": "close", "to": idx, "wait": true} => 1);
+    c[x].expect_close();
+    check!(c[from], {"op": "exists", "to": idx} => false);
+    check!(c[from], {"op": "closeByFlag", "flag": bye, "wait": true} => 1);
+    c[y].expect_close();
+    check!(c[from], {"op": "flagExists", "flag": bye} => false);
+    c.truncate(x);
+    check!(c[from], {"op": "count"} => all.len());
+    marker(c, from, &all, 99);
 }
