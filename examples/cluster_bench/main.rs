@@ -5,7 +5,10 @@
 //! at the end; and two more on the Channel backend, through a `ChannelServer` broker run as
 //! another child (so that its CPU time is counted apart, like Redis'), measured beside the
 //! Redis pair in the same run: the cross-instance single push, the pushes with many in
-//! flight, and the broadcasts.
+//! flight, and the broadcasts. And a Gateway pair: a gateway (child G) that holds the
+//! clients, and a business process (child Z, the Gateway backend, no listener) that runs the
+//! handler and pushes through G; both children, so that each one's CPU time is its own, and
+//! the pair's is their sum: the single push and the broadcasts.
 //!
 //! ```sh
 //! cargo run --release --example cluster_bench -- [--clients 1000] [--runs 3] [--seconds 3]
@@ -22,9 +25,11 @@
 //!
 //! * **single push** — a control client on instance A pushes, one push in flight, to a
 //!   client on instance B (cross-instance), to another client on A (same instance, Redis
-//!   backend), and on the Local instance to another of its clients: from the control
-//!   client's write to the target's read, `--pushes` each after `--warmup`, in alternating
-//!   blocks; with the CPU time of both Redis-backend instances (or of the Local one) per push,
+//!   backend), and on the Local instance to another of its clients, and on the Channel pair
+//!   across, and from a client of the gateway G to another of G's (the business process Z
+//!   runs the handler, whose push goes back through G): from the control client's write to
+//!   the target's read, and from the handler's push (the wall clock it stamps in the payload)
+//!   to the target's read, `--pushes` each after `--warmup`, in alternating blocks; with the CPU time of both Redis-backend instances (or of the Local one) per push,
 //!   and Redis' own apart, and how often their threads woke; beside the machine's own cost of
 //!   one blocking hand-off between two threads (`handoff.rs`), of which a push is a chain;
 //! * **throughput** — the same cross-instance push with `--window` in flight for
@@ -35,7 +40,8 @@
 //!   (alternately on A and B) broadcasting `--payload`-byte messages in a closed loop, at
 //!   most `--inflight` each not yet received by every client (the next as soon as one is
 //!   complete); CPU of both instances per delivery, and per broadcast the last delivery on the
-//!   sender's instance and on the other one; then the same on the Local instance alone. Each
+//!   sender's instance and on the other one; the same on the Channel pair; then with every
+//!   client on the gateway G (CPU of G and Z per delivery); then on the Local instance alone. Each
 //!   depth of `--inflight` is measured apart: 1 is each broadcast on its own, 16 the load
 //!   example's saturation.
 //!
@@ -206,7 +212,20 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
     let channel_args = |n| o.serve_args(Some(("--broker", &broker_addr, &prefix, n)));
     let c = ServerChild::start("channel", o.workers, &channel_args(1))?;
     let d = ServerChild::start("channel", o.workers, &channel_args(2))?;
-    let ours = vec![local.pid, a.pid, b.pid, redis.pid, broker.pid, c.pid, d.pid];
+    // The Gateway pair: G holds the clients, Z runs the handler (the Gateway backend).
+    let gw = ServerChild::start("gateway", o.workers, &o.serve_args(None))?;
+    let internal = gw
+        .line
+        .split_once("business processes on ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .ok_or_else(|| format!("no internal address in {:?}", gw.line))?
+        .to_owned();
+    let mut business_args = vec!["--gateway".to_owned(), internal];
+    business_args.extend(o.serve_args(None));
+    let biz = ServerChild::start("business", o.workers, &business_args)?;
+    let ours = vec![
+        local.pid, a.pid, b.pid, redis.pid, broker.pid, c.pid, d.pid, gw.pid, biz.pid,
+    ];
     // `hub`: the backend's own server, Redis or the broker, whose CPU is counted apart.
     let meter = |servers: Vec<u32>, hub: u32| Meter {
         servers,
@@ -226,15 +245,18 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
         (b.port, 1),
         (c.port, 1),
         (d.port, 1),
+        (gw.port, PROBE_CLIENTS),
     ] {
         for stream in client::connect(port, 0, n, 1, deadline)? {
             probe.add(stream)?;
         }
     }
-    let peers = push::ids(&mut probe, PROBE_CLIENTS * 2 + 3, Instant::now())?;
+    // The gateway's clients wait (events held) until the business process has connected.
+    let peers = push::ids(&mut probe, PROBE_CLIENTS * 3 + 3, Instant::now())?;
     let (on_local, rest) = peers.split_at(PROBE_CLIENTS);
     let (on_a, rest) = rest.split_at(PROBE_CLIENTS);
-    let (on_b, on_cd) = rest.split_at(1);
+    let (on_b, rest) = rest.split_at(1);
+    let (on_cd, on_gw) = rest.split_at(2);
     if on_a.iter().any(|p| p.id.instance() != 1)
         || on_b.iter().any(|p| p.id.instance() != 2)
         || on_cd[0].id.instance() != 1
@@ -244,6 +266,7 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
     }
     let (local_control, local_target) = control_and_target(on_local)?;
     let (a_control, a_target) = control_and_target(on_a)?;
+    let (gw_control, gw_target) = control_and_target(on_gw)?;
     let paths = [
         Path {
             control: local_control,
@@ -265,11 +288,16 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
             target: on_cd[1],
             meter: meter(vec![c.pid, d.pid], broker.pid),
         },
+        Path {
+            control: gw_control,
+            target: gw_target,
+            meter: meter(vec![gw.pid, biz.pid], redis.pid),
+        },
     ];
     // The phase and the pids on stderr, for a profiler to attach to the phase it wants.
     let pids = format!(
-        "pids: Local {}, A {}, B {}, redis {}, C {}, D {}, broker {}",
-        local.pid, a.pid, b.pid, redis.pid, c.pid, d.pid, broker.pid
+        "pids: Local {}, A {}, B {}, redis {}, C {}, D {}, broker {}, gateway {}, business {}",
+        local.pid, a.pid, b.pid, redis.pid, c.pid, d.pid, broker.pid, gw.pid, biz.pid
     );
     if o.runs_phase("single") {
         eprintln!("  thread hand-offs");
@@ -302,8 +330,8 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
         return Ok(run);
     }
 
-    // Broadcasts: first over the two Redis-backend instances, then on the Local one, at each
-    // depth of `--inflight`.
+    // Broadcasts: over the Redis pair, the Channel pair, the Gateway pair (every client on the
+    // gateway), then on the Local instance, at each depth of `--inflight`.
     let setups = [
         (
             "cluster",
@@ -317,6 +345,7 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
             vec![c.pid, d.pid],
             broker.pid,
         ),
+        ("gateway", vec![gw.port], vec![gw.pid, biz.pid], redis.pid),
         ("alone", vec![local.port], vec![local.pid], redis.pid),
     ];
     for (setup, ports, servers, hub) in setups {
@@ -339,7 +368,7 @@ fn run_once(tag: usize, o: &Opts, redis: &RedisServer, tck: u64) -> Res<Run> {
         }
     }
     // The instances first, then (by the guards' order) nothing else is left of the run.
-    drop((local, a, b, c, d, broker));
+    drop((local, a, b, c, d, broker, biz, gw));
     Ok(run)
 }
 
@@ -379,8 +408,9 @@ impl Opts {
     }
 }
 
-/// The instance role: `--serve redis|channel|local|broker --port P --watch-stdin 1
-/// --workers N [--redis URL | --broker ADDR] [--prefix P --instance N]
+/// The instance role: `--serve redis|channel|business|local|broker|gateway --port P
+/// --watch-stdin 1 --workers N [--redis URL | --broker ADDR | --gateway ADDR]
+/// [--prefix P --instance N]
 /// [--fanout-coalesce-ms MS]`.
 fn serve(args: &[String]) -> Res<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -391,6 +421,7 @@ fn serve(args: &[String]) -> Res<()> {
         instance: 0,
         redis_url: None,
         broker: None,
+        gateway: None,
         prefix: None,
         fanout_coalesce: None,
     };
@@ -402,6 +433,7 @@ fn serve(args: &[String]) -> Res<()> {
             ("--watch-stdin", Some(_)) => child::exit_with_parent(),
             ("--redis", Some(v)) => spec.redis_url = Some(v.clone()),
             ("--broker", Some(v)) => spec.broker = Some(v.clone()),
+            ("--gateway", Some(v)) => spec.gateway = Some(v.clone()),
             ("--prefix", Some(v)) => spec.prefix = Some(v.clone()),
             ("--instance", Some(v)) => spec.instance = v.parse()?,
             ("--fanout-coalesce-ms", Some(v)) => {

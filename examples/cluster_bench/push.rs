@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use corepush::ClientId;
 
@@ -68,6 +68,9 @@ pub(crate) struct Path {
 pub(crate) struct Latency {
     /// Control client's write → target client's read, ns, sorted.
     pub(crate) latencies: Vec<u64>,
+    /// The handler's push (its wall clock, stamped in the payload) → the target client's read
+    /// (the wall clock when the engine hands the message over), ns, sorted.
+    pub(crate) oneway: Vec<u64>,
     pub(crate) usage: Usage,
 }
 
@@ -83,20 +86,36 @@ fn seq_of(text: &[u8]) -> Option<u64> {
     std::str::from_utf8(&text[..digits]).ok()?.parse().ok()
 }
 
+/// The wall clock, ns since the epoch.
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The handler's wall clock at the push, stamped after ` @` at the end of a `stamp:` push.
+fn stamp_of(text: &[u8]) -> Option<u64> {
+    let at = text.iter().rposition(|&b| b == b'@')?;
+    std::str::from_utf8(&text[at + 1..]).ok()?.parse().ok()
+}
+
 /// One push, one in flight: from the moment the control client writes it to the moment the
-/// target reads it, ns.
+/// target reads it, ns; with `stamp`, the handler stamps the push with its wall clock, and
+/// the time from that stamp to the target's read comes second.
 pub(crate) fn push_once(
     e: &mut Engine,
     epoch: Instant,
     path: &Path,
     seq: u64,
     size: usize,
-) -> Result<u64, String> {
-    let text = format!("push:{}:{}", path.target.id, payload(seq, size));
+    stamp: bool,
+) -> Result<(u64, Option<u64>), String> {
+    let verb = if stamp { "stamp" } else { "push" };
+    let text = format!("{verb}:{}:{}", path.target.id, payload(seq, size));
     let sent = epoch.elapsed().as_nanos() as u64;
     e.send_text(path.control, text.as_bytes())?;
     let deadline = Instant::now() + PUSH_TIMEOUT;
-    let (mut arrived, mut failure) = (None, None);
+    let (mut arrived, mut oneway, mut failure) = (None, None, None);
     while arrived.is_none() {
         if Instant::now() >= deadline {
             return Err(format!("push {seq} not delivered within {PUSH_TIMEOUT:?}"));
@@ -104,6 +123,9 @@ pub(crate) fn push_once(
         e.pump(Duration::from_millis(50), epoch, &mut |i, text, now| {
             if i == path.target.index && seq_of(text) == Some(seq) {
                 arrived = Some(now);
+                if stamp {
+                    oneway = stamp_of(text).map(|at| wall_ns().saturating_sub(at));
+                }
             } else {
                 failure = Some(format!(
                     "waiting for push {seq}, client {i} got {:?}",
@@ -116,7 +138,10 @@ pub(crate) fn push_once(
             return Err(f);
         }
     }
-    Ok(arrived.unwrap_or(sent).saturating_sub(sent))
+    if stamp && oneway.is_none() {
+        return Err(format!("push {seq} came without its stamp"));
+    }
+    Ok((arrived.unwrap_or(sent).saturating_sub(sent), oneway))
 }
 
 /// `pushes` single pushes on each path after `warmup` each, in blocks of `block` that take
@@ -134,7 +159,7 @@ pub(crate) fn latency(
     let mut seq = 0u64;
     for path in paths {
         for _ in 0..warmup {
-            push_once(e, epoch, path, seq, size)?;
+            push_once(e, epoch, path, seq, size, true)?;
             seq += 1;
         }
     }
@@ -147,7 +172,9 @@ pub(crate) fn latency(
             }
             let before = path.meter.read()?;
             for _ in 0..n {
-                got.latencies.push(push_once(e, epoch, path, seq, size)?);
+                let (latency, oneway) = push_once(e, epoch, path, seq, size, true)?;
+                got.latencies.push(latency);
+                got.oneway.extend(oneway);
                 seq += 1;
             }
             got.usage += path.meter.since(&before)?;
@@ -155,6 +182,7 @@ pub(crate) fn latency(
     }
     for l in &mut out {
         l.latencies.sort_unstable();
+        l.oneway.sort_unstable();
     }
     Ok(out)
 }
@@ -241,7 +269,7 @@ pub(crate) fn published_size(
     sub.psubscribe(pattern)
         .and_then(|()| sub.set_read_timeout(Some(PUSH_TIMEOUT)))
         .map_err(|e| format!("redis psubscribe: {e}"))?;
-    push_once(e, Instant::now(), path, 0, size)?;
+    push_once(e, Instant::now(), path, 0, size, false)?;
     let msg = sub
         .get_message()
         .map_err(|e| format!("reading the published push: {e}"))?;

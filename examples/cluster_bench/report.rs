@@ -8,11 +8,12 @@ use crate::handoff::Handoff;
 use crate::push::{Latency, Publishes, Throughput};
 
 /// The single-push paths, in the order `run_once` measures them: key and label.
-const PATHS: [(&str, &str); 4] = [
+const PATHS: [(&str, &str); 5] = [
     ("local", "Local backend, same instance"),
     ("same", "Redis backend, same instance"),
     ("cross", "Redis backend, cross-instance"),
     ("chan", "Channel backend, cross-instance"),
+    ("gw", "Gateway: business → gateway"),
 ];
 
 /// One run's figures by name (latencies in ms, CPU in µs).
@@ -48,6 +49,8 @@ impl Run {
             let n = l.latencies.len().max(1) as f64;
             self.set(format!("p50.{key}"), ms(pct(&l.latencies, 0.50)));
             self.set(format!("p99.{key}"), ms(pct(&l.latencies, 0.99)));
+            self.set(format!("ow50.{key}"), ms(pct(&l.oneway, 0.50)));
+            self.set(format!("ow99.{key}"), ms(pct(&l.oneway, 0.99)));
             self.set(format!("cpu.{key}"), l.usage.servers_ns as f64 / 1e3 / n);
             self.set(format!("redis.{key}"), l.usage.redis_ns as f64 / 1e3 / n);
             self.set(format!("wake.{key}"), l.usage.servers_runs as f64 / n);
@@ -94,8 +97,8 @@ impl Run {
         self.others(pushed.usage.others_pct());
     }
 
-    /// A broadcast measurement of `setup` (`cluster`, `channel` or `alone`) at `depth` in
-    /// flight.
+    /// A broadcast measurement of `setup` (`cluster`, `channel`, `gateway` or `alone`) at
+    /// `depth` in flight.
     pub(crate) fn broadcast(&mut self, setup: &str, depth: usize, b: &Broadcast) {
         let key = |what: &str| format!("bc.{setup}.{depth}.{what}");
         let n = b.deliveries.max(1) as f64;
@@ -105,6 +108,9 @@ impl Run {
         );
         self.set(key("cpu"), b.usage.servers_ns as f64 / 1e3 / n);
         self.set(key("redis"), b.usage.redis_ns as f64 / 1e3 / n);
+        for (server, &(ns, _)) in ["a", "b"].iter().zip(&b.usage.each) {
+            self.set(key(&format!("cpu.{server}")), ns as f64 / 1e3 / n);
+        }
         self.set(key("own50"), ms(pct(&b.to_own, 0.50)));
         self.set(key("own99"), ms(pct(&b.to_own, 0.99)));
         if !b.to_other.is_empty() {
@@ -117,7 +123,8 @@ impl Run {
     pub(crate) fn brief(&self) -> String {
         format!(
             "cross push p50 {:.3} ms p99 {:.3} ms, {:.1} µs CPU/push (Channel {:.3} / {:.3} \
-             ms, {:.1} µs; same instance {:.3} / {:.3} ms, Local {:.3} / {:.3} ms); {:.0} \
+             ms, {:.1} µs; same instance {:.3} / {:.3} ms, Local {:.3} / {:.3} ms, Gateway \
+             {:.3} / {:.3} ms, {:.1} µs); {:.0} \
              pushes/s in flight (Channel {:.0}) vs {:.0} sync PUBLISH/s; others took {:.0}% \
              of a core at most",
             self.get("p50.cross"),
@@ -130,6 +137,9 @@ impl Run {
             self.get("p99.same"),
             self.get("p50.local"),
             self.get("p99.local"),
+            self.get("p50.gw"),
+            self.get("p99.gw"),
+            self.get("cpu.gw"),
             self.get("tput.rate"),
             self.get("ctput.rate"),
             self.get("sync.rate"),
@@ -212,10 +222,12 @@ fn print_single(m: &Run, o: &Opts) {
         o.pushes, o.payload
     );
     println!(
-        "{:<31} {:>7} {:>7} {:>16} {:>16} {:>16} {:>16}",
+        "{:<31} {:>7} {:>7} {:>9} {:>9} {:>16} {:>16} {:>16} {:>16}",
         "",
         "p50 ms",
         "p99 ms",
+        "1-way p50",
+        "1-way p99",
         "server CPU µs",
         "server wake-ups",
         "Redis/broker µs",
@@ -223,16 +235,18 @@ fn print_single(m: &Run, o: &Opts) {
     );
     for (key, label) in PATHS {
         let redis = |what: &str| {
-            if key == "local" {
+            if key == "local" || key == "gw" {
                 "–".to_owned()
             } else {
                 format!("{:.1}", m.get(&format!("{what}.{key}")))
             }
         };
         println!(
-            "{label:<31} {:>7.3} {:>7.3} {:>16.1} {:>16.1} {:>16} {:>16}",
+            "{label:<31} {:>7.3} {:>7.3} {:>9.3} {:>9.3} {:>16.1} {:>16.1} {:>16} {:>16}",
             m.get(&format!("p50.{key}")),
             m.get(&format!("p99.{key}")),
+            m.get(&format!("ow50.{key}")),
+            m.get(&format!("ow99.{key}")),
             m.get(&format!("cpu.{key}")),
             m.get(&format!("wake.{key}")),
             redis("redis"),
@@ -240,8 +254,22 @@ fn print_single(m: &Run, o: &Opts) {
         );
     }
     println!(
-        "(per push; server: both instances of the pair for the Redis and Channel rows, the \
-         Local instance for the first; wake-ups: how often their threads were put on a CPU)"
+        "(per push; p50/p99: the control client's write → the target's read; 1-way: the \
+         handler's push → the target's read, by the wall clock; server: both instances of the \
+         pair for the Redis and Channel rows, gateway + business process for the Gateway row, \
+         the Local instance for the first; wake-ups: how often their threads were put on a CPU)"
+    );
+    println!(
+        "Gateway, per push: gateway {:.1} µs, {:.1} wake-ups; business process {:.1} µs, {:.1} \
+         wake-ups; Gateway / Local: p50 {:.2}×, p99 {:.2}×, 1-way p50 {:.2}×, server CPU {:.2}×",
+        m.get("cpu.gw.a"),
+        m.get("wake.gw.a"),
+        m.get("cpu.gw.b"),
+        m.get("wake.gw.b"),
+        m.get("p50.gw") / m.get("p50.local"),
+        m.get("p99.gw") / m.get("p99.local"),
+        m.get("ow50.gw") / m.get("ow50.local"),
+        m.get("cpu.gw") / m.get("cpu.local"),
     );
     println!(
         "cross-instance, per push: instance A {:.1} µs, {:.1} wake-ups; instance B {:.1} µs, {:.1} \
@@ -372,6 +400,28 @@ fn print_broadcast(m: &Run, o: &Opts) {
                  CPU per delivery, Channel / Redis: {:.2}× (broker µs/deliv in the Redis column)",
                 get("channel", "other50") / get("channel", "own50"),
                 get("channel", "cpu") / get("cluster", "cpu"),
+            );
+        }
+        if m.has(&format!("bc.gateway.{depth}.rate")) {
+            println!(
+                "{:<48} {:>12.0} {:>15.3} {:>15} {:>12.2} {:>12.2}",
+                "  Gateway: gateway + business process",
+                get("gateway", "rate"),
+                get("gateway", "cpu"),
+                "–",
+                get("gateway", "own50"),
+                get("gateway", "own99"),
+            );
+            println!(
+                "  Gateway: gateway {:.3} + business process {:.3} µs per delivery; Gateway / \
+                 Local: server CPU {:.2}×, last delivery p50 {:.2}×; against Socket.IO's 10–12 \
+                 µs: {:.1}–{:.1}× less",
+                get("gateway", "cpu.a"),
+                get("gateway", "cpu.b"),
+                get("gateway", "cpu") / get("alone", "cpu"),
+                get("gateway", "own50") / get("alone", "own50"),
+                10.0 / get("gateway", "cpu"),
+                12.0 / get("gateway", "cpu"),
             );
         }
     }

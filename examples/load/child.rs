@@ -17,6 +17,8 @@ pub(crate) struct ServerChild {
     _stdin: Option<ChildStdin>,
     pub(crate) pid: u32,
     pub(crate) port: u16,
+    /// The child's first stdout line (its `listening on` line).
+    pub(crate) line: String,
 }
 
 impl ServerChild {
@@ -51,6 +53,7 @@ impl ServerChild {
             child,
             pid,
             port: 0,
+            line: String::new(),
         };
         let stdout = guard
             .child
@@ -81,6 +84,7 @@ impl ServerChild {
             .and_then(|(_, rest)| rest.split('/').next())
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| format!("unexpected first line from the {kind} server: {line:?}"))?;
+        guard.line = line;
         Ok(guard)
     }
 
