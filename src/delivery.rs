@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::id::{ClientId, WorkerId};
 use crate::mailbox::{Command, LocalTarget, Mailbox, Offer, RemoteEvent, current_worker_runtime};
 use crate::registry::{DataValue, Live};
-use crate::shared::{RuntimeShared, ServerShared};
+use crate::shared::{Drain, RuntimeShared, ServerShared};
 use crate::stats::{Stats, add};
 use crate::target::{Payload, Scope, Target, Workers};
 
@@ -81,6 +81,31 @@ impl Delivery {
             // Only at shutdown can this fail, and then nothing is left to forget.
             let _ = mailbox.send_within(cmd, self.runtime.mailbox_timeout);
         }
+    }
+
+    /// Registers work to finish before the core loops stop (see [`Drain`]).
+    pub(crate) fn add_drain(&self, drain: Arc<dyn Drain>) {
+        self.runtime.drains.lock().push(drain);
+    }
+
+    /// Returns once every core loop has carried out every command handed to it before this
+    /// call, or false at `deadline`. From a thread that is not a core loop.
+    pub(crate) fn barrier(&self, deadline: Instant) -> bool {
+        let (tx, rx) = crossbeam_channel::bounded(self.runtime.mailboxes.len());
+        let mut asked = 0;
+        for mailbox in &self.runtime.mailboxes {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if let Offer::Queued = mailbox.send_within(Command::Barrier(tx.clone()), wait) {
+                asked += 1;
+            }
+        }
+        (0..asked).all(|_| rx.recv_deadline(deadline).is_ok())
+            && asked == self.runtime.mailboxes.len()
+    }
+
+    /// Whether shutdown was asked for (its drains may still run).
+    pub(crate) fn is_leaving(&self) -> bool {
+        self.runtime.is_leaving()
     }
 
     /// Whether the runtime is shutting down (for a cluster transport's threads).

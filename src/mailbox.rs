@@ -55,6 +55,9 @@ pub(crate) enum Command {
     },
     /// A client event from a gateway, for the handler of a business process.
     Remote { server: u16, event: RemoteEvent },
+    /// Answered once every command before it was carried out (see
+    /// [`Delivery::barrier`](crate::delivery::Delivery::barrier)).
+    Barrier(crossbeam_channel::Sender<()>),
     /// The link to a gateway broke: forget the clients of that gateway this core loop served
     /// (they may come back, through this process or another).
     Unlinked { server: u16, gateway: u16 },

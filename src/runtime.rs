@@ -206,6 +206,8 @@ impl RuntimeBuilder {
             mailboxes,
             servers,
             stopping: Default::default(),
+            leaving: Default::default(),
+            drains: Default::default(),
             mailbox_timeout: self.config.mailbox_timeout,
         });
         let mut facades: Vec<Server> = Vec::with_capacity(self.specs.len());
@@ -368,14 +370,16 @@ pub struct ShutdownHandle {
 
 impl ShutdownHandle {
     /// Starts a graceful shutdown: stop accepting, send each client what is queued and a
-    /// close frame (1001), then end the core loops. Returns at once; idempotent.
+    /// close frame (1001), then end the core loops. Returns at once; idempotent. A business
+    /// process behind gateways first handles the client events they already sent it (see
+    /// [`BackendConfig::Gateway`](crate::BackendConfig::Gateway)).
     pub fn shutdown(&self) {
-        self.shared.begin_shutdown();
+        self.shared.request_shutdown();
     }
 
     /// Whether shutdown has started.
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.stopping.load(Ordering::Acquire)
+        self.shared.is_leaving()
     }
 }
 
@@ -499,7 +503,7 @@ impl Runtime {
             }
         }
         // The core loops are done, so shutdown has begun: the backends' threads end.
-        self.shutdown_handle().shutdown();
+        self.shared.begin_shutdown();
         for t in backend_threads {
             if t.join().is_err() {
                 error!("a backend thread panicked");

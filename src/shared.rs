@@ -75,6 +75,19 @@ impl ServerShared {
     }
 }
 
+/// Work a runtime finishes before its core loops stop, such as a business process handling
+/// the events its gateways already sent it.
+///
+/// # Contract
+///
+/// [`drain`](Drain::drain) is called once, when shutdown is asked for, on a thread of its
+/// own, while the core loops still serve; it returns when its work is done or its own
+/// deadline passed (it must bound its wait). Shutdown proper begins after every drain
+/// returned.
+pub(crate) trait Drain: Send + Sync + std::fmt::Debug {
+    fn drain(&self);
+}
+
 /// The state of a runtime that every thread may read.
 #[derive(Debug)]
 pub(crate) struct RuntimeShared {
@@ -82,7 +95,11 @@ pub(crate) struct RuntimeShared {
     pub(crate) instance: u16,
     pub(crate) mailboxes: Vec<Mailbox>,
     pub(crate) servers: Vec<Arc<ServerShared>>,
+    /// Shutdown proper: the core loops close their connections and end.
     pub(crate) stopping: AtomicBool,
+    /// Shutdown was asked for: the drains run, then shutdown proper begins.
+    pub(crate) leaving: AtomicBool,
+    pub(crate) drains: Mutex<Vec<Arc<dyn Drain>>>,
     /// How long a thread that is not a core loop waits for room in a full mailbox.
     pub(crate) mailbox_timeout: Duration,
 }
@@ -92,8 +109,38 @@ impl RuntimeShared {
         self.mailboxes.len()
     }
 
-    /// Starts a graceful shutdown of every core loop; idempotent.
+    /// Asks for a graceful shutdown and returns at once: the drains run on a thread of their
+    /// own, then shutdown proper begins. Idempotent.
+    pub(crate) fn request_shutdown(self: &Arc<Self>) {
+        if self.leaving.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let drains = self.drains.lock().clone();
+        if drains.is_empty() {
+            return self.begin_shutdown();
+        }
+        let shared = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("corepush-drain".into())
+            .spawn(move || {
+                for d in drains {
+                    d.drain();
+                }
+                shared.begin_shutdown();
+            });
+        if spawned.is_err() {
+            self.begin_shutdown();
+        }
+    }
+
+    /// Whether shutdown was asked for (its drains may still run).
+    pub(crate) fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Acquire) || self.is_stopping()
+    }
+
+    /// Starts shutdown proper: every core loop closes its connections and ends; idempotent.
     pub(crate) fn begin_shutdown(&self) {
+        self.leaving.store(true, Ordering::Release);
         if !self.stopping.swap(true, Ordering::AcqRel) {
             for m in &self.mailboxes {
                 m.wake();

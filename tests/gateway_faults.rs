@@ -247,3 +247,45 @@ fn clients_whose_events_waited_stay_with_the_business_process_that_took_them() {
     first.shutdown().unwrap();
     gw.shutdown().unwrap();
 }
+
+#[test]
+fn a_business_process_that_stops_under_traffic_loses_no_event() {
+    const CLIENTS: usize = 4;
+    const K: usize = 3000;
+    let gw = gateway(1, GatewayConfig::new(any_port(), SECRET));
+    let addr = gw.local_addr(NAME).unwrap();
+    let leaving = business(&[internal(&gw)], SECRET).expect("business 1");
+    let staying = business(&[internal(&gw)], SECRET).expect("business 2");
+    wait_until("both business processes linked", || {
+        hub(&gw).businesses() == 2
+    });
+    // Clients on both business processes (round robin at open), each sending a numbered
+    // stream without waiting for the replies.
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let mut client = Client::connect(addr);
+            std::thread::spawn(move || {
+                for i in 0..K {
+                    client.say(&format!("echo:{c}-{i}"));
+                }
+                let mut got: Vec<String> = (0..K).map(|_| client.recv()).collect();
+                got.sort();
+                let mut want: Vec<String> = (0..K).map(|i| format!("{c}-{i}")).collect();
+                want.sort();
+                assert_eq!(got, want, "client {c}: every message answered once");
+            })
+        })
+        .collect();
+    // Stop one business process while the streams flow.
+    let before = hub(&gw).forwarded_events();
+    wait_until("the streams are flowing", || {
+        hub(&gw).forwarded_events() >= before + (CLIENTS * K / 8) as u64
+    });
+    leaving.shutdown().expect("business 1 stops");
+    for c in clients {
+        c.join().expect("every reply arrived");
+    }
+    assert_eq!(hub(&gw).dropped_events(), 0);
+    assert_eq!(hub(&gw).businesses(), 1);
+    drop(staying);
+}

@@ -61,6 +61,7 @@ fn encode(frame: &FromGateway<'_>, out: &mut Vec<u8>) {
         FromGateway::Welcome { instance } => proto::welcome(*instance, out),
         FromGateway::Refused(why) => proto::refused(why, out),
         FromGateway::Cluster(message) => proto::cluster(message, out),
+        FromGateway::Drained => proto::bare(proto::DRAINED, out),
         FromGateway::Open { id, uri, headers } => {
             let headers: Vec<(String, String)> = headers
                 .iter()

@@ -22,16 +22,16 @@
 //!
 //! [`Delivery::remote`]: crate::delivery::Delivery::remote
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::{error, info, warn};
-use parking_lot::RwLock;
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::config::GatewayBackendConfig;
 use super::proto::{self, FromGateway, Hello};
@@ -41,6 +41,7 @@ use crate::conn::handshake::HandshakeRequest;
 use crate::error::{Error, Result};
 use crate::inbox::{Filled, Inbox};
 use crate::mailbox::RemoteEvent;
+use crate::shared::Drain;
 
 /// How often the threads look whether the runtime is stopping.
 const POLL: Duration = Duration::from_millis(100);
@@ -53,10 +54,73 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The largest frame taken from a gateway.
 const MAX_FRAME: usize = 256 << 20;
 
+/// How long a business process that stops waits for its gateways' last events, and for its
+/// core loops to handle them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The links to the gateways, by gateway instance number.
 #[derive(Debug, Default)]
 pub(crate) struct GatewayTransport {
     links: RwLock<HashMap<u16, Sender<Vec<u8>>>>,
+    /// While stopping: the gateways whose last event has not come yet.
+    awaited: Mutex<HashSet<u16>>,
+    drained: Condvar,
+}
+
+impl GatewayTransport {
+    /// Gateway `n` sends no further event: it said so, or its link ended.
+    fn drained(&self, n: u16) {
+        let mut awaited = self.awaited.lock();
+        if awaited.remove(&n) && awaited.is_empty() {
+            self.drained.notify_all();
+        }
+    }
+}
+
+/// A business process stopping gracefully: it tells every gateway it is leaving, takes the
+/// events they had already sent it, and lets its core loops handle them — their pushes and
+/// answers go out before the links close (the writers send what is queued at stop).
+#[derive(Debug)]
+struct Leave {
+    node: Arc<Node>,
+    transport: Arc<GatewayTransport>,
+}
+
+impl Drain for Leave {
+    fn drain(&self) {
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let mut frame = Vec::new();
+        proto::bare(proto::LEAVING, &mut frame);
+        {
+            let links = self.transport.links.read();
+            let mut awaited = self.transport.awaited.lock();
+            for (&n, tx) in links.iter() {
+                awaited.insert(n);
+                if tx.try_send(frame.clone()).is_err() {
+                    awaited.remove(&n);
+                }
+            }
+        }
+        let mut awaited = self.transport.awaited.lock();
+        while !awaited.is_empty() {
+            if self
+                .transport
+                .drained
+                .wait_until(&mut awaited, deadline)
+                .timed_out()
+            {
+                warn!(
+                    "business: gateway(s) {:?} sent no end of their events in time; stopping anyway",
+                    awaited.iter().collect::<Vec<_>>()
+                );
+                break;
+            }
+        }
+        drop(awaited);
+        if !self.node.delivery.barrier(deadline) {
+            warn!("business: the core loops did not handle every event in time; stopping anyway");
+        }
+    }
 }
 
 fn unreachable(what: String) -> Error {
@@ -172,6 +236,10 @@ pub(crate) fn start(
                 .spawn(move || run(&link, first))?,
         );
     }
+    node.delivery.add_drain(Arc::new(Leave {
+        node: node.clone(),
+        transport: transport.clone(),
+    }));
     Ok((transport, threads))
 }
 
@@ -207,7 +275,8 @@ fn run(link: &Link, mut first: Option<Linked>) {
         let linked = match first.take() {
             Some(linked) => Some(linked),
             None => {
-                if link.node.delivery.is_stopping() {
+                // Leaving: a new link would bring new clients' events.
+                if link.node.delivery.is_leaving() {
                     return;
                 }
                 match handshake(&link.config, &link.addr, link.node.me) {
@@ -224,9 +293,10 @@ fn run(link: &Link, mut first: Option<Linked>) {
         pause = Duration::from_millis(50);
         serve(link, n, stream, rx);
         link.transport.links.write().remove(&n);
+        link.transport.drained(n);
         link.node.peers.gone(n);
         link.node.delivery.unlinked(n);
-        if link.node.delivery.is_stopping() {
+        if link.node.delivery.is_leaving() {
             return;
         }
         warn!("business: lost gateway {n} at {}; reconnecting", link.addr);
@@ -246,7 +316,7 @@ fn serve(link: &Link, n: u16, stream: TcpStream, rx: Receiver<Vec<u8>>) {
             .name("corepush-gateway-write".into())
             .spawn(move || write_loop(&node, write, &rx, &stopping))
     };
-    read_loop(link, stream);
+    read_loop(link, n, stream);
     stopping.store(true, std::sync::atomic::Ordering::Release);
     if let Ok(w) = writer {
         let _ = w.join();
@@ -262,7 +332,17 @@ fn write_loop(
 ) {
     let mut buf = Vec::new();
     loop {
-        if node.delivery.is_stopping() || stopping.load(std::sync::atomic::Ordering::Acquire) {
+        if node.delivery.is_stopping() {
+            // What the core loops queued before they stopped (answers to the last events)
+            // goes out before the link closes.
+            for m in rx.try_iter() {
+                buf.extend_from_slice(&m);
+            }
+            let _ = stream.write_all(&buf);
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+        if stopping.load(std::sync::atomic::Ordering::Acquire) {
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }
@@ -284,7 +364,7 @@ fn write_loop(
     }
 }
 
-fn read_loop(link: &Link, mut stream: TcpStream) {
+fn read_loop(link: &Link, n: u16, mut stream: TcpStream) {
     let node = &link.node;
     let _ = stream.set_read_timeout(Some(POLL));
     let mut inbox = Inbox::default();
@@ -341,6 +421,10 @@ fn read_loop(link: &Link, mut stream: TcpStream) {
                             groups: groups.into_iter().map(str::to_owned).collect(),
                         },
                     );
+                    Ok(())
+                }
+                Some(FromGateway::Drained) => {
+                    link.transport.drained(n);
                     Ok(())
                 }
                 Some(FromGateway::Welcome { .. } | FromGateway::Refused(_)) | None => {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::{debug, error, info, warn};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::config::GatewayConfig;
 use super::proto;
@@ -45,11 +45,34 @@ pub(crate) struct Link {
     name: String,
     tx: Sender<Vec<u8>>,
     alive: AtomicBool,
+    /// Whether it takes client events: until it leaves. Held for reading while an event is
+    /// queued to it, so that none can follow the [`proto::DRAINED`] that ends them.
+    taking: RwLock<bool>,
+}
+
+/// What became of a client event offered to a link.
+enum Offered {
+    Queued,
+    Full,
+    /// The link is gone or leaving: the event goes elsewhere.
+    Refused(Vec<u8>),
 }
 
 impl Link {
     pub(crate) fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)
+    }
+
+    fn offer(&self, frame: Vec<u8>) -> Offered {
+        let taking = self.taking.read();
+        if !*taking || !self.is_alive() {
+            return Offered::Refused(frame);
+        }
+        match self.tx.try_send(frame) {
+            Ok(()) => Offered::Queued,
+            Err(TrySendError::Full(_)) => Offered::Full,
+            Err(TrySendError::Disconnected(frame)) => Offered::Refused(frame),
+        }
     }
 }
 
@@ -258,6 +281,7 @@ impl Hub {
             name,
             tx,
             alive: AtomicBool::new(true),
+            taking: RwLock::new(true),
         });
         let Ok(write) = stream.try_clone() else {
             return;
@@ -328,6 +352,10 @@ impl Hub {
             let took = inbox.frames(self.config.max_frame, |body| match body.split_first() {
                 Some((&proto::CLUSTER, message)) => {
                     node.receive(message, &reply);
+                    Ok(())
+                }
+                Some((&proto::LEAVING, [])) => {
+                    self.leaving(link);
                     Ok(())
                 }
                 _ => Err("a frame of an unknown kind".into()),
@@ -408,6 +436,25 @@ impl Hub {
         state.links.push(link.clone());
     }
 
+    /// The business process is stopping: its clients' next events go to another one (or
+    /// wait), and [`proto::DRAINED`] follows the last event queued to it.
+    fn leaving(&self, link: &Link) {
+        {
+            let mut state = self.state.lock();
+            state.links.retain(|l| l.id != link.id);
+            state.took.retain(|(_, l)| l.id != link.id);
+        }
+        let mut taking = link.taking.write();
+        if *taking {
+            *taking = false;
+            let mut frame = Vec::new();
+            proto::bare(proto::DRAINED, &mut frame);
+            // Waits for room: the marker must follow the events (the writer makes room).
+            let _ = link.tx.send_timeout(frame, Duration::from_secs(5));
+            info!("gateway: business process {:?} is leaving", link.name);
+        }
+    }
+
     fn remove(&self, link: &Link) {
         link.alive.store(false, Ordering::Release);
         let mut state = self.state.lock();
@@ -420,64 +467,73 @@ impl Hub {
     /// to the next one in turn, which then serves it; with none connected, keeps it up to the
     /// bound. Never blocks.
     pub(crate) fn dispatch(&self, serving: &mut Serving, frame: Vec<u8>) {
-        let frame = match serving {
-            Serving::Link(link) if link.is_alive() => match link.tx.try_send(frame) {
-                Ok(()) => {
-                    self.forwarded.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Err(TrySendError::Full(_)) => {
-                    self.drop_event("the business process's queue is full");
-                    return;
-                }
-                Err(TrySendError::Disconnected(frame)) => frame,
+        let mut frame = match serving {
+            Serving::Link(link) => match link.offer(frame) {
+                Offered::Queued => return self.forwarded(),
+                Offered::Full => return self.drop_event("the business process's queue is full"),
+                Offered::Refused(frame) => frame,
             },
             _ => frame,
         };
-        let mut state = self.state.lock();
-        // Its kept events went to a business process that lives: it goes on serving it, after
-        // them (they were queued to it first).
-        if let Serving::Kept(batch) = *serving {
-            let took = state
-                .took
-                .iter()
-                .find(|(b, l)| *b == batch && l.is_alive())
-                .map(|(_, l)| l.clone());
-            if let Some(link) = took {
-                drop(state);
-                match link.tx.try_send(frame) {
-                    Ok(()) => {
-                        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        // A link picked below may be leaving by the time the event is offered to it: then
+        // the next pick does not find it.
+        loop {
+            let mut state = self.state.lock();
+            // Its kept events went to a business process that lives: it goes on serving it,
+            // after them (they were queued to it first).
+            let took = match *serving {
+                Serving::Kept(batch) => state
+                    .took
+                    .iter()
+                    .find(|(b, l)| *b == batch && l.is_alive())
+                    .map(|(_, l)| l.clone()),
+                _ => None,
+            };
+            let link = match took {
+                Some(link) => link,
+                None if state.links.is_empty() => {
+                    if state.pending.len() < self.config.max_pending_events {
+                        state.pending.push_back(frame);
+                        *serving = Serving::Kept(state.batch);
+                    } else {
+                        drop(state);
+                        self.drop_event(
+                            "no business process is connected and the pending bound is reached",
+                        );
                     }
-                    Err(_) => self.drop_event("the business process's queue is full"),
+                    return;
                 }
-                *serving = Serving::Link(link);
-                return;
+                None => {
+                    let at = state.turn % state.links.len();
+                    state.turn = state.turn.wrapping_add(1);
+                    state.links[at].clone()
+                }
+            };
+            drop(state);
+            match link.offer(frame) {
+                Offered::Queued => {
+                    self.forwarded();
+                    *serving = Serving::Link(link);
+                    return;
+                }
+                Offered::Full => {
+                    *serving = Serving::Link(link);
+                    return self.drop_event("the business process's queue is full");
+                }
+                Offered::Refused(back) => {
+                    frame = back;
+                    *serving = Serving::Unassigned;
+                    if !link.is_alive() {
+                        // Its writer failed before its reader noticed: no further pick finds it.
+                        self.state.lock().links.retain(|l| l.id != link.id);
+                    }
+                }
             }
         }
-        if state.links.is_empty() {
-            if state.pending.len() < self.config.max_pending_events {
-                state.pending.push_back(frame);
-                *serving = Serving::Kept(state.batch);
-            } else {
-                drop(state);
-                self.drop_event(
-                    "no business process is connected and the pending bound is reached",
-                );
-            }
-            return;
-        }
-        let at = state.turn % state.links.len();
-        state.turn = state.turn.wrapping_add(1);
-        let link = state.links[at].clone();
-        drop(state);
-        match link.tx.try_send(frame) {
-            Ok(()) => {
-                self.forwarded.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => self.drop_event("the business process's queue is full"),
-        }
-        *serving = Serving::Link(link);
+    }
+
+    fn forwarded(&self) {
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
     }
 
     fn drop_event(&self, why: &str) {

@@ -13,11 +13,18 @@
 //! | gateway  | [`OPEN`] | id, uri (empty for a TCP client, which has no upgrade request), header count `u32`, then name and value of each |
 //! | gateway  | [`DATA`] | id, is_text `u8` (0 or 1), payload: the rest of the frame, raw |
 //! | gateway  | [`CLOSED`] | id, flag present `u8`, [flag], group count `u32`, groups |
+//! | business | [`LEAVING`] | nothing: it is stopping, and takes no new client events |
+//! | gateway  | [`DRAINED`] | nothing: the last client event for that business process went before it |
 //!
 //! A business process sends the gateway what the facade asks of it — pushes, closes, queries
 //! by id, cluster-wide queries — as cluster messages, and the gateway answers queries with a
 //! cluster reply on the same link; the gateway says hello (a cluster hello) every second, and
 //! goodbye at stop. The gateway sends each client event to one business process.
+//!
+//! A business process that stops gracefully says [`LEAVING`]; the gateway gives its clients'
+//! next events to another business process (or keeps them while there is none) and answers
+//! [`DRAINED`] behind the last event it sent it, so that the business process handles every
+//! event it was given, and its pushes and answers go out, before it closes the link.
 
 use crate::id::ClientId;
 
@@ -39,6 +46,10 @@ pub(crate) const OPEN: u8 = 0x20;
 pub(crate) const DATA: u8 = 0x21;
 /// Gateway: a client is gone.
 pub(crate) const CLOSED: u8 = 0x22;
+/// Business: leaving; send no more client events.
+pub(crate) const LEAVING: u8 = 0x30;
+/// Gateway: no client event follows on this link (the answer to [`LEAVING`]).
+pub(crate) const DRAINED: u8 = 0x31;
 
 /// A business process's handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +68,7 @@ pub(crate) enum FromGateway<'a> {
     },
     Refused(&'a str),
     Cluster(&'a [u8]),
+    Drained,
     Open {
         id: ClientId,
         uri: &'a str,
@@ -110,6 +122,12 @@ pub(crate) fn welcome(instance: u16, out: &mut Vec<u8>) {
 pub(crate) fn refused(why: &str, out: &mut Vec<u8>) {
     let at = begin(REFUSED, out);
     out.extend_from_slice(why.as_bytes());
+    end(at, out);
+}
+
+/// A frame of `kind` with nothing after it ([`LEAVING`], [`DRAINED`]).
+pub(crate) fn bare(kind: u8, out: &mut Vec<u8>) {
+    let at = begin(kind, out);
     end(at, out);
 }
 
@@ -238,6 +256,7 @@ pub(crate) fn decode_from_gateway(body: &[u8]) -> Option<FromGateway<'_>> {
         WELCOME => FromGateway::Welcome { instance: r.u16()? },
         REFUSED => return Some(FromGateway::Refused(std::str::from_utf8(r.rest()).ok()?)),
         CLUSTER => return Some(FromGateway::Cluster(r.rest())),
+        DRAINED => FromGateway::Drained,
         OPEN => {
             let id = r.id()?;
             let uri = r.str()?;
@@ -304,6 +323,7 @@ mod tests {
 
         type Encode = Box<dyn Fn(&mut Vec<u8>)>;
         let cases: Vec<(Encode, FromGateway<'_>)> = vec![
+            (Box::new(|o| bare(DRAINED, o)), FromGateway::Drained),
             (
                 Box::new(|o| welcome(7, o)),
                 FromGateway::Welcome { instance: 7 },

@@ -496,6 +496,9 @@ impl Worker {
             }
             Command::Remote { server, event } => self.remote(server, event),
             Command::Unlinked { server, gateway } => self.unlinked(server, gateway),
+            Command::Barrier(done) => {
+                let _ = done.send(());
+            }
             Command::Seal { id, code, reason } => {
                 if let Some(slot) = self.slot_of(id) {
                     self.seal(slot, code, &reason);
