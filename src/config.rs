@@ -201,6 +201,20 @@ pub enum SlowConsumer {
 /// limits that protect it. Every limit is counted in [`Stats`](crate::Stats) when it acts.
 /// Made by [`ServerConfig::websocket`] (or `tcp_lines`, `tcp_length`, `new`), then the
 /// setters, named after the fields.
+///
+/// ```
+/// use std::time::Duration;
+/// use corepush::{ServerConfig, SlowConsumer};
+///
+/// let config = ServerConfig::websocket("ws", "0.0.0.0:8080".parse().unwrap())
+///     .max_message_size(64 * 1024)
+///     .max_connections(50_000)
+///     .max_connections_per_ip(20)
+///     .slow_consumer(SlowConsumer::Drop)
+///     .idle_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(config.max_message_size, 64 * 1024);
+/// // Then `.handler(|_worker| MyHandler)` makes it a server of a `Runtime`.
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {

@@ -68,6 +68,41 @@ pub trait Handler: 'static {
 /// [`set`](Context::set) stays in the business process, beside the handler: a typed value does
 /// not cross the network (use [`Cluster::set_data`](crate::Cluster::set_data) for JSON on the
 /// gateway).
+///
+/// ```
+/// use corepush::{Context, Handler, Message};
+///
+/// struct Rooms;
+///
+/// impl Handler for Rooms {
+///     fn on_open(&mut self, ctx: &mut Context<'_>) {
+///         // The user from the upgrade request's query, e.g. `/ws?user=alice`.
+///         let user = ctx
+///             .request()
+///             .and_then(|r| r.query())
+///             .and_then(|q| q.strip_prefix("user="))
+///             .map(str::to_owned);
+///         if let Some(user) = user {
+///             ctx.bind(&user);
+///             ctx.set("user", user);
+///         }
+///     }
+///
+///     fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
+///         match message.as_text() {
+///             Some(room) if room.starts_with("join ") => {
+///                 let joined = ctx.join(&room[5..]);
+///                 let _ = ctx.send(&serde_json::json!({ "joined": joined }));
+///             }
+///             Some("bye") => ctx.close(),
+///             _ => {
+///                 let user: Option<String> = ctx.get("user");
+///                 let _ = ctx.send(&serde_json::json!({ "from": user, "echo": message.as_text() }));
+///             }
+///         }
+///     }
+/// }
+/// ```
 pub struct Context<'a> {
     pub(crate) conn: Conn<'a>,
     pub(crate) shared: &'a ServerShared,

@@ -384,6 +384,28 @@ impl ShutdownHandle {
 }
 
 /// A running runtime: its core loops and servers. Dropping it shuts it down and waits.
+///
+/// ```no_run
+/// use corepush::{Context, Handler, Message, Runtime, ServerConfig};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
+///         let _ = ctx.send_raw(message.as_bytes());
+///     }
+/// }
+///
+/// fn main() -> corepush::Result<()> {
+///     let runtime = Runtime::builder()
+///         .workers(2)
+///         .server(ServerConfig::websocket("ws", "127.0.0.1:8080".parse().unwrap()).handler(|_| Echo))
+///         .start()?;
+///     println!("listening on {:?}", runtime.local_addr("ws"));
+///     // Until Ctrl-C or SIGTERM; `shutdown()` from code.
+///     runtime.run()
+/// }
+/// ```
 pub struct Runtime {
     shared: Arc<RuntimeShared>,
     threads: Vec<JoinHandle<std::io::Result<()>>>,

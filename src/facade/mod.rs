@@ -58,6 +58,36 @@ use crate::target::{IntoIds, IntoNames, Payload, Raw, Scope, Target, Workers};
 ///   method sent them, [`Context::send`](crate::Context::send) included.
 /// * Everything counted to a connection before it closed is written before its close frame.
 ///
+/// # Example
+///
+/// ```no_run
+/// use corepush::{Context, Handler, Message, Runtime, ServerConfig};
+///
+/// struct Chat;
+///
+/// impl Handler for Chat {
+///     fn on_open(&mut self, ctx: &mut Context<'_>) {
+///         ctx.join("lobby");
+///     }
+///     fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
+///         // To everyone in the lobby but the sender.
+///         let me = ctx.client_id();
+///         let _ = ctx.server().except(me).send_raw_to_group("lobby", message.as_bytes());
+///     }
+/// }
+///
+/// # fn main() -> corepush::Result<()> {
+/// let runtime = Runtime::builder()
+///     .server(ServerConfig::websocket("chat", "127.0.0.1:8080".parse().unwrap()).handler(|_| Chat))
+///     .start()?;
+/// // Any thread of the program may push, through a handle or by name.
+/// let chat = corepush::require_server(Some("chat"))?;
+/// let reached = chat.send_to_group("lobby", &serde_json::json!({"notice": "maintenance at 2"}))?;
+/// println!("queued to {reached} client(s); {} connected", chat.connection_count());
+/// # runtime.shutdown()
+/// # }
+/// ```
+///
 /// # Errors
 ///
 /// Sends, closes and worker messages fail with [`Error::Shutdown`] once the runtime shuts

@@ -36,6 +36,24 @@ const SPARE_IDLE: Duration = Duration::from_secs(60);
 /// process, so a request can push to their clients; the server's own name (and `None`, and
 /// [`RequestContext::server`](crate::RequestContext::server)) answers with its own [`Server`]
 /// on the Fpm backend when no push server has that name: push code runs and reaches nobody.
+///
+/// ```no_run
+/// use corepush::{HttpConfig, HttpServer, Request, RequestContext, Response};
+///
+/// # fn main() -> corepush::Result<()> {
+/// let server = HttpServer::start(
+///     HttpConfig::new("api", "127.0.0.1:8081".parse().unwrap()),
+///     |request: &Request, ctx: &mut RequestContext| {
+///         // The same push code as in the push server; here it reaches the push server
+///         // named "ws" when one runs in this process, and nobody otherwise.
+///         let sent = ctx.server().send_raw_to_all("ping").unwrap_or(0);
+///         Response::text(format!("{} {}: pushed to {sent}\n", request.method(), request.path()))
+///     },
+/// )?;
+/// println!("HTTP on {}", server.local_addr());
+/// # server.shutdown()
+/// # }
+/// ```
 pub struct HttpServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
