@@ -176,6 +176,7 @@ mod channel;
 mod cluster;
 mod codec;
 mod config;
+mod config_file;
 mod conn;
 mod delivery;
 mod error;
@@ -208,6 +209,7 @@ pub use config::RedisConfig;
 pub use config::{
     BackendConfig, ChannelBackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer,
 };
+pub use config_file::{ConfigFile, ConfigFormat};
 pub use conn::handshake::{HandshakeRequest, Rejection};
 pub use error::{Error, Result};
 pub use facade::{Answer, Cluster, Server};
