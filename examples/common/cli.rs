@@ -48,8 +48,7 @@ fn message(e: &clap::Error) -> String {
         _ => None,
     };
     // clap names a flag with its value's placeholder: "--port <PORT>".
-    let arg = text(ContextKind::InvalidArg)
-        .map(|a| a.split([' ', '=']).next().unwrap_or_default().to_owned());
+    let arg = text(ContextKind::InvalidArg).map(|a| flag_of(&a));
     let value = text(ContextKind::InvalidValue);
     match (e.kind(), arg, value) {
         (ErrorKind::UnknownArgument, Some(arg), _) => format!("unknown argument {arg:?}"),
@@ -71,10 +70,19 @@ fn message(e: &clap::Error) -> String {
                 .map_or_else(|| "another value".to_owned(), ToString::to_string);
             format!("{arg} expects {expected}, not {value:?}")
         }
-        (ErrorKind::MissingRequiredArgument, Some(arg), _) => format!("{arg} is required"),
+        (ErrorKind::MissingRequiredArgument, Some(_), _) => {
+            let names: Vec<String> = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::Strings(list)) => list.iter().map(|a| flag_of(a)).collect(),
+                Some(ContextValue::String(a)) => vec![flag_of(a)],
+                _ => Vec::new(),
+            };
+            match names.as_slice() {
+                [one] => format!("{one} is required"),
+                _ => format!("{} are required", one_of(&names).replace(" or ", " and ")),
+            }
+        }
         (ErrorKind::ArgumentConflict, Some(arg), _) => {
-            let other = text(ContextKind::PriorArg).unwrap_or_default();
-            let other = other.split([' ', '=']).next().unwrap_or_default();
+            let other = flag_of(&text(ContextKind::PriorArg).unwrap_or_default());
             format!("{arg} does not go with {other}")
         }
         _ => {
@@ -84,6 +92,11 @@ fn message(e: &clap::Error) -> String {
             first.trim_start_matches("error: ").to_owned()
         }
     }
+}
+
+/// The flag of clap's `--port <PORT>`.
+fn flag_of(arg: &str) -> String {
+    arg.split([' ', '=']).next().unwrap_or_default().to_owned()
 }
 
 /// `a, b or c`.
@@ -102,8 +115,11 @@ pub(crate) mod value {
         text.parse().map_err(|_| "a port number 0-65535".to_owned())
     }
 
-    /// A whole number from `min` to `max`.
-    pub(crate) fn within(min: usize, max: usize) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    /// A number from `min` to `max`.
+    pub(crate) fn within<T>(min: T, max: T) -> impl Fn(&str) -> Result<T, String> + Clone
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
         move |text| {
             text.parse()
                 .ok()
