@@ -40,6 +40,10 @@
 #[allow(dead_code)] // the shootout example's own `main` is not called from here
 mod shootout;
 
+#[path = "../common/cli.rs"]
+#[allow(dead_code)] // shared by the examples: not every one uses every helper
+mod cli;
+
 mod child;
 mod client;
 mod floor;
@@ -87,11 +91,14 @@ struct Opts {
 }
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--serve") {
-        return serve(&args);
+    let flags = flags();
+    if let Some(kind) = &flags.serve {
+        return serve(kind, &flags);
     }
-    let o = parse(&args)?;
+    let o = parse(&flags).unwrap_or_else(|e| {
+        eprintln!("load: {e}\n{}", cli::usage::<Flags>());
+        std::process::exit(2);
+    });
     let (nofile, hard_raised) = child::raise_nofile()?;
     let o = fit_fd_limit(o, nofile)?;
     let (tck, tck_known) = child::clock_ticks();
@@ -270,24 +277,15 @@ impl Opts {
 
 /// The hidden child mode: `--serve corepush|floor|tokio --port P --workers N
 /// [--fanout-coalesce-ms MS]`.
-fn serve(args: &[String]) -> Res<()> {
+fn serve(kind: &str, flags: &Flags) -> Res<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let (mut kind, mut port, mut workers) = (String::new(), 0u16, 2usize);
-    let mut coalesce = None;
-    for pair in args.chunks(2) {
-        match (pair[0].as_str(), pair.get(1)) {
-            ("--serve", Some(v)) => kind = v.clone(),
-            ("--port", Some(v)) => port = v.parse()?,
-            ("--workers", Some(v)) => workers = v.parse()?,
-            ("--watch-stdin", Some(_)) => child::exit_with_parent(),
-            ("--fanout-coalesce-ms", Some(v)) => {
-                coalesce = Some(Duration::from_millis(v.parse()?));
-            }
-            (flag, _) => return Err(format!("serve mode: unexpected {flag}").into()),
-        }
+    let (port, workers) = (flags.port, flags.workers);
+    let coalesce = flags.fanout_coalesce_ms.map(Duration::from_millis);
+    if flags.watch_stdin.is_some() {
+        child::exit_with_parent();
     }
     child::raise_nofile()?;
-    match kind.as_str() {
+    match kind {
         "corepush" => Ok(shootout::serve(
             SocketAddr::from(([127, 0, 0, 1], port)),
             workers,
@@ -302,84 +300,129 @@ fn serve(args: &[String]) -> Res<()> {
 /// The servers `--server all` (the default) runs, in this order.
 const SERVERS: [&str; 3] = ["corepush", "floor", "tokio"];
 
-const USAGE: &str = "usage: load [--server corepush|floor|tokio|all|LIST] [--clients 1000[,10000]] \
-    [--senders 4] [--payload 64] [--seconds 5] [--runs 3] [--workers 2] [--echo-clients 100] \
-    [--inflight 16] [--client-threads 1] [--connect-threads 4] [--quiet-wait 60] [--ramp] \
-    [--ramp-max 30000] [--fanout-coalesce-ms MS] [--rate BROADCASTS_PER_S]";
+/// The loopback load benchmark: corepush against a floor and a tokio baseline.
+#[derive(Debug, clap::Parser)]
+#[command(name = "load", disable_version_flag = true)]
+struct Flags {
+    /// corepush, floor, tokio, all, or a list of them separated by commas
+    #[arg(long, value_name = "LIST", default_value = "all")]
+    server: String,
+    /// Connected clients, or a list separated by commas (one measurement each)
+    #[arg(long, value_name = "N[,N...]", default_value = "1000")]
+    clients: String,
+    /// Clients that broadcast
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    senders: usize,
+    /// Payload bytes per message
+    #[arg(long, value_name = "B", default_value_t = 64)]
+    payload: usize,
+    /// Seconds per measurement, at most 600
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    seconds: f64,
+    /// Runs per measurement (the median is given)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    runs: usize,
+    /// The server's core loops
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    workers: usize,
+    /// Clients of the echo phase
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    echo_clients: usize,
+    /// Broadcasts open per sender
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    inflight: u64,
+    /// Threads driving the clients, 1 to 8
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    client_threads: usize,
+    /// Threads connecting the clients, 1 to 64
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    connect_threads: usize,
+    /// Seconds to wait at most for a quiet machine before a run (0: no waiting)
+    #[arg(long, value_name = "S", default_value_t = 60)]
+    quiet_wait: u64,
+    /// The shootout's ramp instead of the measurements
+    #[arg(long)]
+    ramp: bool,
+    /// The ramp's most clients
+    #[arg(long, value_name = "N", default_value_t = 30_000)]
+    ramp_max: usize,
+    /// corepush's RuntimeConfig::fanout_coalesce in milliseconds [default: the library's]
+    #[arg(long, value_name = "MS")]
+    fanout_coalesce_ms: Option<u64>,
+    /// Open-loop fan-out at this many broadcasts per second [default: closed loop]
+    #[arg(long, value_name = "BROADCASTS_PER_S")]
+    rate: Option<f64>,
+    /// The server child this program runs itself as: corepush, floor or tokio
+    #[arg(long, hide = true, value_name = "KIND")]
+    serve: Option<String>,
+    /// The server child's port
+    #[arg(long, hide = true, default_value_t = 0)]
+    port: u16,
+    /// The server child ends when its parent does
+    #[arg(long, hide = true)]
+    watch_stdin: Option<String>,
+}
 
-fn parse(args: &[String]) -> Res<Opts> {
-    let mut o = Opts {
-        servers: SERVERS.map(String::from).to_vec(),
-        clients: vec![1000],
-        senders: 4,
-        payload: 64,
-        seconds: 5.0,
-        runs: 3,
-        workers: 2,
-        echo_clients: 100,
-        inflight: 16,
-        client_threads: 1,
-        connect_threads: 4,
-        ramp: false,
-        ramp_max: 30_000,
-        quiet_wait: 60,
-        coalesce_ms: None,
-        rate: None,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--ramp" {
-            o.ramp = true;
-            continue;
-        }
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
+/// The command line; a bad one exits with status 2.
+fn flags() -> Flags {
+    match cli::parse::<Flags, _, _>(std::env::args().skip(1)) {
+        Ok(Some(flags)) => flags,
+        Ok(None) => {
+            println!("{}", cli::help::<Flags>());
             std::process::exit(0);
         }
-        let v = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {v}: {e}\n{USAGE}");
-        match flag.as_str() {
-            "--server" => {
-                o.servers = Vec::new();
-                for name in v.split(',') {
-                    match name {
-                        "all" => o.servers.extend(SERVERS.map(String::from)),
-                        "corepush" | "floor" | "tokio" => o.servers.push(name.to_owned()),
-                        _ => return Err(bad(&"corepush, floor, tokio, all, or a list").into()),
-                    }
-                }
-            }
-            "--clients" => {
-                o.clients = v
-                    .split(',')
-                    .map(|c| c.trim().parse())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| bad(&e))?
-            }
-            "--senders" => o.senders = v.parse().map_err(|e| bad(&e))?,
-            "--payload" => o.payload = v.parse().map_err(|e| bad(&e))?,
-            "--seconds" => o.seconds = v.parse().map_err(|e| bad(&e))?,
-            "--runs" => o.runs = v.parse().map_err(|e| bad(&e))?,
-            "--workers" => o.workers = v.parse().map_err(|e| bad(&e))?,
-            "--echo-clients" => o.echo_clients = v.parse().map_err(|e| bad(&e))?,
-            "--inflight" => o.inflight = v.parse().map_err(|e| bad(&e))?,
-            "--client-threads" => o.client_threads = v.parse().map_err(|e| bad(&e))?,
-            "--connect-threads" => o.connect_threads = v.parse().map_err(|e| bad(&e))?,
-            "--ramp-max" => o.ramp_max = v.parse().map_err(|e| bad(&e))?,
-            "--quiet-wait" => o.quiet_wait = v.parse().map_err(|e| bad(&e))?,
-            "--fanout-coalesce-ms" => o.coalesce_ms = Some(v.parse().map_err(|e| bad(&e))?),
-            "--rate" => {
-                let r: f64 = v.parse().map_err(|e| bad(&e))?;
-                if !(r.is_finite() && r > 0.0) {
-                    return Err(bad(&"a positive number of broadcasts per second").into());
-                }
-                o.rate = Some(r);
-            }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
+        Err(e) => {
+            eprintln!("load: {e}\n{}", cli::usage::<Flags>());
+            std::process::exit(2);
         }
     }
+}
+
+fn parse(flags: &Flags) -> Res<Opts> {
+    let bad = |flag: &str, value: &str, e: &dyn std::fmt::Display| -> Box<dyn Error> {
+        format!("{flag} {value:?}: {e}").into()
+    };
+    let mut servers = Vec::new();
+    for name in flags.server.split(',') {
+        match name.trim() {
+            "all" => servers.extend(SERVERS.map(String::from)),
+            n @ ("corepush" | "floor" | "tokio") => servers.push(n.to_owned()),
+            _ => {
+                let e = "corepush, floor, tokio, all, or a list";
+                return Err(bad("--server", &flags.server, &e));
+            }
+        }
+    }
+    let clients = flags
+        .clients
+        .split(',')
+        .map(|c| c.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("--clients", &flags.clients, &e))?;
+    if let Some(r) = flags.rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        let e = "a positive number of broadcasts per second";
+        return Err(bad("--rate", &r.to_string(), &e));
+    }
+    let o = Opts {
+        servers,
+        clients,
+        senders: flags.senders,
+        payload: flags.payload,
+        seconds: flags.seconds,
+        runs: flags.runs,
+        workers: flags.workers,
+        echo_clients: flags.echo_clients,
+        inflight: flags.inflight,
+        client_threads: flags.client_threads,
+        connect_threads: flags.connect_threads,
+        ramp: flags.ramp,
+        ramp_max: flags.ramp_max,
+        quiet_wait: flags.quiet_wait,
+        coalesce_ms: flags.fanout_coalesce_ms,
+        rate: flags.rate,
+    };
     let min_clients = o.clients.iter().copied().min().unwrap_or(0);
     if !(o.seconds > 0.0 && o.seconds <= 600.0) {
         return Err("--seconds must be in (0, 600]".into());
