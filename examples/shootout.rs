@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 #[path = "common/cli.rs"]
 #[allow(dead_code)] // shared by the examples: not every one uses every helper
-mod cli;
+pub(crate) mod cli;
 
 use cli::value;
 

@@ -40,10 +40,6 @@
 #[allow(dead_code)] // the shootout example's own `main` is not called from here
 mod shootout;
 
-#[path = "../common/cli.rs"]
-#[allow(dead_code)] // shared by the examples: not every one uses every helper
-mod cli;
-
 mod child;
 mod client;
 mod floor;
@@ -55,8 +51,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use child::ServerChild;
+// The examples' command-line helper, loaded once: through the shootout, which this includes.
 use client::Engine;
 use phases::{FanoutSpec, Stop};
+use shootout::cli;
 
 /// The ramp's limit on the 95th percentile of send → broadcastResult.
 const RAMP_LIMIT: Duration = Duration::from_millis(500);
