@@ -51,7 +51,15 @@
 //! that served the op. A connection's own data (`set` / `get` without `to`) is kept on its
 //! gateway, as with a `to`, so that it outlives a restart of the business process.
 //!
+//! # From a file
+//!
+//! `--config FILE` takes the runtime and server settings from a TOML or JSON file
+//! (`corepush::ConfigFile`): its `[runtime]`, and its one `[servers.NAME]` (or
+//! `[servers.push_demo]`), address, limits and backend included. `COREPUSH_*` variables win
+//! over the file and the flags over both (`push_demo/cli.rs` says which flag sets which key).
+//!
 //! ```text
+//! cargo run --example push_demo -- --config demo.toml --workers 2
 //! cargo run --example push_demo -- --port 8080 --workers 2
 //! cargo run --example push_demo -- --port 8081 --backend redis --instance eu-1
 //! cargo run --example push_demo -- --port 8082 --backend channel --channel 127.0.0.1:13005

@@ -72,6 +72,9 @@
 //! }
 //! ```
 //!
+//! The settings can come from a TOML or JSON file instead, with `COREPUSH_*` environment
+//! variables over it; the handler stays in code: [`ConfigFile`].
+//!
 //! ## Choosing a backend
 //!
 //! | backend | scope |

@@ -68,7 +68,7 @@ impl ConfigFormat {
 /// / `false`, strings, `"HOST:PORT"` addresses (`"[::1]:8080"`, or a name that resolves),
 /// and durations as `"250ms"`, `"10s"`, `"1.5s"`, `"2m"`, `"1h"` or a number of
 /// milliseconds; an optional duration also takes `"off"`. The backend table's keys are the
-/// fields of [`RedisConfig`](crate::RedisConfig), [`ChannelBackendConfig`] or
+/// fields of [`RedisConfig`](crate::RedisConfig), [`ChannelBackendConfig`](crate::ChannelBackendConfig) or
 /// [`GatewayBackendConfig`](crate::GatewayBackendConfig) (`gateways` and `secret`
 /// required); a server's `[servers.NAME.gateway]` table makes it a gateway
 /// ([`GatewayConfig`]: `internal_addr` and `secret` required), read back with
