@@ -234,3 +234,15 @@ fn host_takes_ipv6_and_names() {
     assert_eq!(addr.ip().to_string(), "::1");
     rt.shutdown().unwrap();
 }
+
+#[test]
+fn the_shipped_example_file_runs() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/push_demo.toml");
+    let Ok(Cli::Run(opts)) = parse_args(["--config", path, "--port", "0"]) else {
+        panic!("examples/push_demo.toml parses")
+    };
+    assert_eq!((opts.workers, opts.backend), (2, Backend::Local));
+    let rt = push_demo::build(&opts).expect("push_demo from examples/push_demo.toml");
+    assert_eq!(rt.workers(), 2);
+    rt.shutdown().unwrap();
+}
