@@ -23,14 +23,16 @@ use corepush::{
 };
 use serde_json::{Value, json};
 
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // shared by the examples: not every one uses every helper
+mod cli;
+
+use cli::value;
+
 /// The server name the application pushes through, in both modes.
 pub const SERVER: &str = "hello";
 /// The group every WebSocket client joins.
 pub const ROOM: &str = "room";
-
-/// The command-line help.
-pub const USAGE: &str =
-    "usage: fpm_hello [--mode push|fpm] [--port N (8080 push, 8081 fpm)] [--host 127.0.0.1]";
 
 /// The application. Its push code, [`Hello::greet`], is the same in both modes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -91,7 +93,7 @@ impl RequestHandler for Hello {
 }
 
 /// Which server to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// The WebSocket push server.
     Push,
@@ -144,46 +146,36 @@ pub enum Cli {
     Help,
 }
 
-/// Parses the arguments (without the program name).
+/// The same push code under the push server and under the request-scoped HTTP server.
+#[derive(Debug, clap::Parser)]
+#[command(name = "fpm_hello", disable_version_flag = true)]
+struct Flags {
+    /// push: the WebSocket push server; fpm: the request-scoped HTTP server
+    #[arg(long, value_enum, default_value = "push", hide_possible_values = true)]
+    mode: Mode,
+    /// Port to listen on; 0 picks a free one [default: 8080 push, 8081 fpm]
+    #[arg(long, value_name = "N", value_parser = value::port)]
+    port: Option<u16>,
+    /// IP address (::1 too) or name to listen on
+    #[arg(long, value_name = "H", default_value = "127.0.0.1", value_parser = value::non_empty)]
+    host: String,
+}
+
+/// Parses the arguments (without the program name). `--flag value` and `--flag=value` both
+/// work.
 pub fn parse_args<I, S>(args: I) -> Result<Cli, String>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut opts = Options::default();
-    let mut args = args.into_iter().map(Into::into);
-    while let Some(arg) = args.next() {
-        if arg == "--help" || arg == "-h" {
-            return Ok(Cli::Help);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg, None),
-        };
-        if !["--mode", "--port", "--host"].contains(&flag.as_str()) {
-            return Err(format!("unknown argument {flag:?}"));
-        }
-        let Some(value) = inline.or_else(|| args.next()) else {
-            return Err(format!("{flag} needs a value"));
-        };
-        match flag.as_str() {
-            "--mode" => {
-                opts.mode = match value.as_str() {
-                    "push" => Mode::Push,
-                    "fpm" => Mode::Fpm,
-                    _ => return Err(format!("--mode expects push or fpm, not {value:?}")),
-                }
-            }
-            "--port" => {
-                let port = value.parse();
-                opts.port =
-                    Some(port.map_err(|_| format!("--port expects 0-65535, not {value:?}"))?)
-            }
-            _ if value.is_empty() => return Err("--host must not be empty".to_owned()),
-            _ => opts.host = value,
-        }
-    }
-    Ok(Cli::Run(opts))
+    let Some(flags) = cli::parse::<Flags, _, _>(args)? else {
+        return Ok(Cli::Help);
+    };
+    Ok(Cli::Run(Options {
+        mode: flags.mode,
+        host: flags.host,
+        port: flags.port,
+    }))
 }
 
 /// Starts the push server (a WebSocket runtime whose server is named [`SERVER`]).
@@ -202,11 +194,11 @@ fn main() {
     let opts = match parse_args(std::env::args().skip(1)) {
         Ok(Cli::Run(opts)) => opts,
         Ok(Cli::Help) => {
-            println!("{USAGE}");
+            println!("{}", cli::help::<Flags>());
             return;
         }
         Err(e) => {
-            eprintln!("{e}\n{USAGE}");
+            eprintln!("fpm_hello: {e}\n{}", cli::usage::<Flags>());
             std::process::exit(2);
         }
     };

@@ -20,22 +20,43 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use corepush::{Error, GatewayConfig, MAX_INSTANCES, MAX_WORKERS, Runtime, ServerConfig};
 
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // shared by the examples: not every one uses every helper
+mod cli;
+
+use cli::value;
+
 /// The name of the gateway's one server.
 pub const SERVER: &str = "gateway";
 
-/// The command-line help.
-pub const USAGE: &str = "usage: gateway --port N --internal-port M --secret S [--workers W]
-    [--instance K] [--host 127.0.0.1] [--help]
-
-  --port N           where clients connect (WebSocket); 0 picks a free port
-  --internal-port M  where business processes connect; 0 picks a free port
-  --secret S         the secret business processes must present
-  --workers W        core loops (default: the number of cores)
-  --instance K       this gateway's number, 1 to 4095, unique among the gateways (default 1)
-  --host H           the address both ports are on (default 127.0.0.1)";
-
-/// The flags that take a value.
-const FLAGS: &str = "--port --internal-port --secret --workers --instance --host";
+/// The command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "gateway",
+    disable_version_flag = true,
+    about = "A gateway: holds the client connections for business processes"
+)]
+struct Flags {
+    /// Where clients connect (WebSocket); 0 picks a free port
+    #[arg(long, value_name = "N", value_parser = value::port)]
+    port: u16,
+    /// Where business processes connect; 0 picks a free port
+    #[arg(long, value_name = "M", value_parser = value::port)]
+    internal_port: u16,
+    /// The secret business processes must present
+    #[arg(long, value_name = "S", value_parser = value::non_empty)]
+    secret: String,
+    /// Core loops [default: the number of cores]
+    #[arg(long, value_name = "W", value_parser = value::within(1, MAX_WORKERS))]
+    workers: Option<usize>,
+    /// This gateway's number, 1 to 4095, unique among the gateways
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = value::within(1, MAX_INSTANCES - 1))]
+    instance: u16,
+    /// IP address (::1 too) or name both ports are on
+    #[arg(long, value_name = "H", default_value = "127.0.0.1", value_parser = value::non_empty)]
+    host: String,
+}
 
 /// The command-line options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,69 +90,18 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut host = "127.0.0.1".to_owned();
-    let (mut port, mut internal_port, mut secret) = (None, None, None);
-    let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut instance = 1;
-    let mut args = args.into_iter().map(Into::into);
-    while let Some(arg) = args.next() {
-        if arg == "--help" || arg == "-h" {
-            return Ok(Cli::Help);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg, None),
-        };
-        if !FLAGS.split(' ').any(|f| f == flag) {
-            return Err(format!("unknown argument {flag:?}"));
-        }
-        let value = match inline.or_else(|| args.next()) {
-            Some(v) => v,
-            None => return Err(format!("{flag} needs a value")),
-        };
-        let port_number = |value: &str| {
-            value
-                .parse::<u16>()
-                .map_err(|_| format!("{flag} expects a port number 0-65535, not {value:?}"))
-        };
-        match flag.as_str() {
-            "--port" => port = Some(port_number(&value)?),
-            "--internal-port" => internal_port = Some(port_number(&value)?),
-            "--secret" if value.is_empty() => return Err("--secret must not be empty".into()),
-            "--secret" => secret = Some(value),
-            "--workers" => {
-                workers = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_WORKERS).contains(n))
-                    .ok_or_else(|| {
-                        format!("--workers expects a number from 1 to {MAX_WORKERS}, not {value:?}")
-                    })?
-            }
-            "--instance" => {
-                instance = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..MAX_INSTANCES).contains(n))
-                    .ok_or_else(|| {
-                        format!(
-                            "--instance expects a number from 1 to {}, not {value:?}",
-                            MAX_INSTANCES - 1
-                        )
-                    })?
-            }
-            "--host" if value.is_empty() => return Err("--host must not be empty".into()),
-            _ => host = value,
-        }
-    }
-    let missing = |flag: &str| format!("{flag} is required");
+    let Some(flags) = cli::parse::<Flags, _, _>(args)? else {
+        return Ok(Cli::Help);
+    };
     Ok(Cli::Run(Options {
-        port: port.ok_or_else(|| missing("--port"))?,
-        internal_port: internal_port.ok_or_else(|| missing("--internal-port"))?,
-        secret: secret.ok_or_else(|| missing("--secret"))?,
-        host,
-        workers,
-        instance,
+        host: flags.host,
+        port: flags.port,
+        internal_port: flags.internal_port,
+        workers: flags
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        secret: flags.secret,
+        instance: flags.instance,
     }))
 }
 
@@ -170,11 +140,11 @@ where
     let opts = match parse_args(args) {
         Ok(Cli::Run(opts)) => opts,
         Ok(Cli::Help) => {
-            println!("{USAGE}");
+            println!("{}", cli::help::<Flags>());
             return 0;
         }
         Err(e) => {
-            eprintln!("gateway: {e}\n{USAGE}");
+            eprintln!("gateway: {e}\n{}", cli::usage::<Flags>());
             return 2;
         }
     };

@@ -51,7 +51,15 @@
 //! that served the op. A connection's own data (`set` / `get` without `to`) is kept on its
 //! gateway, as with a `to`, so that it outlives a restart of the business process.
 //!
+//! # From a file
+//!
+//! `--config FILE` takes the runtime and server settings from a TOML or JSON file
+//! (`corepush::ConfigFile`): its `[runtime]`, and its one `[servers.NAME]` (or
+//! `[servers.push_demo]`), address, limits and backend included. `COREPUSH_*` variables win
+//! over the file and the flags over both (`push_demo/cli.rs` says which flag sets which key).
+//!
 //! ```text
+//! cargo run --example push_demo -- --config demo.toml --workers 2
 //! cargo run --example push_demo -- --port 8080 --workers 2
 //! cargo run --example push_demo -- --port 8081 --backend redis --instance eu-1
 //! cargo run --example push_demo -- --port 8082 --backend channel --channel 127.0.0.1:13005
@@ -65,42 +73,32 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use corepush::{
-    Answer, BackendConfig, Context, Error, Handler, MAX_WORKERS, Message, Raw, Runtime,
+    Answer, BackendConfig, ConfigFile, Context, Error, Handler, Message, Raw, Runtime,
     ServerConfig, WorkerContext, WorkerMessage,
 };
 use serde_json::{Value, json};
 
 #[path = "push_demo/args.rs"]
 mod args;
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // shared by the examples: not every one uses every helper
+mod cli;
+#[path = "push_demo/cli.rs"]
+mod command_line;
 #[path = "push_demo/ops.rs"]
 mod ops;
 #[path = "push_demo/pool.rs"]
 mod pool;
 
 use args::Args;
+pub use command_line::{
+    Backend, Cli, Options, file_server, gateways, parse_args, short_usage, usage,
+};
 use ops::{Failure, alone, facade_op};
 use pool::{Job, Pool};
 
 /// The name of the demo's one server.
 pub const SERVER: &str = "push_demo";
-
-/// The command-line help.
-pub const USAGE: &str = "usage: push_demo [--port 8080] [--host 127.0.0.1] [--workers N]
-    [--backend local|redis|channel|gateway] [--redis-url URL] [--channel HOST:PORT]
-    [--token T] [--instance NAME] [--gateway HOST:PORT[,HOST:PORT...]] [--secret S] [--help]
-
-  --backend redis     one instance of a cluster on Redis
-  --backend channel   one instance of a cluster on a channel broker
-  --backend gateway   a business process behind gateways (examples/gateway.rs), which hold
-                      the clients: needs --gateway and --secret; takes no --port or --host
-  --redis-url URL     the Redis of the cluster (default redis://127.0.0.1:6379/)
-  --channel HOST:PORT the channel broker of the cluster (default 127.0.0.1:13005)
-  --token T           the channel broker's token, where it has one
-  --gateway LIST      the gateways' internal addresses, HOST:PORT separated by commas
-  --secret S          the secret the gateways were started with
-  --instance NAME     the name whoami reports (default: local; on a cluster instance-N, N
-                      being the instance number claimed in Redis or assigned by the broker;
-                      on the gateway backend: business)";
 
 /// The Redis of a cluster when `--redis-url` is not given.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
@@ -114,200 +112,6 @@ pub const BUSINESS: &str = "business";
 /// How long a business process waits to be linked to every gateway before it says which are
 /// missing (it goes on trying them in the background).
 pub const LINK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The flags that take a value.
-const FLAGS: &str = "--port --host --workers --backend --redis-url --channel --token --instance \
-    --gateway --secret";
-
-/// Which backend carries the pushes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// Every core loop of this process.
-    Local,
-    /// A Redis pub/sub cluster.
-    Redis,
-    /// A channel server shared by the instances.
-    Channel,
-    /// Business process behind one or more gateways.
-    Gateway,
-}
-
-impl Backend {
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Local => "local",
-            Backend::Redis => "redis",
-            Backend::Channel => "channel",
-            Backend::Gateway => "gateway",
-        }
-    }
-}
-
-/// The command-line options.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// Address to listen on (an IP address or a resolvable name). Defaults to 127.0.0.1.
-    pub host: String,
-    /// Port to listen on; 0 picks a free one. Defaults to 8080.
-    pub port: u16,
-    /// Core loops. Defaults to the number of available cores.
-    pub workers: usize,
-    /// Defaults to [`Backend::Local`].
-    pub backend: Backend,
-    /// For the redis backend; `None` is [`REDIS_URL`].
-    pub redis_url: Option<String>,
-    /// For the channel backend: the broker, `host:port`; `None` is [`CHANNEL`].
-    pub channel: Option<String>,
-    /// For the channel backend: the broker's token, where it has one.
-    pub token: Option<String>,
-    /// The name `whoami` reports. Defaults to "local". Empty means `instance-N`, N being this
-    /// instance's number: [`parse_args`] leaves it so on a cluster backend without
-    /// `--instance`.
-    pub instance: String,
-    /// For the gateway backend: the gateways' internal addresses, `host:port` separated by
-    /// commas.
-    pub gateway: Option<String>,
-    /// For the gateway backend: the gateways' secret.
-    pub secret: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            host: "127.0.0.1".to_owned(),
-            port: 8080,
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            backend: Backend::Local,
-            redis_url: None,
-            channel: None,
-            token: None,
-            instance: "local".to_owned(),
-            gateway: None,
-            secret: None,
-        }
-    }
-}
-
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cli {
-    /// Run the server.
-    Run(Options),
-    /// Print the usage and exit.
-    Help,
-}
-
-/// Parses the arguments after the program name. `--flag value` and `--flag=value` both work.
-/// A backend this build cannot run is an error, like an unknown flag.
-pub fn parse_args<I, S>(args: I) -> Result<Cli, String>
-where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
-{
-    let mut opts = Options::default();
-    let mut named = false;
-    // --port or --host given: refused on the gateway backend, which holds no client port.
-    let mut listening = None;
-    let mut args = args.into_iter().map(Into::into);
-    while let Some(arg) = args.next() {
-        if arg == "--help" || arg == "-h" {
-            return Ok(Cli::Help);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg, None),
-        };
-        if !FLAGS.split(' ').any(|f| f == flag) {
-            return Err(format!("unknown argument {flag:?}"));
-        }
-        let value = match inline.or_else(|| args.next()) {
-            Some(v) => v,
-            None => return Err(format!("{flag} needs a value")),
-        };
-        if flag == "--port" || flag == "--host" {
-            listening = Some(flag.clone());
-        }
-        match flag.as_str() {
-            "--port" => {
-                opts.port = value
-                    .parse()
-                    .map_err(|_| format!("--port expects a port number 0-65535, not {value:?}"))?
-            }
-            "--host" if value.is_empty() => return Err("--host must not be empty".to_owned()),
-            "--host" => opts.host = value,
-            "--workers" => {
-                opts.workers = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_WORKERS).contains(n))
-                    .ok_or_else(|| {
-                        format!("--workers expects a number from 1 to {MAX_WORKERS}, not {value:?}")
-                    })?
-            }
-            "--backend" => {
-                opts.backend = match value.as_str() {
-                    "local" => Backend::Local,
-                    "redis" => Backend::Redis,
-                    "channel" => Backend::Channel,
-                    "gateway" => Backend::Gateway,
-                    _ => {
-                        return Err(format!(
-                            "--backend expects local, redis, channel or gateway, not {value:?}"
-                        ));
-                    }
-                }
-            }
-            "--redis-url" => opts.redis_url = Some(value),
-            "--channel" => opts.channel = Some(value),
-            "--token" => opts.token = Some(value),
-            "--instance" if value.is_empty() => {
-                return Err("--instance must not be empty".to_owned());
-            }
-            "--instance" => {
-                opts.instance = value;
-                named = true;
-            }
-            "--gateway" => opts.gateway = Some(value),
-            _ => opts.secret = Some(value),
-        }
-    }
-    if !available(opts.backend) {
-        return Err(unsupported(opts.backend));
-    }
-    if opts.backend == Backend::Gateway {
-        if let Some(flag) = listening {
-            return Err(format!(
-                "{flag} does not go with --backend gateway: a business process holds no client \
-                 port (clients connect to a gateway)"
-            ));
-        }
-        if gateways(&opts).is_empty() {
-            return Err("--backend gateway needs --gateway HOST:PORT[,HOST:PORT...]".to_owned());
-        }
-        if opts.secret.as_deref().is_none_or(str::is_empty) {
-            return Err("--backend gateway needs --secret (the gateways' secret)".to_owned());
-        }
-        if !named {
-            opts.instance = BUSINESS.to_owned();
-        }
-    } else if opts.backend != Backend::Local && !named {
-        opts.instance = String::new();
-    }
-    Ok(Cli::Run(opts))
-}
-
-/// The gateways' internal addresses `--gateway` names.
-pub fn gateways(opts: &Options) -> Vec<String> {
-    opts.gateway
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
 
 /// Starts the demo server: listening and accepting when this returns. On a cluster backend
 /// it has joined the cluster (claiming the lowest free instance number); an unreachable
@@ -332,9 +136,22 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     // which hold its sender.
     let cluster = opts.backend != Backend::Local;
     let pool = (cluster && !gateway).then(|| Pool::start(POOL_THREADS));
-    let spec = ServerConfig::websocket(SERVER, addr)
+    // With --config, the file's runtime and server settings, under what the options say.
+    let file = opts.config.as_deref().map(ConfigFile::load).transpose()?;
+    let (runtime, server) = match &file {
+        Some(file) => (
+            file.runtime.clone(),
+            file_server(file).map_err(Error::Config)?,
+        ),
+        None => (corepush::RuntimeConfig::default(), None),
+    };
+    let mut server = server.unwrap_or_else(|| ServerConfig::websocket(SERVER, addr));
+    server.name = SERVER.to_owned();
+    server.addr = addr;
+    let backend = backend_config(opts, &server.backend);
+    let spec = server
         .listen(!gateway)
-        .backend(backend_config(opts))
+        .backend(backend)
         .handler(move |_| Demo {
             instance: instance.clone(),
             cluster,
@@ -343,6 +160,7 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
         })
         .action("pushLocal", push_local);
     Runtime::builder()
+        .config(runtime)
         .workers(opts.workers)
         .server(spec)
         .start()
@@ -358,11 +176,11 @@ where
     let opts = match parse_args(args) {
         Ok(Cli::Run(opts)) => opts,
         Ok(Cli::Help) => {
-            println!("{USAGE}");
+            println!("{}", usage());
             return 0;
         }
         Err(e) => {
-            eprintln!("push_demo: {e}\n{USAGE}");
+            eprintln!("push_demo: {e}\n{}", short_usage());
             return 2;
         }
     };
@@ -444,7 +262,7 @@ fn wait_for_gateways(runtime: &Runtime, wanted: usize) -> usize {
 const POOL_THREADS: usize = 2;
 
 /// Whether this build runs the backend.
-fn available(backend: Backend) -> bool {
+pub(crate) fn available(backend: Backend) -> bool {
     match backend {
         Backend::Local => true,
         Backend::Redis => cfg!(feature = "redis"),
@@ -453,12 +271,18 @@ fn available(backend: Backend) -> bool {
     }
 }
 
-fn backend_config(opts: &Options) -> BackendConfig {
+/// The backend the options name, over the file's settings of the same backend (its prefix,
+/// timeouts) where it gives that one.
+fn backend_config(opts: &Options, file: &BackendConfig) -> BackendConfig {
     match opts.backend {
         #[cfg(feature = "redis")]
         Backend::Redis => {
             let url = opts.redis_url.as_deref().unwrap_or(REDIS_URL);
-            let mut redis = corepush::RedisConfig::default().url(url);
+            let mut redis = match file {
+                BackendConfig::Redis(redis) => redis.clone(),
+                _ => corepush::RedisConfig::default(),
+            }
+            .url(url);
             if !opts.instance.is_empty() {
                 redis = redis.name(opts.instance.as_str());
             }
@@ -466,10 +290,12 @@ fn backend_config(opts: &Options) -> BackendConfig {
         }
         Backend::Channel => {
             let addr = opts.channel.as_deref().unwrap_or(CHANNEL);
-            let mut channel = corepush::ChannelBackendConfig::default().addr(addr);
-            if let Some(token) = &opts.token {
-                channel = channel.token(token.as_str());
+            let mut channel = match file {
+                BackendConfig::Channel(channel) => channel.clone(),
+                _ => corepush::ChannelBackendConfig::default(),
             }
+            .addr(addr);
+            channel.token = opts.token.clone();
             if !opts.instance.is_empty() {
                 channel = channel.name(opts.instance.as_str());
             }
@@ -477,16 +303,19 @@ fn backend_config(opts: &Options) -> BackendConfig {
         }
         Backend::Gateway => {
             let secret = opts.secret.as_deref().unwrap_or("");
-            BackendConfig::Gateway(
-                corepush::GatewayBackendConfig::new(gateways(opts), secret)
-                    .name(opts.instance.as_str()),
-            )
+            let mut config = corepush::GatewayBackendConfig::new(gateways(opts), secret);
+            if let BackendConfig::Gateway(from_file) = file {
+                config = config
+                    .query_timeout(from_file.query_timeout)
+                    .connect_timeout(from_file.connect_timeout);
+            }
+            BackendConfig::Gateway(config.name(opts.instance.as_str()))
         }
         _ => BackendConfig::Local,
     }
 }
 
-fn unsupported(backend: Backend) -> String {
+pub(crate) fn unsupported(backend: Backend) -> String {
     format!(
         "backend {} is not available in this build yet",
         backend.name()

@@ -9,12 +9,18 @@
 //! `{"type":"broadcastResult","payload":P,"listenerCount":N}`. The payload is passed through
 //! as raw JSON, never re-parsed.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use corepush::{Context, Handler, Message, Runtime, RuntimeConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // shared by the examples: not every one uses every helper
+pub(crate) mod cli;
+
+use cli::value;
 
 #[derive(Deserialize)]
 struct Request<'a> {
@@ -66,43 +72,49 @@ impl Handler for Shootout {
     }
 }
 
+/// The websocket-shootout server (hashrocket's benchmark protocol) on corepush.
+#[derive(Debug, clap::Parser)]
+#[command(name = "shootout", disable_version_flag = true)]
+struct Flags {
+    /// Port to listen on; 0 picks a free one
+    #[arg(long, value_name = "N", default_value_t = 3334, value_parser = value::port)]
+    port: u16,
+    /// IP address (::1 too) or name to listen on
+    #[arg(long, value_name = "H", default_value = "127.0.0.1", value_parser = value::non_empty)]
+    host: String,
+    /// Core loops [default: the number of cores]
+    #[arg(long, value_name = "N", value_parser = value::within(1, corepush::MAX_WORKERS))]
+    workers: Option<usize>,
+    /// RuntimeConfig::fanout_coalesce in milliseconds [default: the library's]
+    #[arg(long, value_name = "MS")]
+    fanout_coalesce_ms: Option<u64>,
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let mut port = 3334u16;
-    let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut host = "127.0.0.1".to_owned();
-    let mut coalesce = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next();
-        let ok = match (flag.as_str(), value) {
-            ("--port", Some(v)) => v.parse().map(|v| port = v).is_ok(),
-            ("--workers", Some(v)) => v.parse().map(|v| workers = v).is_ok(),
-            ("--fanout-coalesce-ms", Some(v)) => v
-                .parse()
-                .map(|v| coalesce = Some(Duration::from_millis(v)))
-                .is_ok(),
-            ("--host", Some(v)) => {
-                host = v;
-                true
-            }
-            _ => false,
-        };
-        if !ok {
-            eprintln!(
-                "usage: shootout [--port 3334] [--host 127.0.0.1] [--workers N] \
-                 [--fanout-coalesce-ms MS]"
-            );
-            std::process::exit(2);
+    let flags = match cli::parse::<Flags, _, _>(std::env::args().skip(1)) {
+        Ok(Some(flags)) => flags,
+        Ok(None) => {
+            println!("{}", cli::help::<Flags>());
+            return;
         }
-    }
-    let addr = match format!("{host}:{port}").parse() {
-        Ok(a) => a,
         Err(e) => {
-            eprintln!("bad address {host}:{port}: {e}");
+            eprintln!("shootout: {e}\n{}", cli::usage::<Flags>());
             std::process::exit(2);
         }
     };
+    let addr = match (flags.host.as_str(), flags.port).to_socket_addrs() {
+        Ok(mut addrs) => addrs.next(),
+        Err(_) => None,
+    };
+    let Some(addr) = addr else {
+        eprintln!("shootout: --host {:?} resolves to no address", flags.host);
+        std::process::exit(2);
+    };
+    let workers = flags
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let coalesce = flags.fanout_coalesce_ms.map(Duration::from_millis);
     if let Err(e) = serve(addr, workers, coalesce) {
         eprintln!("{e}");
         std::process::exit(1);

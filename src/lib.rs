@@ -72,6 +72,9 @@
 //! }
 //! ```
 //!
+//! The settings can come from a TOML or JSON file instead, with `COREPUSH_*` environment
+//! variables over it; the handler stays in code: [`ConfigFile`].
+//!
 //! ## Choosing a backend
 //!
 //! | backend | scope |
@@ -176,6 +179,7 @@ mod channel;
 mod cluster;
 mod codec;
 mod config;
+mod config_file;
 mod conn;
 mod delivery;
 mod error;
@@ -208,6 +212,7 @@ pub use config::RedisConfig;
 pub use config::{
     BackendConfig, ChannelBackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer,
 };
+pub use config_file::{ConfigFile, ConfigFormat};
 pub use conn::handshake::{HandshakeRequest, Rejection};
 pub use error::{Error, Result};
 pub use facade::{Answer, Cluster, Server};

@@ -9,13 +9,28 @@ mod example;
 use corepush::{BackendConfig, ChannelBackendConfig, Error, Runtime, ServerConfig};
 use util::{Client, Cmd};
 
+/// The options of a command line that must parse.
+fn run<'a>(args: impl IntoIterator<Item = &'a str>) -> example::Options {
+    match example::parse_args(args) {
+        Ok(example::Cli::Run(opts)) => opts,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn the_command_line_has_defaults_and_names_bad_arguments() {
-    let cli = example::parse_args(Vec::<String>::new()).unwrap();
+    let cli = run([]);
     assert_eq!(cli.addr.to_string(), "127.0.0.1:13005");
     assert_eq!(cli.token, None);
-    let cli = example::parse_args(["--host", "127.0.0.1", "--port=0", "--token", "t"]).unwrap();
+    let cli = run(["--host", "127.0.0.1", "--port=0", "--token", "t"]);
     assert_eq!((cli.addr.port(), cli.token.as_deref()), (0, Some("t")));
+    assert_eq!(
+        run(["--host", "::1", "--port", "7"]).addr.to_string(),
+        "[::1]:7"
+    );
+    assert_eq!(run(["--host=::1"]).addr.to_string(), "[::1]:13005");
+    assert!(run(["--host", "localhost"]).addr.ip().is_loopback());
+    assert_eq!(example::parse_args(["--help"]), Ok(example::Cli::Help));
     assert!(
         example::parse_args(["--port", "x"])
             .unwrap_err()
@@ -35,7 +50,7 @@ fn the_command_line_has_defaults_and_names_bad_arguments() {
 
 #[test]
 fn the_broker_it_starts_carries_pushes_for_the_right_token() {
-    let cli = example::parse_args(["--port", "0", "--token", "secret"]).unwrap();
+    let cli = run(["--port", "0", "--token", "secret"]);
     let broker = example::start(&cli).expect("the broker");
     let backend = |token: &str| {
         BackendConfig::Channel(

@@ -104,6 +104,12 @@ fn command_line() {
     assert_eq!(run(&[]).addr().unwrap().port(), 8080);
     let custom = run(&["--mode=push", "--port=0", "--host", "localhost"]);
     assert_eq!((custom.port, custom.host.as_str()), (Some(0), "localhost"));
+    let ipv6 = run(&["--host", "::1", "--port=0"]);
+    assert_eq!(ipv6.addr().unwrap().to_string(), "[::1]:0");
+    assert_eq!(
+        run(&["--host=::1"]).addr().unwrap().to_string(),
+        "[::1]:8080"
+    );
     assert_eq!(parse_args(["--help"]), Ok(Cli::Help));
     for bad in [
         &["--mode", "cgi"][..],

@@ -15,8 +15,10 @@ mod util;
 #[allow(dead_code, unreachable_pub)]
 mod push_demo;
 
+// Both examples bring the examples' command-line helper: two copies here, one per binary
+// elsewhere.
 #[path = "../examples/gateway.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code, unreachable_pub, clippy::duplicate_mod)]
 mod gateway;
 
 use std::io::{BufRead, BufReader};
@@ -254,6 +256,20 @@ fn parse_args_runs_a_business_process_and_the_gateway() {
     };
     assert_eq!((gw.port, gw.internal_port, gw.workers), (8080, 9080, 2));
     assert_eq!((gw.instance, gw.host.as_str()), (1, "127.0.0.1"));
+    let Ok(gateway::Cli::Run(v6)) = gateway::parse_args([
+        "--host",
+        "::1",
+        "--port=0",
+        "--internal-port",
+        "0",
+        "--secret=s",
+    ]) else {
+        panic!("--host ::1 parses")
+    };
+    assert_eq!(
+        (v6.host.as_str(), v6.port, v6.secret.as_str()),
+        ("::1", 0, "s")
+    );
     let gw_fails = |args: &str, expected: &str| match gateway::parse_args(args.split(' ')) {
         Err(e) => assert!(e.contains(expected), "{args:?}: {e}"),
         Ok(other) => panic!("{args:?} must fail, got {other:?}"),

@@ -56,6 +56,7 @@ mod child;
 #[allow(dead_code)] // shared with the load example, which uses the rest of it
 mod client;
 
+mod args;
 mod broadcast;
 mod handoff;
 mod instance;
@@ -119,11 +120,14 @@ impl Opts {
 }
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--serve") {
-        return serve(&args);
+    let flags = args::flags();
+    if let Some(kind) = &flags.serve {
+        return serve(kind, &flags);
     }
-    let o = parse(&args)?;
+    let o = args::parse(&flags).unwrap_or_else(|e| {
+        eprintln!("cluster_bench: {e}\n{}", args::usage());
+        std::process::exit(2);
+    });
     let (nofile, _) = child::raise_nofile()?;
     if (o.clients + PROBE_CLIENTS * 2 + 64) as u64 > nofile {
         return Err(format!("{} clients do not fit RLIMIT_NOFILE {nofile}", o.clients).into());
@@ -408,131 +412,12 @@ impl Opts {
     }
 }
 
-/// The instance role: `--serve redis|channel|business|local|broker|gateway --port P
-/// --watch-stdin 1 --workers N [--redis URL | --broker ADDR | --gateway ADDR]
-/// [--prefix P --instance N]
-/// [--fanout-coalesce-ms MS]`.
-fn serve(args: &[String]) -> Res<()> {
+/// The instance role (`--serve KIND …`, see [`args::Flags`]).
+fn serve(kind: &str, flags: &args::Flags) -> Res<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let mut spec = instance::InstanceSpec {
-        backend: String::new(),
-        port: 0,
-        workers: 2,
-        instance: 0,
-        redis_url: None,
-        broker: None,
-        gateway: None,
-        prefix: None,
-        fanout_coalesce: None,
-    };
-    for pair in args.chunks(2) {
-        match (pair[0].as_str(), pair.get(1)) {
-            ("--serve", Some(v)) => spec.backend = v.clone(),
-            ("--port", Some(v)) => spec.port = v.parse()?,
-            ("--workers", Some(v)) => spec.workers = v.parse()?,
-            ("--watch-stdin", Some(_)) => child::exit_with_parent(),
-            ("--redis", Some(v)) => spec.redis_url = Some(v.clone()),
-            ("--broker", Some(v)) => spec.broker = Some(v.clone()),
-            ("--gateway", Some(v)) => spec.gateway = Some(v.clone()),
-            ("--prefix", Some(v)) => spec.prefix = Some(v.clone()),
-            ("--instance", Some(v)) => spec.instance = v.parse()?,
-            ("--fanout-coalesce-ms", Some(v)) => {
-                spec.fanout_coalesce = Some(Duration::from_millis(v.parse()?));
-            }
-            (flag, _) => return Err(format!("instance role: unexpected {flag}").into()),
-        }
-    }
+    let spec = args::instance_spec(kind, flags);
     child::raise_nofile()?;
     Ok(instance::serve(&spec)?)
-}
-
-const USAGE: &str = "usage: cluster_bench [--clients 1000] [--runs 3] [--seconds 3] \
-    [--pushes 2000] [--warmup 200] [--payload 64] [--senders 4] [--inflight 1,16] [--window 512] \
-    [--workers 2] [--connect-threads 4] [--quiet-wait 30] [--fanout-coalesce-ms MS] \
-    [--phases single,throughput,broadcast]";
-
-fn parse(args: &[String]) -> Res<Opts> {
-    let mut o = Opts {
-        clients: 1000,
-        runs: 3,
-        seconds: 3.0,
-        pushes: 2000,
-        warmup: 200,
-        payload: 64,
-        senders: 4,
-        inflight: vec![1, 16],
-        window: 512,
-        workers: 2,
-        connect_threads: 4,
-        quiet_wait: 30,
-        coalesce_ms: None,
-        phases: PHASES.map(String::from).to_vec(),
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let v = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {v}: {e}\n{USAGE}");
-        match flag.as_str() {
-            "--clients" => o.clients = v.parse().map_err(|e| bad(&e))?,
-            "--runs" => o.runs = v.parse().map_err(|e| bad(&e))?,
-            "--seconds" => o.seconds = v.parse().map_err(|e| bad(&e))?,
-            "--pushes" => o.pushes = v.parse().map_err(|e| bad(&e))?,
-            "--warmup" => o.warmup = v.parse().map_err(|e| bad(&e))?,
-            "--payload" => o.payload = v.parse().map_err(|e| bad(&e))?,
-            "--senders" => o.senders = v.parse().map_err(|e| bad(&e))?,
-            "--inflight" => {
-                o.inflight = v
-                    .split(',')
-                    .map(|d| d.trim().parse())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| bad(&e))?
-            }
-            "--window" => o.window = v.parse().map_err(|e| bad(&e))?,
-            "--workers" => o.workers = v.parse().map_err(|e| bad(&e))?,
-            "--connect-threads" => o.connect_threads = v.parse().map_err(|e| bad(&e))?,
-            "--quiet-wait" => o.quiet_wait = v.parse().map_err(|e| bad(&e))?,
-            "--fanout-coalesce-ms" => o.coalesce_ms = Some(v.parse().map_err(|e| bad(&e))?),
-            "--phases" => {
-                o.phases = v.split(',').map(|p| p.trim().to_owned()).collect();
-                if let Some(p) = o.phases.iter().find(|p| !PHASES.contains(&p.as_str())) {
-                    return Err(bad(&format!("unknown phase {p:?}")).into());
-                }
-            }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
-        }
-    }
-    if !(o.seconds > 0.0 && o.seconds <= 600.0) {
-        return Err("--seconds must be in (0, 600]".into());
-    }
-    if [o.runs, o.pushes, o.payload, o.senders, o.workers].contains(&0)
-        || o.window == 0
-        || o.inflight.is_empty()
-        || o.inflight.iter().any(|&d| d == 0 || d > 1024)
-    {
-        return Err(
-            "--runs, --pushes, --payload, --senders, --window and --workers must be positive, \
-             --inflight in 1..=1024"
-                .into(),
-        );
-    }
-    if o.pushes > 1_000_000 || o.warmup > 1_000_000 || o.window > 10_000 || o.payload > 60_000 {
-        return Err(
-            "--pushes and --warmup at most 1000000, --window 10000, --payload 60000".into(),
-        );
-    }
-    if !(2..=100_000).contains(&o.clients) || o.senders > o.clients / 2 {
-        return Err("--clients must be in 2..=100000, and at least twice --senders".into());
-    }
-    if !(1..=64).contains(&o.connect_threads) {
-        return Err("--connect-threads must be 1..=64".into());
-    }
-    Ok(o)
 }
 
 /// The machine is shared: before a run, waits (at most `limit` seconds) until everything

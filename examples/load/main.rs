@@ -40,6 +40,7 @@
 #[allow(dead_code)] // the shootout example's own `main` is not called from here
 mod shootout;
 
+mod args;
 mod child;
 mod client;
 mod floor;
@@ -51,8 +52,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use child::ServerChild;
+// The examples' command-line helper, loaded once: through the shootout, which this includes.
 use client::Engine;
 use phases::{FanoutSpec, Stop};
+use shootout::cli;
 
 /// The ramp's limit on the 95th percentile of send → broadcastResult.
 const RAMP_LIMIT: Duration = Duration::from_millis(500);
@@ -87,11 +90,14 @@ struct Opts {
 }
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--serve") {
-        return serve(&args);
+    let flags = args::flags();
+    if let Some(kind) = &flags.serve {
+        return serve(kind, &flags);
     }
-    let o = parse(&args)?;
+    let o = args::parse(&flags).unwrap_or_else(|e| {
+        eprintln!("load: {e}\n{}", cli::usage::<args::Flags>());
+        std::process::exit(2);
+    });
     let (nofile, hard_raised) = child::raise_nofile()?;
     let o = fit_fd_limit(o, nofile)?;
     let (tck, tck_known) = child::clock_ticks();
@@ -270,24 +276,15 @@ impl Opts {
 
 /// The hidden child mode: `--serve corepush|floor|tokio --port P --workers N
 /// [--fanout-coalesce-ms MS]`.
-fn serve(args: &[String]) -> Res<()> {
+fn serve(kind: &str, flags: &args::Flags) -> Res<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let (mut kind, mut port, mut workers) = (String::new(), 0u16, 2usize);
-    let mut coalesce = None;
-    for pair in args.chunks(2) {
-        match (pair[0].as_str(), pair.get(1)) {
-            ("--serve", Some(v)) => kind = v.clone(),
-            ("--port", Some(v)) => port = v.parse()?,
-            ("--workers", Some(v)) => workers = v.parse()?,
-            ("--watch-stdin", Some(_)) => child::exit_with_parent(),
-            ("--fanout-coalesce-ms", Some(v)) => {
-                coalesce = Some(Duration::from_millis(v.parse()?));
-            }
-            (flag, _) => return Err(format!("serve mode: unexpected {flag}").into()),
-        }
+    let (port, workers) = (flags.port, flags.workers);
+    let coalesce = flags.fanout_coalesce_ms.map(Duration::from_millis);
+    if flags.watch_stdin.is_some() {
+        child::exit_with_parent();
     }
     child::raise_nofile()?;
-    match kind.as_str() {
+    match kind {
         "corepush" => Ok(shootout::serve(
             SocketAddr::from(([127, 0, 0, 1], port)),
             workers,
@@ -301,107 +298,6 @@ fn serve(args: &[String]) -> Res<()> {
 
 /// The servers `--server all` (the default) runs, in this order.
 const SERVERS: [&str; 3] = ["corepush", "floor", "tokio"];
-
-const USAGE: &str = "usage: load [--server corepush|floor|tokio|all|LIST] [--clients 1000[,10000]] \
-    [--senders 4] [--payload 64] [--seconds 5] [--runs 3] [--workers 2] [--echo-clients 100] \
-    [--inflight 16] [--client-threads 1] [--connect-threads 4] [--quiet-wait 60] [--ramp] \
-    [--ramp-max 30000] [--fanout-coalesce-ms MS] [--rate BROADCASTS_PER_S]";
-
-fn parse(args: &[String]) -> Res<Opts> {
-    let mut o = Opts {
-        servers: SERVERS.map(String::from).to_vec(),
-        clients: vec![1000],
-        senders: 4,
-        payload: 64,
-        seconds: 5.0,
-        runs: 3,
-        workers: 2,
-        echo_clients: 100,
-        inflight: 16,
-        client_threads: 1,
-        connect_threads: 4,
-        ramp: false,
-        ramp_max: 30_000,
-        quiet_wait: 60,
-        coalesce_ms: None,
-        rate: None,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--ramp" {
-            o.ramp = true;
-            continue;
-        }
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let v = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {v}: {e}\n{USAGE}");
-        match flag.as_str() {
-            "--server" => {
-                o.servers = Vec::new();
-                for name in v.split(',') {
-                    match name {
-                        "all" => o.servers.extend(SERVERS.map(String::from)),
-                        "corepush" | "floor" | "tokio" => o.servers.push(name.to_owned()),
-                        _ => return Err(bad(&"corepush, floor, tokio, all, or a list").into()),
-                    }
-                }
-            }
-            "--clients" => {
-                o.clients = v
-                    .split(',')
-                    .map(|c| c.trim().parse())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| bad(&e))?
-            }
-            "--senders" => o.senders = v.parse().map_err(|e| bad(&e))?,
-            "--payload" => o.payload = v.parse().map_err(|e| bad(&e))?,
-            "--seconds" => o.seconds = v.parse().map_err(|e| bad(&e))?,
-            "--runs" => o.runs = v.parse().map_err(|e| bad(&e))?,
-            "--workers" => o.workers = v.parse().map_err(|e| bad(&e))?,
-            "--echo-clients" => o.echo_clients = v.parse().map_err(|e| bad(&e))?,
-            "--inflight" => o.inflight = v.parse().map_err(|e| bad(&e))?,
-            "--client-threads" => o.client_threads = v.parse().map_err(|e| bad(&e))?,
-            "--connect-threads" => o.connect_threads = v.parse().map_err(|e| bad(&e))?,
-            "--ramp-max" => o.ramp_max = v.parse().map_err(|e| bad(&e))?,
-            "--quiet-wait" => o.quiet_wait = v.parse().map_err(|e| bad(&e))?,
-            "--fanout-coalesce-ms" => o.coalesce_ms = Some(v.parse().map_err(|e| bad(&e))?),
-            "--rate" => {
-                let r: f64 = v.parse().map_err(|e| bad(&e))?;
-                if !(r.is_finite() && r > 0.0) {
-                    return Err(bad(&"a positive number of broadcasts per second").into());
-                }
-                o.rate = Some(r);
-            }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
-        }
-    }
-    let min_clients = o.clients.iter().copied().min().unwrap_or(0);
-    if !(o.seconds > 0.0 && o.seconds <= 600.0) {
-        return Err("--seconds must be in (0, 600]".into());
-    }
-    if o.runs == 0 || o.workers == 0 || o.senders == 0 || o.inflight == 0 {
-        return Err("--runs, --workers, --senders and --inflight must be positive".into());
-    }
-    if !(1..=8).contains(&o.client_threads) || !(1..=64).contains(&o.connect_threads) {
-        return Err("--client-threads must be 1..=8 and --connect-threads 1..=64".into());
-    }
-    if !o.ramp && o.senders > min_clients.div_ceil(o.client_threads) {
-        return Err("--senders must not exceed the clients of the first client thread".into());
-    }
-    if o.clients
-        .iter()
-        .chain([&o.ramp_max])
-        .any(|&n| n == 0 || n > 1_000_000)
-    {
-        return Err("client counts must be in 1..=1000000".into());
-    }
-    Ok(o)
-}
 
 /// One run's figures.
 #[derive(Debug, Clone, Default)]

@@ -28,6 +28,9 @@ mod child;
 #[allow(dead_code)] // the handshakes are shared; the load example's engine is not used here
 mod client;
 
+#[path = "../common/cli.rs"]
+#[allow(dead_code)] // shared by the examples: not every one uses every helper
+mod cli;
 mod pool;
 mod process;
 mod server;
@@ -36,6 +39,7 @@ mod wire;
 use std::error::Error;
 use std::time::{Duration, Instant};
 
+use cli::value;
 use pool::{Pool, Totals};
 use process::{Connector, Sample, ServerProcess};
 
@@ -57,17 +61,40 @@ struct Opts {
     report_secs: u64,
 }
 
-const USAGE: &str = "usage: soak [--minutes 3] [--clients 10000] [--churn 2] [--push-ms 10] \
-    [--workers 2] [--report-secs 10]";
+/// The soak test: many clients for minutes, with churn and pushes, checking that nothing is
+/// lost, duplicated or leaked.
+#[derive(Debug, clap::Parser)]
+#[command(name = "soak", disable_version_flag = true)]
+struct Flags {
+    /// How long to run, in minutes, at most 60
+    #[arg(long, value_name = "M", default_value_t = 3.0, value_parser = value::within(0.0, 60.0))]
+    minutes: f64,
+    /// Clients kept connected
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = value::within(1usize, 200_000))]
+    clients: usize,
+    /// Per cent of the clients closed and opened again every second
+    #[arg(long, value_name = "PCT", default_value_t = 2.0, value_parser = value::within(0.0, 50.0))]
+    churn: f64,
+    /// Milliseconds between pushes (to everyone, a group, a flag in turn)
+    #[arg(long, value_name = "MS", default_value_t = 10, value_parser = value::within(1u64, 10_000))]
+    push_ms: u64,
+    /// The server's core loops
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = value::within(1usize, 64))]
+    workers: usize,
+    /// Seconds between progress reports
+    #[arg(long, value_name = "S", default_value_t = 10, value_parser = value::within(1u64, 600))]
+    report_secs: u64,
+    /// The server child this program runs itself as
+    #[arg(long, hide = true)]
+    serve: bool,
+}
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--serve") {
-        let o = parse(&args[1..])?;
+    let (o, serve) = parse();
+    if serve {
         child::raise_nofile()?;
         return server::serve(o.workers, Duration::from_millis(o.push_ms));
     }
-    let o = parse(&args)?;
     let (nofile, _) = child::raise_nofile()?;
     let churn_per_s = churn_count(o.clients, o.churn);
     if (o.clients + 2 * churn_per_s) as u64 + FD_MARGIN > nofile {
@@ -424,49 +451,33 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-fn parse(args: &[String]) -> Res<Opts> {
-    let mut o = Opts {
-        minutes: 3.0,
-        clients: 10_000,
-        churn: 2.0,
-        push_ms: 10,
-        workers: 2,
-        report_secs: 10,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
+/// The options, and whether this is the server child; a bad command line exits with status 2.
+fn parse() -> (Opts, bool) {
+    let flags = match cli::parse::<Flags, _, _>(std::env::args().skip(1)) {
+        Ok(Some(flags)) => flags,
+        Ok(None) => {
+            println!("{}", cli::help::<Flags>());
             std::process::exit(0);
         }
-        let v = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {v}: {e}\n{USAGE}");
-        match flag.as_str() {
-            "--minutes" => o.minutes = v.parse().map_err(|e| bad(&e))?,
-            "--clients" => o.clients = v.parse().map_err(|e| bad(&e))?,
-            "--churn" => o.churn = v.parse().map_err(|e| bad(&e))?,
-            "--push-ms" => o.push_ms = v.parse().map_err(|e| bad(&e))?,
-            "--workers" => o.workers = v.parse().map_err(|e| bad(&e))?,
-            "--report-secs" => o.report_secs = v.parse().map_err(|e| bad(&e))?,
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
+        Err(e) => {
+            eprintln!("soak: {e}\n{}", cli::usage::<Flags>());
+            std::process::exit(2);
         }
+    };
+    if flags.minutes <= 0.0 {
+        eprintln!(
+            "soak: --minutes must be in (0, 60]\n{}",
+            cli::usage::<Flags>()
+        );
+        std::process::exit(2);
     }
-    if !(o.minutes > 0.0 && o.minutes <= 60.0) {
-        return Err("--minutes must be in (0, 60]".into());
-    }
-    if !(1..=200_000).contains(&o.clients) {
-        return Err("--clients must be in 1..=200000".into());
-    }
-    if !(0.0..=50.0).contains(&o.churn) {
-        return Err("--churn must be a percentage in 0..=50".into());
-    }
-    if !(1..=10_000).contains(&o.push_ms) || !(1..=64).contains(&o.workers) {
-        return Err("--push-ms must be in 1..=10000 and --workers in 1..=64".into());
-    }
-    if !(1..=600).contains(&o.report_secs) {
-        return Err("--report-secs must be in 1..=600".into());
-    }
-    Ok(o)
+    let o = Opts {
+        minutes: flags.minutes,
+        clients: flags.clients,
+        churn: flags.churn,
+        push_ms: flags.push_ms,
+        workers: flags.workers,
+        report_secs: flags.report_secs,
+    };
+    (o, flags.serve)
 }
