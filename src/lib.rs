@@ -178,6 +178,7 @@ mod codec;
 mod config;
 mod conn;
 mod delivery;
+mod edge;
 mod error;
 mod facade;
 /// Fuzz target drivers over the crate-private codecs; see `fuzz/`.
@@ -209,6 +210,7 @@ pub use config::{
     BackendConfig, ChannelBackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer,
 };
 pub use conn::handshake::{HandshakeRequest, Rejection};
+pub use edge::PlainHttp;
 pub use error::{Error, Result};
 pub use facade::{Answer, Cluster, Server};
 pub use gateway::{GatewayBackendConfig, GatewayConfig, GatewayHandle, GatewayHandler};

@@ -274,6 +274,7 @@ impl RuntimeBuilder {
                             facade,
                             handler: spec.make(id),
                             listener,
+                            plain_http: spec.plain_http(),
                         })
                         .collect();
                     let stopper = shared.clone();
