@@ -40,7 +40,8 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Frames queued to clients (pushes, replies, control frames).
     pub messages_out: u64,
-    /// Bytes written to clients.
+    /// Bytes written to clients (not counting HTTP answers: the 101 of an upgrade, the answers
+    /// to plain requests and refusals).
     pub bytes_out: u64,
     /// Write system calls that carried them: `messages_out / writes` is how many frames a
     /// write carries on average (see `RuntimeConfig::fanout_coalesce`).

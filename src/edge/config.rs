@@ -10,8 +10,9 @@ use crate::http::{Request, Response};
 /// then the static directory, then 404) answer it.
 type Route = dyn Fn(&Request) -> Option<Response> + Send + Sync;
 
-/// Plain HTTP requests on a WebSocket server's port: a `GET` that is not an upgrade is
-/// answered instead of refused, so that a health check, a Prometheus scrape and a demo page
+/// Plain HTTP requests on a WebSocket server's port: a `GET` that is not an upgrade (no
+/// `Upgrade`, `Sec-WebSocket-Key` or `Connection: upgrade` header) is answered instead of
+/// refused, so that a health check, a Prometheus scrape and a demo page
 /// share the port with the WebSocket clients.
 ///
 /// `PlainHttp::default()` and the setters, named after the fields; set it with

@@ -37,13 +37,26 @@ pub(crate) fn classify(head: &[u8]) -> Plain {
         // Smuggling pairs, bad lengths, bad codings, a missing Host: refused as a whole.
         Err(reject) => return Plain::Refused(400, reject.reason()),
     };
-    if parsed.request.header("upgrade").is_some() {
+    if asks_upgrade(&parsed.request) {
         return Plain::BadUpgrade;
     }
     if parsed.framing != Framing::Empty || parsed.expect_continue {
         return Plain::Refused(400, "a request on this port has no body");
     }
     Plain::Request(Box::new(parsed.request))
+}
+
+/// Whether a request means to be a WebSocket upgrade: an `Upgrade` header, a WebSocket key,
+/// or `Connection: upgrade`. A client missing one of the others gets 400, not a page.
+fn asks_upgrade(request: &Request) -> bool {
+    request.headers().any(|(name, value)| {
+        name.eq_ignore_ascii_case("upgrade")
+            || name.eq_ignore_ascii_case("sec-websocket-key")
+            || (name.eq_ignore_ascii_case("connection")
+                && value
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+    })
 }
 
 #[cfg(test)]
@@ -69,6 +82,8 @@ mod tests {
         assert_eq!(kind("POST /x HTTP/1.1\r\nHost: a\r\n\r\n"), "POST /x");
         let upgrade = "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
         assert_eq!(kind(upgrade), "upgrade");
+        let half = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+        assert_eq!(kind(half), "upgrade");
         assert_eq!(kind("\x16\x03\x01\x02\x00"), "malformed");
         let te_cl = "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\
                      Transfer-Encoding: chunked\r\n\r\n";

@@ -61,7 +61,8 @@ impl Worker {
             .counters(self.id);
         match hs.step(&conn.io.socket) {
             Step::Pending => {}
-            Step::Done { .. } if self.stopping.is_some() => {
+            // Once shutdown was asked for (the loop may not have seen it yet, or drains run).
+            Step::Done { .. } if self.runtime.is_leaving() => {
                 bump(&counters.rejected, 1);
                 debug!("core loop {}: refused an upgrade during shutdown", self.id);
                 self.answer_and_close(slot, SHUTTING_DOWN.to_vec());
