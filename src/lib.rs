@@ -163,11 +163,20 @@
 //! }
 //! ```
 //!
+//! ## Metrics and health
+//!
+//! A WebSocket server's port answers plain HTTP requests too: `GET /metrics` (every server's
+//! [`Stats`], registry counts and mailbox depths, in the Prometheus text format) and
+//! `GET /health` (503 once shutdown has begun), and, where set, a route and a directory of
+//! static files — see [`PlainHttp`], set with [`ServerSpec::plain_http`].
+//!
 //! ## Shutdown
 //!
 //! [`Runtime::run`] blocks until Ctrl-C or SIGTERM; a [`ShutdownHandle`] stops the runtime
 //! from any thread. Shutdown is graceful: the listeners close, every client gets what was
 //! queued for it and then a close frame (1001, "going away"), and the core loops are joined.
+//! A connection still sending its request head may finish it: an upgrade is then refused
+//! (503), `/health` answers 503.
 
 #![forbid(unsafe_code)]
 

@@ -378,7 +378,8 @@ impl ShutdownHandle {
         self.shared.request_shutdown();
     }
 
-    /// Whether shutdown has started.
+    /// Whether shutdown has started (its drains included); `GET /health` answers 503 from
+    /// then on.
     pub fn is_shutting_down(&self) -> bool {
         self.shared.is_leaving()
     }
