@@ -46,7 +46,8 @@ pub struct PlainHttp {
     /// Whether `GET /health` answers 200 while the runtime runs and 503 once its shutdown has
     /// begun (its drains included). Defaults to `true`.
     pub health: bool,
-    /// A directory whose files are served (`/` and directories serve their `index.html`).
+    /// A directory whose files are served (`/` and directories serve their `index.html`),
+    /// each read whole, up to 8 MiB (a larger one answers 500).
     /// Paths with `..`, hidden names (a leading `.`), backslashes or NUL are refused (404),
     /// and so is a file that a symbolic link takes out of the directory. Defaults to `None`.
     pub static_dir: Option<PathBuf>,

@@ -29,8 +29,19 @@ pub(crate) fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
     (real.starts_with(&real_root) && real.is_file()).then_some(real)
 }
 
-/// Reads a resolved file into a 200, or a 404 if it went away meanwhile.
+/// The largest file served: it is read whole on a core loop.
+pub(crate) const MAX_FILE: u64 = 8 << 20;
+
+/// Reads a resolved file into a 200, or a 404 if it went away meanwhile; a file over
+/// [`MAX_FILE`] is a 500 (and a log line), not a core loop busy reading it.
 pub(crate) fn serve(file: &Path) -> Response {
+    if std::fs::metadata(file).is_ok_and(|m| m.len() > MAX_FILE) {
+        log::error!(
+            "{} is over {MAX_FILE} bytes: not served on the WebSocket port",
+            file.display()
+        );
+        return Response::new(500);
+    }
     match std::fs::read(file) {
         Ok(body) => Response::new(200)
             .header("Content-Type", content_type(file))
@@ -115,6 +126,11 @@ mod tests {
         ] {
             assert_eq!(resolve(&root, refused), None, "{refused}");
         }
+        assert_eq!(serve(&root.join("index.html")).body, b"<p>hi</p>");
+        let big = root.join("big.bin");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_FILE + 1).unwrap();
+        assert_eq!(serve(&big).status, 500);
         assert_eq!(content_type(Path::new("a.PNG")), "image/png");
         assert_eq!(content_type(Path::new("a")), "application/octet-stream");
         let _ = std::fs::remove_dir_all(&root);
