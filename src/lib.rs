@@ -166,11 +166,20 @@
 //! }
 //! ```
 //!
+//! ## Metrics and health
+//!
+//! A WebSocket server's port answers plain HTTP requests too: `GET /metrics` (every server's
+//! [`Stats`], registry counts and mailbox depths, in the Prometheus text format) and
+//! `GET /health` (503 once shutdown has begun), and, where set, a route and a directory of
+//! static files — see [`PlainHttp`], set with [`ServerSpec::plain_http`].
+//!
 //! ## Shutdown
 //!
 //! [`Runtime::run`] blocks until Ctrl-C or SIGTERM; a [`ShutdownHandle`] stops the runtime
 //! from any thread. Shutdown is graceful: the listeners close, every client gets what was
 //! queued for it and then a close frame (1001, "going away"), and the core loops are joined.
+//! A connection still sending its request head may finish it: an upgrade is then refused
+//! (503), `/health` answers 503.
 
 #![forbid(unsafe_code)]
 
@@ -182,6 +191,7 @@ mod config;
 mod config_file;
 mod conn;
 mod delivery;
+mod edge;
 mod error;
 mod facade;
 /// Fuzz target drivers over the crate-private codecs; see `fuzz/`.
@@ -214,6 +224,7 @@ pub use config::{
 };
 pub use config_file::{ConfigFile, ConfigFormat};
 pub use conn::handshake::{HandshakeRequest, Rejection};
+pub use edge::PlainHttp;
 pub use error::{Error, Result};
 pub use facade::{Answer, Cluster, Server};
 pub use gateway::{GatewayBackendConfig, GatewayConfig, GatewayHandle, GatewayHandler};

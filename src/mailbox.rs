@@ -247,6 +247,11 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
+    /// Commands waiting in the channel now.
+    pub(crate) fn len(&self) -> usize {
+        self.tx.len()
+    }
+
     pub(crate) fn new(
         tx: Sender<Command>,
         waker: Arc<Waker>,

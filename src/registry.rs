@@ -175,6 +175,16 @@ impl Registry {
             .is_some_and(|t| t.read().live.contains_key(&id))
     }
 
+    /// How many groups have members.
+    pub(crate) fn group_count(&self) -> usize {
+        self.groups.read().len()
+    }
+
+    /// How many flags are bound.
+    pub(crate) fn flag_count(&self) -> usize {
+        self.flags.read().len()
+    }
+
     /// Live client count of one core loop, or of all of them.
     pub(crate) fn count(&self, worker: Option<WorkerId>) -> usize {
         match worker {

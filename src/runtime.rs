@@ -274,6 +274,7 @@ impl RuntimeBuilder {
                             facade,
                             handler: spec.make(id),
                             listener,
+                            plain_http: spec.plain_http(),
                         })
                         .collect();
                     let stopper = shared.clone();
@@ -377,7 +378,8 @@ impl ShutdownHandle {
         self.shared.request_shutdown();
     }
 
-    /// Whether shutdown has started.
+    /// Whether shutdown has started (its drains included); `GET /health` answers 503 from
+    /// then on.
     pub fn is_shutting_down(&self) -> bool {
         self.shared.is_leaving()
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::ServerConfig;
 use crate::conn::handshake::{HandshakeHook, HandshakeRequest, Rejection};
+use crate::edge::PlainHttp;
 use crate::error::Result;
 use crate::handler::{Handler, WorkerContext, WorkerMessage};
 use crate::id::WorkerId;
@@ -21,6 +22,7 @@ pub struct ServerSpec<H: Handler> {
     factory: Arc<dyn Fn(WorkerId) -> H + Send + Sync>,
     actions: HashMap<String, Arc<ActionFn<H>>>,
     handshake_hook: Option<Arc<HandshakeHook>>,
+    plain_http: Arc<PlainHttp>,
 }
 
 impl<H: Handler> fmt::Debug for ServerSpec<H> {
@@ -28,6 +30,7 @@ impl<H: Handler> fmt::Debug for ServerSpec<H> {
         f.debug_struct("ServerSpec")
             .field("config", &self.config)
             .field("actions", &self.actions.keys().collect::<Vec<_>>())
+            .field("plain_http", &self.plain_http)
             .finish()
     }
 }
@@ -43,6 +46,7 @@ impl ServerConfig {
             factory: Arc::new(factory),
             actions: HashMap::new(),
             handshake_hook: None,
+            plain_http: Arc::default(),
         }
     }
 }
@@ -71,12 +75,21 @@ impl<H: Handler> ServerSpec<H> {
         self.handshake_hook = Some(Arc::new(hook));
         self
     }
+
+    /// Sets how plain HTTP requests on the server's port (a `GET` that is not a WebSocket
+    /// upgrade) are answered. Defaults to [`PlainHttp::default()`]: `/metrics` and `/health`
+    /// answer, anything else is 404; [`PlainHttp::off`] answers none (400).
+    pub fn plain_http(mut self, plain: PlainHttp) -> Self {
+        self.plain_http = Arc::new(plain);
+        self
+    }
 }
 
 /// A server spec with its handler type erased, as the runtime keeps it.
 pub(crate) trait ErasedSpec: Send + Sync {
     fn config(&self) -> &ServerConfig;
     fn handshake_hook(&self) -> Option<Arc<HandshakeHook>>;
+    fn plain_http(&self) -> Arc<PlainHttp>;
     fn make(&self, worker: WorkerId) -> Box<dyn HandlerBox>;
 }
 
@@ -86,6 +99,9 @@ impl<H: Handler> ErasedSpec for ServerSpec<H> {
     }
     fn handshake_hook(&self) -> Option<Arc<HandshakeHook>> {
         self.handshake_hook.clone()
+    }
+    fn plain_http(&self) -> Arc<PlainHttp> {
+        self.plain_http.clone()
     }
     fn make(&self, worker: WorkerId) -> Box<dyn HandlerBox> {
         Box::new(Typed {

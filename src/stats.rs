@@ -13,14 +13,25 @@ pub struct Stats {
     /// Connections open now (past their handshake).
     pub connections: u64,
     /// Connections taken in under the connection limits since start. Each then opens, fails
-    /// its handshake (`handshake_failures`) or is turned away by the handshake hook (counted in
-    /// `rejected` too).
+    /// its handshake (`handshake_failures`), is turned away by the handshake hook or by a
+    /// shutdown under way (counted in `rejected` too), or turns out to be a plain HTTP request
+    /// (`http_requests` or `http_refused`).
     pub accepted: u64,
     /// Connections refused: over `max_connections` or `max_connections_per_ip` (never
-    /// `accepted`), or rejected by the handshake hook (after being `accepted`).
+    /// `accepted`), or rejected by the handshake hook or because the runtime is shutting down
+    /// (503; after being `accepted`).
     pub rejected: u64,
-    /// WebSocket handshakes that failed (garbage, missing headers, timeout).
+    /// WebSocket handshakes that failed (garbage, missing headers, a head over 64 KiB,
+    /// timeout), plain HTTP requests on a port that answers none included.
     pub handshake_failures: u64,
+    /// Plain HTTP requests (not upgrades) answered on a WebSocket server's port — `/metrics`,
+    /// `/health`, routes, files, and their 404 and 405 (see
+    /// [`PlainHttp`](crate::PlainHttp)).
+    pub http_requests: u64,
+    /// Plain HTTP requests refused for how they are framed (400): a body, or the lengths that
+    /// smuggle one (`Content-Length` with `Transfer-Encoding`, two different
+    /// `Content-Length`s).
+    pub http_refused: u64,
     /// Connections that were open and have closed since start.
     pub closed: u64,
     /// Messages received from clients.
@@ -29,7 +40,8 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Frames queued to clients (pushes, replies, control frames).
     pub messages_out: u64,
-    /// Bytes written to clients.
+    /// Bytes written to clients (not counting HTTP answers: the 101 of an upgrade, the answers
+    /// to plain requests and refusals).
     pub bytes_out: u64,
     /// Write system calls that carried them: `messages_out / writes` is how many frames a
     /// write carries on average (see `RuntimeConfig::fanout_coalesce`).
@@ -81,6 +93,8 @@ counters!(
     accepted,
     rejected,
     handshake_failures,
+    http_requests,
+    http_refused,
     closed,
     messages_in,
     bytes_in,

@@ -7,7 +7,7 @@ mod util;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use corepush::{Runtime, Server, ServerConfig};
+use corepush::{PlainHttp, Runtime, Server, ServerConfig};
 use log::Level;
 use tungstenite::handshake::derive_accept_key;
 use util::*;
@@ -16,10 +16,16 @@ fn local() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// A WebSocket [`Cmd`] server, with the log captured.
+/// A WebSocket [`Cmd`] server that answers no plain HTTP (that has tests of its own, in
+/// `plain_http_hostile.rs`), with the log captured.
 fn start_ws(name: &str) -> (Runtime, SocketAddr, Server) {
     capture_logs();
-    start_config(ServerConfig::websocket(name, local()))
+    start_spec(
+        name,
+        ServerConfig::websocket(name, local())
+            .handler(|_| Cmd)
+            .plain_http(PlainHttp::off()),
+    )
 }
 
 /// The server keeps serving: a client connected before the hostile input still answers,
@@ -133,9 +139,9 @@ fn a_duplicate_key_upgrades_with_the_first_one() {
     rt.shutdown().unwrap();
 }
 
-/// tungstenite refuses a request head over 64 KiB; the server answers 400.
+/// tungstenite refuses a request head over 64 KiB; the server answers 431.
 #[test]
-fn a_handshake_over_64_kib_gets_400() {
+fn a_handshake_over_64_kib_gets_431() {
     let (rt, addr, server) = start_ws("hostile-long-head");
     let mut bystander = Client::connect(addr);
     let mut request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nX-Pad: ").into_bytes();
@@ -143,7 +149,7 @@ fn a_handshake_over_64_kib_gets_400() {
     // close into a reset, which may discard the answer before the test reads it.
     request.resize(64 * 1024 + 1, b'a');
     let answer = answer_to(addr, &request);
-    assert!(answer.starts_with("HTTP/1.1 400 "), "got {answer:?}");
+    assert!(answer.starts_with("HTTP/1.1 431 "), "got {answer:?}");
     assert_eq!(server.stats().handshake_failures, 1);
     assert_serving(addr, &mut bystander);
     drop(bystander);

@@ -16,7 +16,7 @@ use tungstenite::handshake::server::{Request, create_response, write_response};
 use crate::error::Result;
 
 /// The longest request head accepted (tungstenite's own limit).
-const MAX_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// Bytes read per call while the head is incomplete.
 const READ_CHUNK: usize = 4096;
 
@@ -50,7 +50,13 @@ pub(crate) enum Step {
     Rejected(Vec<u8>),
     /// The handshake hook panicked: a 500 answer to write before closing.
     HookPanicked(Vec<u8>),
-    /// Not a valid upgrade (or the peer went away); answer [`BAD_REQUEST`] and drop it.
+    /// The request head (or what stands in its place) is not a valid upgrade, for this
+    /// reason: it may be a plain HTTP request, else answer [`BAD_REQUEST`] and drop it. The
+    /// bytes read so far come with it.
+    NotUpgrade(Vec<u8>, String),
+    /// The head grew past [`MAX_HEAD`] bytes unfinished: answer [`HEAD_TOO_LARGE`], drop it.
+    TooLarge,
+    /// The peer went away or the socket failed: drop it.
     Failed(String),
 }
 
@@ -84,21 +90,37 @@ impl Handshake {
             if n == 0 {
                 return Step::Failed("the client closed during the handshake".into());
             }
-            match Request::try_parse(&self.buf) {
-                Ok(Some((size, request))) => return self.answer(size, &request),
-                Ok(None) if self.buf.len() > MAX_HEAD => {
-                    return Step::Failed(format!("request head over {MAX_HEAD} bytes"));
-                }
-                Ok(None) => {}
-                Err(e) => return Step::Failed(e.to_string()),
+            match self.advance() {
+                Step::Pending => {}
+                step => return step,
             }
+        }
+    }
+
+    /// Takes bytes as if read from the socket (sans-IO, for the fuzz targets): what the
+    /// handshake came to once they are in.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Step {
+        self.buf.extend_from_slice(bytes);
+        self.advance()
+    }
+
+    /// Looks at the bytes read so far: only the first [`MAX_HEAD`] of them, so that how they
+    /// were cut into reads never changes the outcome.
+    fn advance(&mut self) -> Step {
+        let window = &self.buf[..self.buf.len().min(MAX_HEAD)];
+        match Request::try_parse(window) {
+            Ok(Some((size, request))) => self.answer(size, &request),
+            Ok(None) if self.buf.len() > MAX_HEAD => Step::TooLarge,
+            Ok(None) => Step::Pending,
+            Err(e) => Step::NotUpgrade(std::mem::take(&mut self.buf), e.to_string()),
         }
     }
 
     fn answer(&mut self, size: usize, request: &Request) -> Step {
         let response = match create_response(request) {
             Ok(r) => r,
-            Err(e) => return Step::Failed(e.to_string()),
+            Err(e) => return Step::NotUpgrade(std::mem::take(&mut self.buf), e.to_string()),
         };
         let headers = request
             .headers()
@@ -147,6 +169,14 @@ fn refusal(rejection: &Rejection) -> Vec<u8> {
 /// The answer to a request that is not a valid WebSocket upgrade.
 pub(crate) const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+/// The answer to a request head over [`MAX_HEAD`].
+pub(crate) const HEAD_TOO_LARGE: &[u8] =
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+/// The answer to an upgrade while the runtime shuts down.
+pub(crate) const SHUTTING_DOWN: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
 /// Decides whether a WebSocket upgrade is accepted, before the connection counts as open.
 /// Registered with [`ServerSpec::on_handshake`](crate::ServerSpec::on_handshake).

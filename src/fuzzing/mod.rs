@@ -18,12 +18,14 @@
 //! `fuzz/Cargo.toml`, and a seed directory in `fuzz/corpus/`.
 
 mod gateway;
+mod http;
 mod input;
 mod tcp;
 mod wire;
 mod ws;
 
 pub use gateway::gateway_proto;
+pub use http::{HttpItem, PortItem, http_request, parse_requests, plain_request, read_port};
 pub use tcp::{Decoded, decode_length, decode_lines, tcp_framers};
 pub use wire::cluster_wire;
 pub use ws::{WsDecoded, WsItem, decode_ws, mask_frame, ws_decoder};

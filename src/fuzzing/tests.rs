@@ -91,10 +91,52 @@ fn cluster_wire_corpus_and_mutations() {
 }
 
 #[test]
+fn http_request_corpus_and_mutations() {
+    exercise(http_request, &corpus("http_request"), 3000);
+}
+
+#[test]
+fn plain_request_corpus_and_mutations() {
+    exercise(plain_request, &corpus("plain_request"), 3000);
+}
+
+#[test]
+fn http_drivers_agree_with_hand_made_streams() {
+    let two = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\n\
+                Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGET";
+    let items = parse_requests(&[&two[..20], &two[20..]], 1024, 1024);
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert!(matches!(&items[1], HttpItem::Request { body, .. } if body == b"hi"));
+    assert_eq!(items[2], HttpItem::Incomplete(3));
+    // A head over the limit is 431 however it arrives, even with garbage past the limit.
+    let long = b"GET /aaaaaaaaaaaaaaaaaaaaaaaa\x01 HTTP/1.1\r\n\r\n";
+    assert_eq!(parse_requests(&[long], 16, 0), [HttpItem::Refused(431)]);
+    assert_eq!(
+        parse_requests(&[&long[..17], &long[17..]], 16, 0),
+        [HttpItem::Refused(431)]
+    );
+
+    let plain = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    let item = PortItem::Plain("GET".into(), "/metrics".into());
+    assert_eq!(read_port(&[plain]), item);
+    assert_eq!(read_port(&[&plain[..5], &plain[5..]]), item);
+    assert_eq!(read_port(&[&plain[..5]]), PortItem::Pending);
+    let smuggle = b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+    assert_eq!(read_port(&[smuggle]), PortItem::Refused(400));
+    assert_eq!(read_port(&[b"\x16\x03\x01"]), PortItem::Failed);
+    let huge = vec![b'a'; MAX_HEAD_FOR_TEST + 1];
+    assert_eq!(read_port(&[b"GET /", &huge]), PortItem::TooLarge);
+}
+
+const MAX_HEAD_FOR_TEST: usize = crate::conn::handshake::MAX_HEAD;
+
+#[test]
 fn empty_and_tiny_inputs() {
     for data in [&[][..], &[0], &[1, 2], &[0xff; 7]] {
         tcp_framers(data);
         ws_decoder(data);
+        http_request(data);
+        plain_request(data);
     }
 }
 

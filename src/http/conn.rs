@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use log::{debug, error};
 
 use super::message::RequestContext;
-use super::parse::{ChunkedDecoder, Framing, Limits, Reject, has_head_end, parse_head};
+use super::parse::{ChunkedDecoder, Framing, Limits, Reject, head_step};
 use super::pool::{BUSY, FRESH, IDLE, Shared, Slot};
 use super::write::{self, CONTINUE, asks_close, check, error_response, write_two};
 
@@ -169,14 +169,10 @@ impl Conn<'_> {
         let mut scanned = 0;
         let head = loop {
             let unread = self.scratch.unread();
-            if has_head_end(unread, scanned) {
-                match parse_head(unread, limits) {
-                    Ok(Some(head)) => break head,
-                    Ok(None) => {}
-                    Err(reject) => return self.reject(reject),
-                }
-            } else if unread.len() > limits.max_header_bytes {
-                return self.reject(Reject::HeaderTooLarge);
+            match head_step(unread, scanned, limits) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(reject) => return self.reject(reject),
             }
             scanned = unread.len();
             let got = if unread.is_empty() {

@@ -38,11 +38,11 @@
 mod config;
 mod conn;
 mod message;
-mod parse;
+pub(crate) mod parse;
 mod pool;
 mod scope;
 mod server;
-mod write;
+pub(crate) mod write;
 
 pub use config::HttpConfig;
 pub use message::{Request, RequestContext, RequestHandler, Response};

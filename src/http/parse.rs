@@ -82,11 +82,41 @@ pub(crate) struct Head {
     pub(crate) is_head_method: bool,
 }
 
-/// Parses the head at the start of `buf`. `Ok(None)`: incomplete, read more.
+/// Where a request head being read stands, given the bytes not yet consumed (`unread`) and
+/// how many of them an earlier call already scanned for the end of the head: parsed once its
+/// blank line has arrived (not on every read), refused once it is over the limit.
+/// `Ok(None)`: incomplete, read more.
+///
+/// How the bytes are cut into reads never changes the outcome: only the first
+/// `max_header_bytes` bytes are parsed, so a head too long for the limit is 431 whether or
+/// not it breaks the syntax further on, and a syntax error within the limit is 400 however
+/// the head arrives.
+pub(crate) fn head_step(
+    unread: &[u8],
+    scanned: usize,
+    limits: Limits,
+) -> Result<Option<Head>, Reject> {
+    // Empty lines before a request are skipped (RFC 9112 §2.2), so they cannot end its head:
+    // the end is looked for behind them, whichever read brought them.
+    let lead = unread
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let after = &unread[lead..];
+    if has_head_end(after, scanned.saturating_sub(lead)) || unread.len() > limits.max_header_bytes {
+        parse_head(unread, limits)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Parses the head at the start of `buf`, within its first `max_header_bytes` bytes.
+/// `Ok(None)`: incomplete, read more.
 pub(crate) fn parse_head(buf: &[u8], limits: Limits) -> Result<Option<Head>, Reject> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(buf) {
+    let window = &buf[..buf.len().min(limits.max_header_bytes)];
+    let len = match req.parse(window) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_header_bytes => {
             return Err(Reject::HeaderTooLarge);

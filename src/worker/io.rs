@@ -12,8 +12,9 @@ use super::{CLOSE_TIMEOUT, FANOUT_CHUNK, READ_BUDGET, Worker};
 use crate::codec::ws::{Inbound, OpKind};
 use crate::codec::{Message, ProtocolError};
 use crate::config::SlowConsumer;
-use crate::conn::handshake::{BAD_REQUEST, Step};
+use crate::conn::handshake::{BAD_REQUEST, HEAD_TOO_LARGE, SHUTTING_DOWN, Step};
 use crate::conn::{ConnIo, Decoder, Pending, Phase};
+use crate::edge::{self, Outcome};
 use crate::handler::{Conn, Context};
 use crate::mailbox::{Command, Stamp, push_local, stamp_now};
 use crate::stats::{Counters, bump, drop_one};
@@ -60,6 +61,21 @@ impl Worker {
             .counters(self.id);
         match hs.step(&conn.io.socket) {
             Step::Pending => {}
+            // Once shutdown was asked for (the loop may not have seen it yet, or drains run).
+            Step::Done { .. } if self.runtime.is_leaving() => {
+                bump(&counters.rejected, 1);
+                debug!("core loop {}: refused an upgrade during shutdown", self.id);
+                self.answer_and_close(slot, SHUTTING_DOWN.to_vec());
+            }
+            Step::NotUpgrade(head, reason) => {
+                let server = conn.io.server as usize;
+                self.plain_request(slot, server, &head, &reason);
+            }
+            Step::TooLarge => {
+                bump(&counters.handshake_failures, 1);
+                debug!("core loop {}: a request head over 64 KiB", self.id);
+                self.answer_and_close(slot, HEAD_TOO_LARGE.to_vec());
+            }
             Step::Done {
                 request,
                 response,
@@ -98,6 +114,54 @@ impl Worker {
                 self.release(slot);
             }
         }
+    }
+
+    /// Answers a request head that is not a valid upgrade: as a plain HTTP request where the
+    /// server answers them, else 400.
+    fn plain_request(&mut self, slot: u32, server: usize, head: &[u8], reason: &str) {
+        let s = &self.servers[server];
+        let counters = s.shared.counters(self.id);
+        if !s.plain_http.is_on() {
+            bump(&counters.handshake_failures, 1);
+            debug!("core loop {}: handshake failed: {reason}", self.id);
+            self.answer_and_close(slot, BAD_REQUEST.to_vec());
+            return;
+        }
+        let answer = edge::answer(&s.plain_http, &self.runtime, head);
+        let counter = match answer.outcome {
+            Outcome::Served => &counters.http_requests,
+            Outcome::Refused => &counters.http_refused,
+            Outcome::Failed => &counters.handshake_failures,
+        };
+        bump(counter, 1);
+        if answer.outcome != Outcome::Served {
+            debug!(
+                "core loop {}: refused a request ({}; {reason})",
+                self.id, answer.reason
+            );
+        }
+        self.answer_and_close(slot, answer.bytes);
+    }
+
+    /// Writes an HTTP answer to a connection that never opened, then closes it as an open one
+    /// closes: the answer out, our side shut, the peer's end awaited up to the close timeout
+    /// (so that the answer is not lost to a reset).
+    fn answer_and_close(&mut self, slot: u32, answer: Vec<u8>) {
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        conn.io.queue_handshake_answer(answer);
+        conn.io.output_closed = true;
+        // Whatever the client sends now is read and dropped.
+        conn.decoder = Decoder::Failed;
+        conn.phase = Phase::Closing {
+            deadline,
+            sealed: true,
+            at: Stamp::default(),
+            code: 1000,
+        };
+        self.mark_dirty(slot);
     }
 
     /// Reads and decodes until the socket is drained or the budget is spent.

@@ -30,6 +30,7 @@ use crate::config::{Protocol, RuntimeConfig};
 use crate::conn::handshake::Handshake;
 use crate::conn::remote::RemoteConn;
 use crate::conn::{Conn, ConnIo, Decoder, MAX_IOVECS, Phase};
+use crate::edge::PlainHttp;
 use crate::facade::Server;
 use crate::handler::{WorkerContext, WorkerMessage};
 use crate::id::{ClientId, WorkerId, next_serial};
@@ -61,6 +62,8 @@ pub(crate) struct ServerSlot {
     pub(crate) facade: Server,
     pub(crate) handler: Box<dyn HandlerBox>,
     pub(crate) listener: Option<TcpListener>,
+    /// How plain HTTP requests on the port are answered.
+    pub(crate) plain_http: Arc<PlainHttp>,
 }
 
 /// Everything one core loop owns.
@@ -583,13 +586,25 @@ impl Worker {
         if self.stopping.is_some() {
             return;
         }
-        self.stopping = Some(Instant::now() + self.config.shutdown_timeout);
+        let stop_at = Instant::now() + self.config.shutdown_timeout;
+        self.stopping = Some(stop_at);
         for s in &mut self.servers {
             if let Some(mut l) = s.listener.take() {
                 let _ = self.poll.registry().deregister(&mut l);
             }
         }
         for slot in self.conns.occupied() {
+            // A client still sending its request head may finish it, up to its deadline and
+            // the shutdown timeout: an upgrade is then refused (503), a plain request answered
+            // (`/health` with 503).
+            if let Some(Conn {
+                phase: Phase::Handshake(_, deadline),
+                ..
+            }) = self.conns.get_mut(slot)
+            {
+                *deadline = (*deadline).min(stop_at);
+                continue;
+            }
             self.begin_close(slot, 1001, "server shutting down");
         }
     }

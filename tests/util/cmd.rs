@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 
 use corepush::{
-    ClientId, Context, Handler, Message, Runtime, Server, ServerConfig, WorkerId, get_server,
+    ClientId, Context, Handler, Message, Runtime, Server, ServerConfig, ServerSpec, WorkerId,
+    get_server,
 };
 use tungstenite::Message as WsMessage;
 
@@ -287,12 +288,18 @@ pub fn start_cmd(name: &str) -> (Runtime, SocketAddr, Server) {
 /// it with the server's address and handle.
 pub fn start_config(config: ServerConfig) -> (Runtime, SocketAddr, Server) {
     let name = config.name.clone();
+    start_spec(&name, config.handler(|_| Cmd))
+}
+
+/// As [`start_config`], from the spec of the [`Cmd`] server named `name` (for settings made
+/// on the spec).
+pub fn start_spec(name: &str, spec: ServerSpec<Cmd>) -> (Runtime, SocketAddr, Server) {
     let runtime = Runtime::builder()
         .workers(2)
-        .server(config.handler(|_| Cmd))
+        .server(spec)
         .start()
         .expect("start the runtime");
-    let addr = runtime.local_addr(&name).expect("its address");
-    let server = runtime.server(&name).expect("its handle");
+    let addr = runtime.local_addr(name).expect("its address");
+    let server = runtime.server(name).expect("its handle");
     (runtime, addr, server)
 }
