@@ -262,6 +262,19 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// The most groups one connection may be in; a further join is refused. Defaults to 1024.
     pub max_groups_per_connection: usize,
+    /// The WebSocket subprotocols the server speaks, in its order of preference: a client
+    /// that offers some of them (`Sec-WebSocket-Protocol`) gets the first of these it offered
+    /// back (browsers fail a connection that offered subprotocols and got none). A handshake
+    /// hook's [`Accept::subprotocol`](crate::Accept::subprotocol) wins. Read it with
+    /// [`Context::subprotocol`](crate::Context::subprotocol). Defaults to none: the
+    /// header is never answered unless a hook chooses.
+    pub subprotocols: Vec<String>,
+    /// The proxies whose forwarding headers are believed, as IP addresses or CIDR ranges
+    /// (`"10.0.0.0/8"`, `"::1"`): for a client connected through one of them,
+    /// [`Context::client_addr`](crate::Context::client_addr) is the address it forwarded
+    /// for (`Forwarded: for=`, else `X-Forwarded-For`). Checked when the runtime starts.
+    /// Defaults to none: the client's address is the socket's peer.
+    pub trusted_proxies: Vec<String>,
     /// Set by [`ServerConfig::gateway`].
     pub(crate) role: Option<GatewayRole>,
 }
@@ -287,6 +300,8 @@ impl ServerConfig {
                 Protocol::TcpLines | Protocol::TcpLength => None,
             },
             max_groups_per_connection: 1024,
+            subprotocols: Vec::new(),
+            trusted_proxies: Vec::new(),
             listen: true,
             role: None,
         }
@@ -328,6 +343,19 @@ impl ServerConfig {
     /// Sets [`max_message_size`](ServerConfig::max_message_size).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets [`subprotocols`](ServerConfig::subprotocols), e.g. `["chat.v2", "chat.v1"]`.
+    pub fn subprotocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
+        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`trusted_proxies`](ServerConfig::trusted_proxies), e.g.
+    /// `["127.0.0.1", "10.0.0.0/8"]`.
+    pub fn trusted_proxies<S: Into<String>>(mut self, proxies: impl IntoIterator<Item = S>) -> Self {
+        self.trusted_proxies = proxies.into_iter().map(Into::into).collect();
         self
     }
 

@@ -1,6 +1,7 @@
 //! The application's side: the [`Handler`] trait and the [`Context`] of a connection.
 
 use std::any::Any;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -185,6 +186,43 @@ impl Context<'_> {
         match &self.conn {
             Conn::Local(io) => io.request.as_deref(),
             Conn::Remote(rc) => rc.request.as_deref(),
+        }
+    }
+
+    /// The WebSocket subprotocol the upgrade answered with (chosen by a handshake hook or from
+    /// [`ServerConfig::subprotocols`](crate::ServerConfig::subprotocols)), if any. `None`
+    /// on TCP servers, and behind a gateway (the gateway does not forward it).
+    pub fn subprotocol(&self) -> Option<&str> {
+        match &self.conn {
+            Conn::Local(io) => io.extras.as_ref()?.subprotocol.as_deref(),
+            Conn::Remote(_) => None,
+        }
+    }
+
+    /// The address of the socket's peer: the client, or the proxy it came through. Read from
+    /// the socket on each call (nothing is kept per connection). `None` if the socket no
+    /// longer knows it (the peer is gone), and behind a gateway (the gateway does not forward
+    /// it).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match &self.conn {
+            Conn::Local(io) => io.socket.peer_addr().ok(),
+            Conn::Remote(_) => None,
+        }
+    }
+
+    /// The client's address: when the peer is one of the server's
+    /// [`trusted_proxies`](crate::ServerConfig::trusted_proxies), the address the proxy
+    /// forwarded the upgrade for (`Forwarded: for=`, else `X-Forwarded-For`: the nearest
+    /// hop that is not itself a trusted proxy); otherwise the peer's own address. `None` where
+    /// [`peer_addr`](Context::peer_addr) is.
+    pub fn client_addr(&self) -> Option<IpAddr> {
+        match &self.conn {
+            Conn::Local(io) => io
+                .extras
+                .as_ref()
+                .and_then(|e| e.forwarded)
+                .or_else(|| self.peer_addr().map(|a| a.ip())),
+            Conn::Remote(_) => None,
         }
     }
 

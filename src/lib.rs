@@ -223,6 +223,7 @@ pub use config::{
     BackendConfig, ChannelBackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer,
 };
 pub use config_file::{ConfigFile, ConfigFormat};
+pub use conn::accept::{Accept, HandshakeReply};
 pub use conn::handshake::{HandshakeRequest, Rejection};
 pub use edge::PlainHttp;
 pub use error::{Error, Result};

@@ -28,7 +28,8 @@ use mio::Waker;
 use parking_lot::{Condvar, Mutex};
 
 use crate::codec::SharedFrame;
-use crate::conn::handshake::HandshakeRequest;
+use crate::conn::accept::Accept;
+use crate::conn::handshake::{HandshakeRequest, Rejection};
 use crate::id::{ClientId, WorkerId};
 
 /// Which of a core loop's connections a command is for.
@@ -61,6 +62,11 @@ pub(crate) enum Command {
     /// The link to a gateway broke: forget the clients of that gateway this core loop served
     /// (they may come back, through this process or another).
     Unlinked { server: u16, gateway: u16 },
+    /// A deferred handshake hook's answer for a client in its handshake.
+    Handshake {
+        id: ClientId,
+        answer: std::result::Result<Box<Accept>, Rejection>,
+    },
     /// Write the close frame of a connection the core loop itself unregistered.
     Seal {
         id: ClientId,

@@ -132,6 +132,26 @@ impl RuntimeBuilder {
                     c.name
                 )));
             }
+            for proxy in &c.trusted_proxies {
+                if let Err(e) = proxy.parse::<crate::conn::forwarded::IpRange>() {
+                    return Err(Error::Config(format!(
+                        "server {:?}: trusted_proxies: {e}",
+                        c.name
+                    )));
+                }
+            }
+            for protocol in &c.subprotocols {
+                let token = !protocol.is_empty()
+                    && protocol
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+                if !token {
+                    return Err(Error::Config(format!(
+                        "server {:?}: subprotocols: {protocol:?} is not an HTTP token",
+                        c.name
+                    )));
+                }
+            }
             if c.max_message_size == 0 {
                 return Err(Error::Config(format!(
                     "server {:?}: max_message_size must be > 0",

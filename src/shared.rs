@@ -13,7 +13,8 @@ use parking_lot::Mutex;
 use crate::mailbox::Mailbox;
 
 use crate::config::ServerConfig;
-use crate::conn::handshake::HandshakeHook;
+use crate::conn::accept::HandshakeHook;
+use crate::conn::forwarded::IpRange;
 use crate::id::WorkerId;
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats, snapshot};
@@ -32,6 +33,10 @@ pub(crate) struct ServerShared {
     /// Sockets per peer address, for `max_connections_per_ip` (only used when it is set).
     pub(crate) per_ip: Mutex<HashMap<IpAddr, u32>>,
     pub(crate) handshake_hook: Option<Arc<HandshakeHook>>,
+    /// `config.subprotocols`, shared with every handshake.
+    pub(crate) subprotocols: Arc<[String]>,
+    /// `config.trusted_proxies`, parsed (the runtime checked them at start).
+    pub(crate) trusted_proxies: Vec<IpRange>,
 }
 
 impl std::fmt::Debug for ServerShared {
@@ -54,6 +59,12 @@ impl ServerShared {
     ) -> Self {
         ServerShared {
             index,
+            subprotocols: config.subprotocols.clone().into(),
+            trusted_proxies: config
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
             config,
             registry: Registry::new(workers),
             counters: (0..workers).map(|_| Counters::default()).collect(),

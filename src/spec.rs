@@ -7,7 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::config::ServerConfig;
-use crate::conn::handshake::{HandshakeHook, HandshakeRequest, Rejection};
+use crate::conn::accept::{Accept, HandshakeHook, HandshakeReply};
+use crate::conn::handshake::{HandshakeRequest, Rejection};
 use crate::edge::PlainHttp;
 use crate::error::Result;
 use crate::handler::{Handler, WorkerContext, WorkerMessage};
@@ -67,12 +68,86 @@ impl<H: Handler> ServerSpec<H> {
     /// headers or origin — before the connection counts as open. A refused client gets the
     /// [`Rejection`]'s HTTP status and body, and never appears in connections or counts
     /// (it is counted in [`Stats::rejected`](crate::Stats)). Runs on the core loop that
-    /// accepted the client: keep it quick.
+    /// accepted the client: keep it quick. One hook per server: this replaces any set
+    /// before by [`on_handshake_accept`](Self::on_handshake_accept) or
+    /// [`on_handshake_deferred`](Self::on_handshake_deferred).
     pub fn on_handshake(
-        mut self,
+        self,
         hook: impl Fn(&HandshakeRequest) -> Result<(), Rejection> + Send + Sync + 'static,
     ) -> Self {
-        self.handshake_hook = Some(Arc::new(hook));
+        self.on_handshake_accept(move |request| hook(request).map(|()| Accept::new()))
+    }
+
+    /// As [`on_handshake`](Self::on_handshake), and an accepted client may come with what
+    /// the hook settled on: a flag and data, in place when `on_open` runs and visible to
+    /// every thread before the 101 leaves; a subprotocol; headers for the 101.
+    ///
+    /// ```
+    /// use corepush::{Accept, Context, Handler, Message, Rejection, ServerConfig};
+    ///
+    /// struct App;
+    /// impl Handler for App {
+    ///     fn on_message(&mut self, _: &mut Context<'_>, _: Message<'_>) {}
+    /// }
+    ///
+    /// let spec = ServerConfig::websocket("ws", "127.0.0.1:0".parse().unwrap())
+    ///     .handler(|_| App)
+    ///     .on_handshake_accept(|request| match request.query() {
+    ///         Some("token=alice-secret") => Ok(Accept::new()
+    ///             .flag("alice")
+    ///             .data("role", "admin".to_owned())
+    ///             .header("X-Served-By", "edge-1")),
+    ///         _ => Err(Rejection::unauthorized()),
+    ///     });
+    /// # drop(spec);
+    /// ```
+    pub fn on_handshake_accept(
+        mut self,
+        hook: impl Fn(&HandshakeRequest) -> Result<Accept, Rejection> + Send + Sync + 'static,
+    ) -> Self {
+        self.handshake_hook = Some(Arc::new(HandshakeHook::Now(Box::new(hook))));
+        self
+    }
+
+    /// A handshake hook that may decide later — after asking an authentication service, say.
+    /// It gets the request and a [`HandshakeReply`], which it may send to any thread and
+    /// complete there, at once or later, with [`HandshakeReply::accept`] or
+    /// [`HandshakeReply::reject`]. The core loop goes on serving its other clients
+    /// meanwhile; the answer reaches it through its mailbox.
+    ///
+    /// The server's [`handshake_timeout`](ServerConfig::handshake_timeout) still applies:
+    /// a client with no answer by then is dropped (counted in
+    /// [`Stats::handshake_failures`](crate::Stats)) and a later answer does nothing. A reply
+    /// dropped unanswered refuses the client with 500. The hook itself runs on the core
+    /// loop: hand the work over and return.
+    ///
+    /// ```
+    /// use corepush::{Accept, Context, Handler, Message, Rejection, ServerConfig};
+    ///
+    /// struct App;
+    /// impl Handler for App {
+    ///     fn on_message(&mut self, _: &mut Context<'_>, _: Message<'_>) {}
+    /// }
+    ///
+    /// let spec = ServerConfig::websocket("ws", "127.0.0.1:0".parse().unwrap())
+    ///     .handler(|_| App)
+    ///     .on_handshake_deferred(|request, reply| {
+    ///         let token = request.query().unwrap_or("").to_owned();
+    ///         std::thread::spawn(move || {
+    ///             // Ask the authentication service (blocking is fine here) ...
+    ///             match token.strip_prefix("token=") {
+    ///                 Some(user) if !user.is_empty() => reply.accept(Accept::new().flag(user)),
+    ///                 _ => reply.reject(Rejection::unauthorized()),
+    ///             }
+    ///         });
+    ///     });
+    /// # drop(spec);
+    /// ```
+    pub fn on_handshake_deferred(
+        mut self,
+        hook: impl Fn(&HandshakeRequest, HandshakeReply) + Send + Sync + 'static,
+    ) -> Self {
+        self.handshake_hook = Some(Arc::new(HandshakeHook::Later(Box::new(hook))));
         self
     }
 

@@ -9,11 +9,13 @@ use std::io::{self, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use log::warn;
 use mio::net::TcpStream;
 use tungstenite::handshake::machine::TryParse;
-use tungstenite::handshake::server::{Request, create_response, write_response};
+use tungstenite::handshake::server::{Request, Response, create_response, write_response};
+use tungstenite::http::{HeaderName, HeaderValue};
 
-use crate::error::Result;
+use super::accept::{Accept, HandshakeHook, choose, is_own_header};
 
 /// The longest request head accepted (tungstenite's own limit).
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
@@ -24,12 +26,24 @@ const READ_CHUNK: usize = 4096;
 pub(crate) struct Handshake {
     buf: Vec<u8>,
     hook: Option<Arc<HandshakeHook>>,
+    /// The server's subprotocols, in its order of preference.
+    subprotocols: Arc<[String]>,
+    /// A complete request waiting for a deferred hook's answer.
+    parked: Option<Box<Parked>>,
+}
+
+/// A request whose hook answers later: what the answer needs to be written.
+struct Parked {
+    request: Box<HandshakeRequest>,
+    response: Response,
+    rest: Vec<u8>,
 }
 
 impl fmt::Debug for Handshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handshake")
             .field("buffered", &self.buf.len())
+            .field("parked", &self.parked.is_some())
             .finish()
     }
 }
@@ -39,13 +53,19 @@ impl fmt::Debug for Handshake {
 pub(crate) enum Step {
     /// Waiting for more of the request.
     Pending,
-    /// Accepted: the request, the 101 answer to queue first, and any bytes the client sent
-    /// after the request (its first frames).
+    /// Accepted: the request, the 101 answer to queue first, any bytes the client sent
+    /// after the request (its first frames), and what the hook settled on (with the
+    /// subprotocol answered).
     Done {
         request: Box<HandshakeRequest>,
         response: Vec<u8>,
         rest: Vec<u8>,
+        accept: Box<Accept>,
     },
+    /// The request is complete and this deferred hook decides: the caller runs it with the
+    /// [`parked_request`](Handshake::parked_request) and a reply whose answer comes back
+    /// through [`complete`](Handshake::complete).
+    Deferred(Arc<HandshakeHook>),
     /// The handshake hook refused it: the answer to write before closing.
     Rejected(Vec<u8>),
     /// The handshake hook panicked: a 500 answer to write before closing.
@@ -61,15 +81,44 @@ pub(crate) enum Step {
 }
 
 impl Handshake {
-    pub(crate) fn new(hook: Option<Arc<HandshakeHook>>) -> Self {
+    pub(crate) fn new(hook: Option<Arc<HandshakeHook>>, subprotocols: Arc<[String]>) -> Self {
         Handshake {
             buf: Vec::new(),
             hook,
+            subprotocols,
+            parked: None,
+        }
+    }
+
+    /// The request waiting for a deferred hook's answer.
+    pub(crate) fn parked_request(&self) -> Option<&HandshakeRequest> {
+        self.parked.as_ref().map(|p| &*p.request)
+    }
+
+    /// Takes a deferred hook's answer: [`Step::Done`] or [`Step::Rejected`] (or
+    /// [`Step::Pending`] if no answer was awaited).
+    pub(crate) fn complete(&mut self, answer: std::result::Result<Accept, Rejection>) -> Step {
+        let Some(parked) = self.parked.take() else {
+            return Step::Pending;
+        };
+        let Parked {
+            request,
+            response,
+            rest,
+        } = *parked;
+        match answer {
+            Ok(accept) => self.respond(request, response, accept, rest),
+            Err(rejection) => Step::Rejected(refusal(&rejection)),
         }
     }
 
     /// Reads what the socket has and advances the handshake as far as it allows.
     pub(crate) fn step(&mut self, socket: &TcpStream) -> Step {
+        // Waiting for a hook: what the client sends meanwhile stays in the socket, read once
+        // the connection opens.
+        if self.parked.is_some() {
+            return Step::Pending;
+        }
         let mut socket = socket;
         loop {
             let at = self.buf.len();
@@ -131,25 +180,69 @@ impl Handshake {
             uri: request.uri().to_string(),
             headers,
         };
-        if let Some(hook) = self.hook.take() {
+        let rest = self.buf.split_off(size);
+        self.buf = Vec::new();
+        let hook = self.hook.take();
+        let accept = match hook.as_deref() {
+            None => Accept::new(),
             // The hook is application code: a panic refuses this client (500) instead of
             // unwinding through the core loop.
-            match catch_unwind(AssertUnwindSafe(|| hook(&captured))) {
-                Ok(Ok(())) => {}
+            Some(HandshakeHook::Now(hook)) => match catch_unwind(AssertUnwindSafe(|| hook(&captured))) {
+                Ok(Ok(accept)) => accept,
                 Ok(Err(rejection)) => return Step::Rejected(refusal(&rejection)),
                 Err(_) => return Step::HookPanicked(refusal(&Rejection::new(500))),
+            },
+            Some(HandshakeHook::Later(_)) => {
+                self.parked = Some(Box::new(Parked {
+                    request: Box::new(captured),
+                    response,
+                    rest,
+                }));
+                return match &hook {
+                    Some(hook) => Step::Deferred(Arc::clone(hook)),
+                    None => Step::Failed("the handshake hook is gone".into()),
+                };
+            }
+        };
+        self.respond(Box::new(captured), response, accept, rest)
+    }
+
+    /// The 101 answer for an accepted request: the subprotocol chosen and the hook's headers.
+    fn respond(
+        &mut self,
+        request: Box<HandshakeRequest>,
+        mut response: Response,
+        mut accept: Accept,
+        rest: Vec<u8>,
+    ) -> Step {
+        accept.subprotocol = choose(&request, accept.subprotocol.as_deref(), &self.subprotocols);
+        let headers = response.headers_mut();
+        if let Some(protocol) = accept.subprotocol.as_deref() {
+            // Offered by the client, so already a valid header value; checked all the same.
+            if let Ok(value) = HeaderValue::from_str(protocol) {
+                headers.insert("sec-websocket-protocol", value);
+            }
+        }
+        for (name, value) in std::mem::take(&mut accept.headers) {
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                (Ok(n), Ok(v)) if is_own_header(&name) => {
+                    headers.append(n, v);
+                }
+                _ => warn!("the handshake hook's header {name:?} is left out of the answer"),
             }
         }
         let mut head = Vec::with_capacity(160);
         if let Err(e) = write_response(&mut head, &response) {
             return Step::Failed(e.to_string());
         }
-        let rest = self.buf.split_off(size);
-        self.buf = Vec::new();
         Step::Done {
-            request: Box::new(captured),
+            request,
             response: head,
             rest,
+            accept: Box::new(accept),
         }
     }
 }
@@ -177,10 +270,6 @@ pub(crate) const HEAD_TOO_LARGE: &[u8] =
 /// The answer to an upgrade while the runtime shuts down.
 pub(crate) const SHUTTING_DOWN: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-
-/// Decides whether a WebSocket upgrade is accepted, before the connection counts as open.
-/// Registered with [`ServerSpec::on_handshake`](crate::ServerSpec::on_handshake).
-pub(crate) type HandshakeHook = dyn Fn(&HandshakeRequest) -> Result<(), Rejection> + Send + Sync;
 
 /// The answer to a refused WebSocket upgrade: an HTTP error status and a body.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,7 @@
 //! One client connection: its socket, its decoder, and its queue of outbound frames.
 
+pub(crate) mod accept;
+pub(crate) mod forwarded;
 pub(crate) mod handshake;
 pub(crate) mod remote;
 
@@ -132,6 +134,18 @@ pub(crate) struct ConnIo {
     /// Which of its core loop's flush lists the connection is on, if any.
     pub(crate) pending: Pending,
     pub(crate) request: Option<Box<HandshakeRequest>>,
+    /// What few connections have (a subprotocol, a forwarded address): one pointer for the
+    /// rest, to keep idle connections small.
+    pub(crate) extras: Option<Box<Extras>>,
+}
+
+/// The rarer facts about a connection.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// The WebSocket subprotocol answered.
+    pub(crate) subprotocol: Option<Box<str>>,
+    /// The address a trusted proxy forwarded the client's request for.
+    pub(crate) forwarded: Option<std::net::IpAddr>,
 }
 
 impl ConnIo {
@@ -157,6 +171,7 @@ impl ConnIo {
             close_request: None,
             pending: Pending::Clean,
             request: None,
+            extras: None,
         }
     }
 

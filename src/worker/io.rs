@@ -12,18 +12,21 @@ use super::{CLOSE_TIMEOUT, FANOUT_CHUNK, READ_BUDGET, Worker};
 use crate::codec::ws::{Inbound, OpKind};
 use crate::codec::{Message, ProtocolError};
 use crate::config::SlowConsumer;
-use crate::conn::handshake::{BAD_REQUEST, HEAD_TOO_LARGE, SHUTTING_DOWN, Step};
-use crate::conn::{ConnIo, Decoder, Pending, Phase};
+use crate::conn::accept::{Accept, HandshakeHook, HandshakeReply};
+use crate::conn::forwarded::client_ip;
+use crate::conn::handshake::{BAD_REQUEST, HEAD_TOO_LARGE, Rejection, SHUTTING_DOWN, Step};
+use crate::conn::{ConnIo, Decoder, Extras, Pending, Phase};
 use crate::edge::{self, Outcome};
 use crate::handler::{Conn, Context};
-use crate::mailbox::{Command, Stamp, push_local, stamp_now};
+use crate::id::ClientId;
+use crate::mailbox::{Command, Offer, Stamp, current_worker, push_local, stamp_now};
 use crate::stats::{Counters, bump, drop_one};
 
 impl Worker {
     /// Registers a connection that just opened and tells its handler; `rest` holds bytes the
     /// client sent right behind its handshake. Whatever is queued to it already (the 101)
     /// goes first.
-    pub(super) fn opened(&mut self, slot: u32, rest: &[u8]) {
+    pub(super) fn opened(&mut self, slot: u32, rest: &[u8], accept: Option<Box<Accept>>) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
@@ -34,6 +37,17 @@ impl Worker {
         // from then on reaches it.
         if let Some(at) = s.shared.registry.open(conn.io.id, || stamp_now(rx.len())) {
             conn.opened = at;
+        }
+        // What the handshake hook settled on, in place before on_open and before the 101
+        // leaves (it is written at the end of this turn at the earliest).
+        if let Some(accept) = accept {
+            let Accept { flag, data, .. } = *accept;
+            if let Some(flag) = flag {
+                s.shared.registry.bind(conn.io.id, &flag, false);
+            }
+            for (key, value) in data {
+                s.shared.registry.set_data(conn.io.id, &key, value);
+            }
         }
         bump(&s.shared.counters(self.id).connections, 1);
         let mut ctx = Context::local(&mut conn.io, &s.shared, &s.facade, self.id);
@@ -56,11 +70,91 @@ impl Worker {
         let Phase::Handshake(hs, _) = &mut conn.phase else {
             return;
         };
+        let step = hs.step(&conn.io.socket);
+        self.handshake_step(slot, step);
+    }
+
+    /// A deferred handshake hook's answer for client `id`: ignored unless the client is still
+    /// waiting for it (an answer after the deadline finds it gone).
+    pub(super) fn handshake_answer(
+        &mut self,
+        id: ClientId,
+        answer: std::result::Result<Box<Accept>, Rejection>,
+    ) {
+        let Some(slot) = self.slot_of(id) else {
+            debug!("core loop {}: a handshake answer came too late", self.id);
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Phase::Handshake(hs, _) = &mut conn.phase else {
+            return;
+        };
+        let step = hs.complete(answer.map(|a| *a));
+        self.handshake_step(slot, step);
+    }
+
+    /// Runs a deferred handshake hook with a reply that reaches this core loop's mailbox.
+    fn defer(&mut self, slot: u32, hook: &HandshakeHook) {
+        let HandshakeHook::Later(hook) = hook else {
+            return;
+        };
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        let Phase::Handshake(hs, deadline) = &conn.phase else {
+            return;
+        };
+        let Some(request) = hs.parked_request() else {
+            return;
+        };
+        let (runtime, worker, id, deadline) = (self.runtime.clone(), self.id, conn.io.id, *deadline);
+        let reply = HandshakeReply::new(move |answer| {
+            let Some(mailbox) = runtime.mailboxes.get(worker.index()) else {
+                return;
+            };
+            let cmd = Command::Handshake {
+                id,
+                answer: answer.map(Box::new),
+            };
+            // From another thread, wait for room up to the client's deadline (past it the
+            // answer is moot); on the core loop itself, the local queue always takes it.
+            let offer = if current_worker(runtime.id) == Some(worker) {
+                mailbox.offer(cmd)
+            } else {
+                mailbox.send_within(cmd, deadline.saturating_duration_since(Instant::now()))
+            };
+            if !matches!(offer, Offer::Queued) {
+                debug!("core loop {worker}: a handshake answer found no room ({offer:?})");
+            }
+        });
+        // Application code: a panic refuses the client (500), as a synchronous hook's does.
+        if catch_unwind(AssertUnwindSafe(|| hook(request, reply))).is_err() {
+            let answer = Err(Rejection::new(500));
+            let step = match self.conns.get_mut(slot).map(|c| &mut c.phase) {
+                Some(Phase::Handshake(hs, _)) => hs.complete(answer),
+                _ => return,
+            };
+            let step = match step {
+                Step::Rejected(bytes) => Step::HookPanicked(bytes),
+                other => other,
+            };
+            self.handshake_step(slot, step);
+        }
+    }
+
+    /// Acts on what a step of the handshake came to.
+    fn handshake_step(&mut self, slot: u32, step: Step) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         let counters = self.servers[conn.io.server as usize]
             .shared
             .counters(self.id);
-        match hs.step(&conn.io.socket) {
+        match step {
             Step::Pending => {}
+            Step::Deferred(hook) => self.defer(slot, &hook),
             // Once shutdown was asked for (the loop may not have seen it yet, or drains run).
             Step::Done { .. } if self.runtime.is_leaving() => {
                 bump(&counters.rejected, 1);
@@ -80,13 +174,28 @@ impl Worker {
                 request,
                 response,
                 rest,
+                accept,
             } => {
+                let shared = &self.servers[conn.io.server as usize].shared;
+                let forwarded = match conn.io.socket.peer_addr() {
+                    Ok(peer) if !shared.trusted_proxies.is_empty() => {
+                        client_ip(&request, peer.ip(), &shared.trusted_proxies)
+                    }
+                    _ => None,
+                };
+                let subprotocol = accept.subprotocol.as_deref().map(Box::from);
+                if forwarded.is_some() || subprotocol.is_some() {
+                    conn.io.extras = Some(Box::new(Extras {
+                        subprotocol,
+                        forwarded,
+                    }));
+                }
                 conn.io.request = Some(request);
                 conn.io.queue_handshake_answer(response);
                 conn.phase = Phase::Open;
                 conn.last_seen = self.now_ms;
                 self.mark_dirty(slot);
-                self.opened(slot, &rest);
+                self.opened(slot, &rest, Some(accept));
             }
             Step::Rejected(answer) => {
                 bump(&counters.rejected, 1);

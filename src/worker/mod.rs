@@ -362,7 +362,10 @@ impl Worker {
             let protocol = shared.config.protocol;
             let phase = match protocol {
                 Protocol::WebSocket => Phase::Handshake(
-                    Box::new(Handshake::new(shared.handshake_hook.clone())),
+                    Box::new(Handshake::new(
+                        shared.handshake_hook.clone(),
+                        shared.subprotocols.clone(),
+                    )),
                     Instant::now() + shared.config.handshake_timeout,
                 ),
                 Protocol::TcpLines | Protocol::TcpLength => Phase::Open,
@@ -389,7 +392,7 @@ impl Worker {
             return;
         }
         if self.conns.get(slot).is_some_and(Conn::is_open) {
-            self.opened(slot, &[]);
+            self.opened(slot, &[], None);
         }
     }
 
@@ -502,6 +505,7 @@ impl Worker {
             Command::Barrier(done) => {
                 let _ = done.send(());
             }
+            Command::Handshake { id, answer } => self.handshake_answer(id, answer),
             Command::Seal { id, code, reason } => {
                 if let Some(slot) = self.slot_of(id) {
                     self.seal(slot, code, &reason);
