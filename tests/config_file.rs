@@ -35,6 +35,8 @@ max_outbound_bytes = 8192
 slow_consumer = "drop"
 idle_timeout = "30s"
 max_groups_per_connection = 5
+subprotocols = ["chat.v2", "chat.v1"]
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
 
 [servers.ws.backend]
 type = "redis"
@@ -88,6 +90,7 @@ const EVERY_FIELD_JSON: &str = r#"{
       "handshake_timeout": "1.5s", "keep_request": true, "max_connections": 10,
       "max_connections_per_ip": 2, "max_outbound_bytes": 8192, "slow_consumer": "drop",
       "idle_timeout": "30s", "max_groups_per_connection": 5,
+      "subprotocols": ["chat.v2", "chat.v1"], "trusted_proxies": ["127.0.0.1", "10.0.0.0/8"],
       "backend": {
         "type": "redis", "url": "redis://:pw@127.0.0.1:6380/2", "prefix": "app",
         "query_timeout": "750ms", "name": "eu-1"
@@ -169,6 +172,8 @@ fn assert_every_field(file: &ConfigFile) {
     assert_eq!(ws.slow_consumer, SlowConsumer::Drop);
     assert_eq!(ws.idle_timeout, Some(ms(30_000)));
     assert_eq!(ws.max_groups_per_connection, 5);
+    assert_eq!(ws.subprotocols, ["chat.v2", "chat.v1"]);
+    assert_eq!(ws.trusted_proxies, ["127.0.0.1", "10.0.0.0/8"]);
     let redis = RedisConfig::default()
         .url("redis://:pw@127.0.0.1:6380/2")
         .prefix("app")
@@ -361,6 +366,7 @@ addr = "127.0.0.1:8081"
         ("COREPUSH_SERVER_MY_WS_MAX_CONNECTIONS", "50"),
         ("COREPUSH_SERVER_MY_WS_ADDR", "[::1]:9001"),
         ("COREPUSH_SERVER_MY_WS_IDLE_TIMEOUT", "10s"),
+        ("COREPUSH_SERVER_MY_WS_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
         ("COREPUSH_SERVER_MY_WS_BACKEND_TYPE", "gateway"),
         ("COREPUSH_SERVER_MY_WS_BACKEND_GATEWAYS", "a:1, b:2"),
         ("COREPUSH_SERVER_MY_WS_BACKEND_SECRET", "from-env"),
@@ -377,6 +383,7 @@ addr = "127.0.0.1:8081"
     assert_eq!(ws.max_connections, 50);
     assert_eq!(ws.addr.to_string(), "[::1]:9001");
     assert_eq!(ws.idle_timeout, Some(ms(10_000)));
+    assert_eq!(ws.trusted_proxies, ["10.0.0.0/8", "::1"]);
     assert_eq!(
         ws.backend,
         BackendConfig::Gateway(GatewayBackendConfig::new(["a:1", "b:2"], "from-env"))

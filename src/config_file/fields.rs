@@ -53,6 +53,8 @@ pub(crate) fn server(
         "max_groups_per_connection",
         &mut c.max_groups_per_connection,
     )?;
+    s.field("subprotocols", &mut c.subprotocols)?;
+    s.field("trusted_proxies", &mut c.trusted_proxies)?;
     c.backend = backend(s)?;
     let gateway = if s.has("gateway") {
         let mut g = s.child("gateway", "GATEWAY")?;
