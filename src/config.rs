@@ -354,7 +354,10 @@ impl ServerConfig {
 
     /// Sets [`trusted_proxies`](ServerConfig::trusted_proxies), e.g.
     /// `["127.0.0.1", "10.0.0.0/8"]`.
-    pub fn trusted_proxies<S: Into<String>>(mut self, proxies: impl IntoIterator<Item = S>) -> Self {
+    pub fn trusted_proxies<S: Into<String>>(
+        mut self,
+        proxies: impl IntoIterator<Item = S>,
+    ) -> Self {
         self.trusted_proxies = proxies.into_iter().map(Into::into).collect();
         self
     }

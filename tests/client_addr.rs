@@ -57,7 +57,10 @@ fn the_peer_is_the_socket_and_forwarding_is_ignored_by_default() {
 #[test]
 fn a_trusted_proxy_forwards_the_client_address() {
     let (_rt, addr) = start("addr-trusted", &["127.0.0.0/8", "10.0.0.0/8"]);
-    let (text, me) = told(addr, &["X-Forwarded-For: 198.51.100.1, 203.0.113.7, 10.1.1.1"]);
+    let (text, me) = told(
+        addr,
+        &["X-Forwarded-For: 198.51.100.1, 203.0.113.7, 10.1.1.1"],
+    );
     assert_eq!(text, format!("Some({me}) Some(203.0.113.7)"));
     let (text, me) = told(addr, &["Forwarded: for=\"[2001:db8::9]:1234\";proto=https"]);
     assert_eq!(text, format!("Some({me}) Some(2001:db8::9)"));

@@ -58,9 +58,7 @@ fn start(name: &str) -> Deferred {
                             // The delay is what this test is about, not a synchronisation.
                             std::thread::sleep(Duration::from_millis(200));
                             reply.accept(
-                                Accept::new()
-                                    .flag("alice")
-                                    .data("role", "admin".to_owned()),
+                                Accept::new().flag("alice").data("role", "admin".to_owned()),
                             );
                         });
                     }
@@ -100,7 +98,10 @@ fn an_answer_from_another_thread_opens_the_client_bound() {
     let seen = d.opened.recv_timeout(WAIT).expect("on_open");
     assert_eq!(seen, (Some("alice".into()), Some("admin".into())));
     let id = d.server.flag_clients("alice")[0];
-    assert_eq!(d.server.data::<String>(id, "role").as_deref(), Some("admin"));
+    assert_eq!(
+        d.server.data::<String>(id, "role").as_deref(),
+        Some("admin")
+    );
 }
 
 #[test]
@@ -123,11 +124,16 @@ fn no_answer_drops_the_client_at_the_handshake_timeout() {
     let answer = read_to_close(&mut s);
     assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
     assert!(began.elapsed() < WAIT);
-    settle("handshake failures", 1, || d.server.stats().handshake_failures);
+    settle("handshake failures", 1, || {
+        d.server.stats().handshake_failures
+    });
     // Too late: nothing opens.
     reply.accept(Accept::new().flag("late"));
     let _ws = connect_path(d.addr, "/");
-    assert_eq!(d.opened.recv_timeout(WAIT).unwrap().0.as_deref(), Some("now"));
+    assert_eq!(
+        d.opened.recv_timeout(WAIT).unwrap().0.as_deref(),
+        Some("now")
+    );
     assert!(d.server.flag_clients("late").is_empty());
     assert_eq!(d.server.connection_count(), 1);
 }

@@ -23,15 +23,19 @@ impl Handler for Tell {
 }
 
 fn start(name: &str, hooked: bool) -> (Runtime, SocketAddr) {
-    let config = ServerConfig::websocket(name, "127.0.0.1:0".parse().unwrap())
-        .subprotocols(["a", "b"]);
+    let config =
+        ServerConfig::websocket(name, "127.0.0.1:0".parse().unwrap()).subprotocols(["a", "b"]);
     let spec = config.handler(|_| Tell);
     let spec = if hooked {
         spec.on_handshake_accept(|request| {
             Ok(match request.path() {
-                "/b" => Accept::new().subprotocol("b").header("X-Served-By", "edge-1"),
+                "/b" => Accept::new()
+                    .subprotocol("b")
+                    .header("X-Served-By", "edge-1"),
                 // Not offered by the client: left out, the server's choice applies.
-                _ => Accept::new().subprotocol("zzz").header("Connection", "keep-alive"),
+                _ => Accept::new()
+                    .subprotocol("zzz")
+                    .header("Connection", "keep-alive"),
             })
         })
     } else {

@@ -37,7 +37,11 @@ impl fmt::Debug for Accept {
             .field("flag", &self.flag)
             .field(
                 "data",
-                &self.data.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                &self
+                    .data
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field("subprotocol", &self.subprotocol)
             .field("headers", &self.headers)
@@ -98,8 +102,11 @@ impl Accept {
 /// was dropped at its deadline. Dropped without an answer, it refuses the client with
 /// **500 Internal Server Error** (and a warning in the log).
 pub struct HandshakeReply {
-    complete: Option<Box<dyn FnOnce(std::result::Result<Accept, Rejection>) + Send>>,
+    complete: Option<Box<Complete>>,
 }
+
+/// Hands a deferred hook's answer to the client's core loop.
+type Complete = dyn FnOnce(std::result::Result<Accept, Rejection>) + Send;
 
 impl fmt::Debug for HandshakeReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -201,7 +208,12 @@ pub(crate) fn choose(
 
 /// Whether an application may add this header to a 101 answer.
 pub(crate) fn is_own_header(name: &str) -> bool {
-    let reserved = ["upgrade", "connection", "content-length", "transfer-encoding"];
+    let reserved = [
+        "upgrade",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+    ];
     !reserved.iter().any(|r| name.eq_ignore_ascii_case(r))
         && !name.to_ascii_lowercase().starts_with("sec-websocket-")
 }
@@ -223,8 +235,14 @@ mod tests {
     #[test]
     fn the_servers_order_wins_among_offers() {
         let server = ["a".to_owned(), "b".to_owned()];
-        assert_eq!(choose(&request(&["b, a"]), None, &server).as_deref(), Some("a"));
-        assert_eq!(choose(&request(&["b", "c"]), None, &server).as_deref(), Some("b"));
+        assert_eq!(
+            choose(&request(&["b, a"]), None, &server).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            choose(&request(&["b", "c"]), None, &server).as_deref(),
+            Some("b")
+        );
         assert_eq!(choose(&request(&["c"]), None, &server), None);
         assert_eq!(choose(&request(&[]), None, &server), None);
     }
@@ -232,8 +250,14 @@ mod tests {
     #[test]
     fn a_hooks_choice_wins_if_offered() {
         let server = ["a".to_owned()];
-        assert_eq!(choose(&request(&["a, b"]), Some("b"), &server).as_deref(), Some("b"));
-        assert_eq!(choose(&request(&["a"]), Some("z"), &server).as_deref(), Some("a"));
+        assert_eq!(
+            choose(&request(&["a, b"]), Some("b"), &server).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            choose(&request(&["a"]), Some("z"), &server).as_deref(),
+            Some("a")
+        );
         assert_eq!(choose(&request(&[" , ,"]), Some(""), &[]), None);
     }
 

@@ -174,7 +174,10 @@ mod tests {
         let xff = req(&[("X-Forwarded-For", "6.6.6.6, 203.0.113.9, 10.0.0.2")]);
         assert_eq!(client_ip(&xff, peer, &trusted), "203.0.113.9".parse().ok());
         assert_eq!(client_ip(&xff, peer, &[]), None);
-        let fwd = req(&[("Forwarded", "for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.3")]);
+        let fwd = req(&[(
+            "Forwarded",
+            "for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.3",
+        )]);
         assert_eq!(client_ip(&fwd, peer, &trusted), "2001:db8::1".parse().ok());
     }
 
@@ -182,7 +185,15 @@ mod tests {
     fn hostile_values_give_no_address() {
         let peer = "127.0.0.1".parse().unwrap();
         let trusted = ranges(&["127.0.0.1"]);
-        for value in ["", ",,,", "unknown", "1.2.3.4:99999", "[::1", "for=", "\u{0}"] {
+        for value in [
+            "",
+            ",,,",
+            "unknown",
+            "1.2.3.4:99999",
+            "[::1",
+            "for=",
+            "\u{0}",
+        ] {
             let r = req(&[("X-Forwarded-For", value), ("Forwarded", value)]);
             assert_eq!(client_ip(&r, peer, &trusted), None, "{value:?}");
         }

@@ -187,11 +187,13 @@ impl Handshake {
             None => Accept::new(),
             // The hook is application code: a panic refuses this client (500) instead of
             // unwinding through the core loop.
-            Some(HandshakeHook::Now(hook)) => match catch_unwind(AssertUnwindSafe(|| hook(&captured))) {
-                Ok(Ok(accept)) => accept,
-                Ok(Err(rejection)) => return Step::Rejected(refusal(&rejection)),
-                Err(_) => return Step::HookPanicked(refusal(&Rejection::new(500))),
-            },
+            Some(HandshakeHook::Now(hook)) => {
+                match catch_unwind(AssertUnwindSafe(|| hook(&captured))) {
+                    Ok(Ok(accept)) => accept,
+                    Ok(Err(rejection)) => return Step::Rejected(refusal(&rejection)),
+                    Err(_) => return Step::HookPanicked(refusal(&Rejection::new(500))),
+                }
+            }
             Some(HandshakeHook::Later(_)) => {
                 self.parked = Some(Box::new(Parked {
                     request: Box::new(captured),

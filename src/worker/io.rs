@@ -109,7 +109,8 @@ impl Worker {
         let Some(request) = hs.parked_request() else {
             return;
         };
-        let (runtime, worker, id, deadline) = (self.runtime.clone(), self.id, conn.io.id, *deadline);
+        let (runtime, worker, id, deadline) =
+            (self.runtime.clone(), self.id, conn.io.id, *deadline);
         let reply = HandshakeReply::new(move |answer| {
             let Some(mailbox) = runtime.mailboxes.get(worker.index()) else {
                 return;
