@@ -75,6 +75,20 @@
 //! The settings can come from a TOML or JSON file instead, with `COREPUSH_*` environment
 //! variables over it; the handler stays in code: [`ConfigFile`].
 //!
+//! ## Who may connect
+//!
+//! A WebSocket upgrade passes the server's handshake hook before the connection counts as
+//! open. [`ServerSpec::on_handshake`] answers yes or no at once;
+//! [`ServerSpec::on_handshake_accept`] also settles what the client opens with — a flag,
+//! data, a subprotocol, headers for the 101 ([`Accept`]); [`ServerSpec::on_handshake_deferred`]
+//! gets a [`HandshakeReply`] to complete later from any thread (an authentication service's
+//! answer), while the core loop goes on serving its other clients. Whatever the hook settled
+//! on is in place in `on_open` and visible to every thread before the 101 leaves, and
+//! [`ServerConfig::handshake_timeout`] bounds the wait. [`ServerConfig::subprotocols`]
+//! answers a browser's `Sec-WebSocket-Protocol` offer; [`Context::peer_addr`] and
+//! [`Context::client_addr`] (behind [`ServerConfig::trusted_proxies`]) say where the client
+//! is.
+//!
 //! ## Choosing a backend
 //!
 //! | backend | scope |
