@@ -199,6 +199,8 @@ mod signal;
 mod spec;
 mod stats;
 mod target;
+#[cfg(feature = "tls")]
+mod tls;
 mod worker;
 
 pub use channel::{ChannelConfig, ChannelServer};
@@ -222,6 +224,8 @@ pub use runtime::{Runtime, RuntimeBuilder, ShutdownHandle, get_server, require_s
 pub use spec::ServerSpec;
 pub use stats::Stats;
 pub use target::{IntoIds, IntoNames, Raw, Workers};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]
