@@ -86,7 +86,7 @@ fn line_framed_messages_inside_tls() {
     let config = ca.client();
     let mut a = BufReader::new(tls_stream(addr, &config));
     let mut b = BufReader::new(tls_stream(addr, &config));
-    let mut line = |r: &mut BufReader<Tls>| {
+    let line = |r: &mut BufReader<Tls>| {
         let mut s = String::new();
         r.read_line(&mut s).expect("a line");
         s.trim_end().to_owned()
