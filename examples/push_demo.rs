@@ -87,7 +87,8 @@ pub const SERVER: &str = "push_demo";
 /// The command-line help.
 pub const USAGE: &str = "usage: push_demo [--port 8080] [--host 127.0.0.1] [--workers N]
     [--backend local|redis|channel|gateway] [--redis-url URL] [--channel HOST:PORT]
-    [--token T] [--instance NAME] [--gateway HOST:PORT[,HOST:PORT...]] [--secret S] [--help]
+    [--token T] [--instance NAME] [--gateway HOST:PORT[,HOST:PORT...]] [--secret S]
+    [--tls-cert FILE --tls-key FILE] [--help]
 
   --backend redis     one instance of a cluster on Redis
   --backend channel   one instance of a cluster on a channel broker
@@ -98,6 +99,8 @@ pub const USAGE: &str = "usage: push_demo [--port 8080] [--host 127.0.0.1] [--wo
   --token T           the channel broker's token, where it has one
   --gateway LIST      the gateways' internal addresses, HOST:PORT separated by commas
   --secret S          the secret the gateways were started with
+  --tls-cert FILE     serve wss://: the certificate chain (PEM; with --tls-key; a build with
+  --tls-key FILE      the tls feature)
   --instance NAME     the name whoami reports (default: local; on a cluster instance-N, N
                       being the instance number claimed in Redis or assigned by the broker;
                       on the gateway backend: business)";
@@ -117,7 +120,7 @@ pub const LINK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The flags that take a value.
 const FLAGS: &str = "--port --host --workers --backend --redis-url --channel --token --instance \
-    --gateway --secret";
+    --gateway --secret --tls-cert --tls-key";
 
 /// Which backend carries the pushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +173,10 @@ pub struct Options {
     pub gateway: Option<String>,
     /// For the gateway backend: the gateways' secret.
     pub secret: Option<String>,
+    /// Serve `wss://`: the certificate chain's PEM file (with `tls_key`).
+    pub tls_cert: Option<String>,
+    /// Serve `wss://`: the private key's PEM file (with `tls_cert`).
+    pub tls_key: Option<String>,
 }
 
 impl Default for Options {
@@ -185,6 +192,8 @@ impl Default for Options {
             instance: "local".to_owned(),
             gateway: None,
             secret: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -225,7 +234,7 @@ where
             Some(v) => v,
             None => return Err(format!("{flag} needs a value")),
         };
-        if flag == "--port" || flag == "--host" {
+        if flag == "--port" || flag == "--host" || flag == "--tls-cert" {
             listening = Some(flag.clone());
         }
         match flag.as_str() {
@@ -269,8 +278,16 @@ where
                 named = true;
             }
             "--gateway" => opts.gateway = Some(value),
+            "--tls-cert" => opts.tls_cert = Some(value),
+            "--tls-key" => opts.tls_key = Some(value),
             _ => opts.secret = Some(value),
         }
+    }
+    if opts.tls_cert.is_some() != opts.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".to_owned());
+    }
+    if opts.tls_cert.is_some() && !cfg!(feature = "tls") {
+        return Err("--tls-cert needs a build with the tls feature".to_owned());
     }
     if !available(opts.backend) {
         return Err(unsupported(opts.backend));
@@ -332,9 +349,10 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     // which hold its sender.
     let cluster = opts.backend != Backend::Local;
     let pool = (cluster && !gateway).then(|| Pool::start(POOL_THREADS));
-    let spec = ServerConfig::websocket(SERVER, addr)
+    let config = ServerConfig::websocket(SERVER, addr)
         .listen(!gateway)
-        .backend(backend_config(opts))
+        .backend(backend_config(opts));
+    let spec = with_tls(config, opts)?
         .handler(move |_| Demo {
             instance: instance.clone(),
             cluster,
@@ -401,7 +419,8 @@ where
         println!("connected to {linked} gateway(s) (workers={workers}, backend={backend})");
         let _ = std::io::stdout().flush();
     } else if let Some(addr) = runtime.local_addr(SERVER) {
-        println!("listening on ws://{addr}/ (workers={workers}, backend={backend})");
+        let scheme = if opts.tls_cert.is_some() { "wss" } else { "ws" };
+        println!("listening on {scheme}://{addr}/ (workers={workers}, backend={backend})");
         let _ = std::io::stdout().flush();
     }
     match runtime.run() {
@@ -444,6 +463,25 @@ fn wait_for_gateways(runtime: &Runtime, wanted: usize) -> usize {
 const POOL_THREADS: usize = 2;
 
 /// Whether this build runs the backend.
+/// The server with `--tls-cert` and `--tls-key`, where given.
+#[cfg(feature = "tls")]
+fn with_tls(config: ServerConfig, opts: &Options) -> corepush::Result<ServerConfig> {
+    match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => Ok(config.tls(corepush::TlsConfig::from_pem_files(cert, key)?)),
+        _ => Ok(config),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(config: ServerConfig, opts: &Options) -> corepush::Result<ServerConfig> {
+    match opts.tls_cert {
+        Some(_) => Err(Error::Config(
+            "--tls-cert needs a build with the tls feature".to_owned(),
+        )),
+        None => Ok(config),
+    }
+}
+
 fn available(backend: Backend) -> bool {
     match backend {
         Backend::Local => true,
