@@ -32,7 +32,9 @@ const BATCH: usize = 100;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 struct Quiet;
-impl Handler for Quiet {}
+impl Handler for Quiet {
+    fn on_message(&mut self, _: &mut corepush::Context<'_>, _: corepush::Message<'_>) {}
+}
 
 struct Opts {
     clients: usize,
@@ -58,7 +60,15 @@ fn main() -> Result<(), Box<dyn Error>> {
                 .handler(|_| Quiet),
         )
         .start()?;
-    let core = thread_id("corepush-0").ok_or("no core loop thread")?;
+    // The thread names itself once running.
+    let named = Instant::now() + DEADLINE;
+    let core = loop {
+        match thread_id("corepush-0") {
+            Some(tid) => break tid,
+            None if Instant::now() < named => std::thread::sleep(Duration::from_millis(1)),
+            None => return Err("no core loop thread".into()),
+        }
+    };
 
     eprintln!("connecting {} clients to each server", opts.clients);
     let mut sockets = Vec::new();
