@@ -200,6 +200,7 @@ impl Default for Options {
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // made once at start: boxing the options would gain nothing
 pub enum Cli {
     /// Run the server.
     Run(Options),
