@@ -163,6 +163,15 @@
 //! }
 //! ```
 //!
+//! ## TLS
+//!
+//! With the feature `tls`, `ServerConfig::tls(TlsConfig::from_pem_files(chain, key)?)` puts a
+//! server of any protocol inside TLS (`wss://` for WebSocket), through rustls, and
+//! `Runtime::reload_tls(name)` swaps the certificate for new handshakes while connected
+//! clients stay. The core loop drives each connection's rustls session itself — it decrypts
+//! what it reads and encrypts at flush — so a broadcast is still framed once and shared by
+//! every queue in clear, and each connection encrypts its own copy as it is written.
+//!
 //! ## Shutdown
 //!
 //! [`Runtime::run`] blocks until Ctrl-C or SIGTERM; a [`ShutdownHandle`] stops the runtime

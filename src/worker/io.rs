@@ -146,7 +146,8 @@ impl Worker {
     /// ends it without the extra read that would only say "would block". For TCP such a read
     /// has emptied the socket's receive queue, and data or an end of stream arriving later
     /// raises a new edge. Only for a readable event that did not also report the end of
-    /// stream: that end must be read now, as no later edge will announce it.
+    /// stream: that end must be read now, as no later edge will announce it. Never under TLS,
+    /// where a short read of decrypted bytes says nothing about the socket.
     pub(super) fn read_from(&mut self, slot: u32, short_is_drained: bool) {
         let mut budget = READ_BUDGET;
         let mut gone = false;
