@@ -1,6 +1,7 @@
 //! wss:// (feature `tls`): messages both ways, a broadcast shared by wss and plain clients, a
-//! certificate reload with clients connected, handshake limits (a stalled TLS handshake,
-//! garbage instead of a ClientHello), and clear errors for bad PEM files.
+//! client that reads late (the socket fills mid-flush), a certificate reload with clients
+//! connected, handshake limits (a stalled TLS handshake, garbage instead of a ClientHello),
+//! and clear errors for bad PEM files.
 #![cfg(feature = "tls")]
 mod util;
 
@@ -102,6 +103,36 @@ fn wss_messages_both_ways_and_a_broadcast_beside_plain_clients() {
         assert_eq!(read_until_close(ws), Some(1001));
     }
     rt.join().unwrap();
+}
+
+#[test]
+fn a_client_that_reads_late_gets_everything_in_order() {
+    let ca = Ca::new();
+    let leaf = ca.leaf("late reader", "server");
+    let tls = TlsConfig::from_pem_files(&leaf.cert_path, &leaf.key_path).unwrap();
+    let config = ServerConfig::websocket("wss", any_port())
+        .tls(tls)
+        .max_outbound_bytes(64 << 20);
+    let (rt, addr, server) = start_config(config);
+    let mut ws = connect_wss(addr, &ca.client());
+    // 16 MiB pushed before the client reads any: more than the socket takes, so the
+    // flush stops at `WouldBlock` with records held by rustls and the rest in clear, and the
+    // writable edges carry it on as the client reads.
+    let chunk = "z".repeat(16 * 1024);
+    let total = 1024;
+    for i in 0..total {
+        let n = server.send_raw_to_all(format!("{i:04}{chunk}")).unwrap();
+        assert_eq!(n, 1);
+    }
+    for i in 0..total {
+        let m = recv_wss(&mut ws);
+        assert_eq!(&m[..4], format!("{i:04}"), "push {i}");
+        assert_eq!(m.len(), 4 + chunk.len());
+    }
+    assert_eq!(ask_wss(&mut ws, "echo:still open"), "still open");
+    drop(ws);
+    settle("the client is gone", 0, || server.connection_count());
+    rt.shutdown().unwrap();
 }
 
 #[test]
