@@ -348,50 +348,6 @@ impl ConnIo {
         Ok(done)
     }
 
-    /// [`flush`](Self::flush) through TLS: the queued frames, shared in clear with other
-    /// connections, are encrypted here — up to 64 per vectored call, which packs small frames
-    /// into full records — and the records written as far as the socket takes them. rustls
-    /// holds at most its buffer limit (64 KiB) of records; the rest of the queue stays in
-    /// clear until the writable edge. Bytes count as written once encrypted.
-    #[cfg(feature = "tls")]
-    fn flush_tls(&mut self) -> io::Result<Flushed> {
-        // Out of `self` while the queue is worked on (a move of the box).
-        let Some(mut tls) = self.tls.take() else {
-            return Ok(Flushed::default());
-        };
-        let result = self.flush_through(&mut tls);
-        self.tls = Some(tls);
-        result
-    }
-
-    #[cfg(feature = "tls")]
-    fn flush_through(&mut self, tls: &mut tls::TlsSession) -> io::Result<Flushed> {
-        let mut done = Flushed::default();
-        loop {
-            if !tls.write_out(&self.socket, &mut done.writes)? {
-                return Ok(done);
-            }
-            if self.out.is_empty() || tls.is_handshaking() {
-                break;
-            }
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = fill_slices(&mut slices, &self.out, self.head_written);
-            let taken = tls.encrypt(&slices[..n])?;
-            if taken == 0 && !tls.wants_write() {
-                break;
-            }
-            done.bytes += self.taken(taken);
-            self.consume(taken);
-        }
-        if self.output_closed && !tls.is_notified() {
-            // The close frame (or, on TCP, the last message) is out: then the close_notify.
-            tls.close_notify();
-            tls.write_out(&self.socket, &mut done.writes)?;
-        }
-        self.drained();
-        Ok(done)
-    }
-
     /// The bytes of `written` that were messages, not the handshake's answer; takes them off
     /// the answer's count.
     fn taken(&mut self, written: usize) -> usize {

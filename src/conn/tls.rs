@@ -11,6 +11,8 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use rustls::ServerConnection;
 
+use super::{ConnIo, Flushed, MAX_IOVECS, fill_slices};
+
 /// One connection's TLS state.
 pub(crate) struct TlsSession {
     conn: ServerConnection,
@@ -160,5 +162,49 @@ impl TlsSession {
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
         Ok(true)
+    }
+}
+
+impl ConnIo {
+    /// [`flush`](ConnIo::flush) through TLS: the queued frames, shared in clear with other
+    /// connections, are encrypted here — up to 64 per vectored call, which packs small frames
+    /// into full records — and the records written as far as the socket takes them. rustls
+    /// holds at most its buffer limit (64 KiB) of records; the rest of the queue stays in
+    /// clear until the writable edge. Bytes count as written once encrypted.
+    pub(super) fn flush_tls(&mut self) -> io::Result<Flushed> {
+        // Out of `self` while the queue is worked on (a move of the box).
+        let Some(mut tls) = self.tls.take() else {
+            return Ok(Flushed::default());
+        };
+        let result = self.flush_through(&mut tls);
+        self.tls = Some(tls);
+        result
+    }
+
+    fn flush_through(&mut self, tls: &mut TlsSession) -> io::Result<Flushed> {
+        let mut done = Flushed::default();
+        loop {
+            if !tls.write_out(&self.socket, &mut done.writes)? {
+                return Ok(done);
+            }
+            if self.out.is_empty() || tls.is_handshaking() {
+                break;
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let n = fill_slices(&mut slices, &self.out, self.head_written);
+            let taken = tls.encrypt(&slices[..n])?;
+            if taken == 0 && !tls.wants_write() {
+                break;
+            }
+            done.bytes += self.taken(taken);
+            self.consume(taken);
+        }
+        if self.output_closed && !tls.is_notified() {
+            // The close frame (or, on TCP, the last message) is out: then the close_notify.
+            tls.close_notify();
+            tls.write_out(&self.socket, &mut done.writes)?;
+        }
+        self.drained();
+        Ok(done)
     }
 }
