@@ -236,7 +236,9 @@ pub struct ServerConfig {
     /// The largest message a client may send, in bytes; a larger one closes the connection
     /// (WebSocket close code 1009). Defaults to 1 MiB.
     pub max_message_size: usize,
-    /// How long a WebSocket client may take to complete its handshake. Defaults to 10 s.
+    /// How long a client may take to complete its handshakes: the TLS handshake (where the
+    /// server has TLS, on every protocol) and the WebSocket upgrade. A client that has not
+    /// finished by then is dropped and counted in `handshake_failures`. Defaults to 10 s.
     pub handshake_timeout: Duration,
     /// Whether the WebSocket upgrade request stays readable through
     /// [`Context::request`](crate::Context::request) after `on_open`. Defaults to `false`: it
@@ -262,6 +264,10 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// The most groups one connection may be in; a further join is refused. Defaults to 1024.
     pub max_groups_per_connection: usize,
+    /// TLS (feature `tls`): with it, a WebSocket server serves `wss://` and a TCP server
+    /// speaks its framing inside TLS. Defaults to `None` (plain TCP).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Set by [`ServerConfig::gateway`].
     pub(crate) role: Option<GatewayRole>,
 }
@@ -288,6 +294,8 @@ impl ServerConfig {
             },
             max_groups_per_connection: 1024,
             listen: true,
+            #[cfg(feature = "tls")]
+            tls: None,
             role: None,
         }
     }
@@ -310,6 +318,13 @@ impl ServerConfig {
     /// Sets [`parser`](ServerConfig::parser).
     pub fn parser(mut self, parser: impl DataParser) -> Self {
         self.parser = Arc::new(parser);
+        self
+    }
+
+    /// Sets [`tls`](ServerConfig::tls) (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 

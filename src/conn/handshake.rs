@@ -9,7 +9,6 @@ use std::io::{self, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use mio::net::TcpStream;
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::handshake::server::{Request, create_response, write_response};
 
@@ -68,8 +67,9 @@ impl Handshake {
         }
     }
 
-    /// Reads what the socket has and advances the handshake as far as it allows.
-    pub(crate) fn step(&mut self, socket: &TcpStream) -> Step {
+    /// Reads what the socket has (decrypted, under TLS) and advances the handshake as far as
+    /// it allows.
+    pub(crate) fn step(&mut self, socket: impl Read) -> Step {
         let mut socket = socket;
         loop {
             let at = self.buf.len();
