@@ -326,3 +326,34 @@ fn bad_pem_files_give_errors_naming_the_file() {
         }
     }
 }
+
+#[test]
+fn tls_from_a_configuration_file() {
+    let ca = Ca::new();
+    let leaf = ca.leaf("from a file", "file");
+    let text = format!(
+        "[servers.wss]\naddr = \"127.0.0.1:0\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+        leaf.cert_path, leaf.key_path
+    );
+    let file = corepush::ConfigFile::parse(&text, corepush::ConfigFormat::Toml).expect("a file");
+    let rt = Runtime::builder()
+        .workers(1)
+        .server(file.server("wss").expect("its server").handler(|_| Cmd))
+        .start()
+        .expect("a wss server from the file");
+    let mut ws = connect_wss(rt.local_addr("wss").unwrap(), &ca.client());
+    assert_eq!(peer_cert(&ws), leaf.der);
+    assert_eq!(ask_wss(&mut ws, "echo:configured"), "configured");
+    drop(ws);
+    rt.shutdown().unwrap();
+
+    // One without the other names what is missing.
+    let half = format!(
+        "[servers.wss]\naddr = \"127.0.0.1:0\"\ntls_cert = {:?}\n",
+        leaf.cert_path
+    );
+    let e = corepush::ConfigFile::parse(&half, corepush::ConfigFormat::Toml)
+        .and_then(|f| f.server("wss"))
+        .expect_err("a certificate without its key");
+    assert!(e.to_string().contains("servers.wss.tls_key"), "{e}");
+}
