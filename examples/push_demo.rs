@@ -149,9 +149,7 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     server.name = SERVER.to_owned();
     server.addr = addr;
     let backend = backend_config(opts, &server.backend);
-    let spec = server
-        .listen(!gateway)
-        .backend(backend)
+    let spec = with_tls(server.listen(!gateway).backend(backend), opts)?
         .handler(move |_| Demo {
             instance: instance.clone(),
             cluster,
@@ -219,7 +217,8 @@ where
         println!("connected to {linked} gateway(s) (workers={workers}, backend={backend})");
         let _ = std::io::stdout().flush();
     } else if let Some(addr) = runtime.local_addr(SERVER) {
-        println!("listening on ws://{addr}/ (workers={workers}, backend={backend})");
+        let scheme = if opts.tls_cert.is_some() { "wss" } else { "ws" };
+        println!("listening on {scheme}://{addr}/ (workers={workers}, backend={backend})");
         let _ = std::io::stdout().flush();
     }
     match runtime.run() {
@@ -262,6 +261,25 @@ fn wait_for_gateways(runtime: &Runtime, wanted: usize) -> usize {
 const POOL_THREADS: usize = 2;
 
 /// Whether this build runs the backend.
+/// The server with `--tls-cert` and `--tls-key`, where given.
+#[cfg(feature = "tls")]
+fn with_tls(config: ServerConfig, opts: &Options) -> corepush::Result<ServerConfig> {
+    match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => Ok(config.tls(corepush::TlsConfig::from_pem_files(cert, key)?)),
+        _ => Ok(config),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(config: ServerConfig, opts: &Options) -> corepush::Result<ServerConfig> {
+    match opts.tls_cert {
+        Some(_) => Err(Error::Config(
+            "--tls-cert needs a build with the tls feature".to_owned(),
+        )),
+        None => Ok(config),
+    }
+}
+
 pub(crate) fn available(backend: Backend) -> bool {
     match backend {
         Backend::Local => true,

@@ -236,7 +236,9 @@ pub struct ServerConfig {
     /// The largest message a client may send, in bytes; a larger one closes the connection
     /// (WebSocket close code 1009). Defaults to 1 MiB.
     pub max_message_size: usize,
-    /// How long a WebSocket client may take to complete its handshake. Defaults to 10 s.
+    /// How long a client may take to complete its handshakes: the TLS handshake (where the
+    /// server has TLS, on every protocol) and the WebSocket upgrade. A client that has not
+    /// finished by then is dropped and counted in `handshake_failures`. Defaults to 10 s.
     pub handshake_timeout: Duration,
     /// Whether the WebSocket upgrade request stays readable through
     /// [`Context::request`](crate::Context::request) after `on_open`. Defaults to `false`: it
@@ -275,6 +277,10 @@ pub struct ServerConfig {
     /// for (`Forwarded: for=`, else `X-Forwarded-For`). Checked when the runtime starts.
     /// Defaults to none: the client's address is the socket's peer.
     pub trusted_proxies: Vec<String>,
+    /// TLS (feature `tls`): with it, a WebSocket server serves `wss://` and a TCP server
+    /// speaks its framing inside TLS. Defaults to `None` (plain TCP).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Set by [`ServerConfig::gateway`].
     pub(crate) role: Option<GatewayRole>,
 }
@@ -303,6 +309,8 @@ impl ServerConfig {
             subprotocols: Vec::new(),
             trusted_proxies: Vec::new(),
             listen: true,
+            #[cfg(feature = "tls")]
+            tls: None,
             role: None,
         }
     }
@@ -325,6 +333,13 @@ impl ServerConfig {
     /// Sets [`parser`](ServerConfig::parser).
     pub fn parser(mut self, parser: impl DataParser) -> Self {
         self.parser = Arc::new(parser);
+        self
+    }
+
+    /// Sets [`tls`](ServerConfig::tls) (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 

@@ -186,6 +186,14 @@
 //! [`Stats`], registry counts and mailbox depths, in the Prometheus text format) and
 //! `GET /health` (503 once shutdown has begun), and, where set, a route and a directory of
 //! static files — see [`PlainHttp`], set with [`ServerSpec::plain_http`].
+//! ## TLS
+//!
+//! With the feature `tls`, `ServerConfig::tls(TlsConfig::from_pem_files(chain, key)?)` puts a
+//! server of any protocol inside TLS (`wss://` for WebSocket), through rustls, and
+//! `Runtime::reload_tls(name)` swaps the certificate for new handshakes while connected
+//! clients stay. The core loop drives each connection's rustls session itself — it decrypts
+//! what it reads and encrypts at flush — so a broadcast is still framed once and shared by
+//! every queue in clear, and each connection encrypts its own copy as it is written.
 //!
 //! ## Shutdown
 //!
@@ -227,6 +235,8 @@ mod signal;
 mod spec;
 mod stats;
 mod target;
+#[cfg(feature = "tls")]
+mod tls;
 mod worker;
 
 pub use channel::{ChannelConfig, ChannelServer};
@@ -253,6 +263,8 @@ pub use runtime::{Runtime, RuntimeBuilder, ShutdownHandle, get_server, require_s
 pub use spec::ServerSpec;
 pub use stats::Stats;
 pub use target::{IntoIds, IntoNames, Raw, Workers};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -499,6 +499,27 @@ impl Runtime {
         crate::gateway::hub_of(&self.shared.servers.get(i)?.config).map(crate::GatewayHandle::new)
     }
 
+    /// Reloads the TLS certificate and key of a server from their files (feature `tls`; see
+    /// [`TlsConfig::reload`](crate::TlsConfig::reload)): the handshakes that start from now on
+    /// use them, and connected clients stay connected. Fails with [`Error::UnknownServer`]
+    /// for a name no server of this runtime has, and with [`Error::Config`] for a server
+    /// without TLS or a file that cannot be read (naming it; the certificate in use stays).
+    #[cfg(feature = "tls")]
+    pub fn reload_tls(&self, name: &str) -> Result<()> {
+        let i = self
+            .servers
+            .iter()
+            .position(|s| s.name() == name)
+            .ok_or_else(|| Error::UnknownServer(name.to_owned()))?;
+        let tls = self
+            .shared
+            .servers
+            .get(i)
+            .and_then(|s| s.config.tls.as_ref())
+            .ok_or_else(|| Error::Config(format!("server {name:?} has no TLS to reload")))?;
+        tls.reload()
+    }
+
     /// How many core loops run.
     pub fn workers(&self) -> usize {
         self.shared.workers()

@@ -672,6 +672,8 @@ fn parse_args_accepts_the_documented_flags() {
         gateway: Some("a:1,b:2".into()),
         secret: Some("s3".into()),
         config: None,
+        tls_cert: None,
+        tls_key: None,
     };
     assert_eq!(all, expected);
     assert_eq!(run("--port=9000 --workers=2").port, 9000);

@@ -62,6 +62,10 @@ pub struct Options {
     /// The configuration file whose other settings (runtime, server limits, backend
     /// timeouts) [`build`](super::build) takes.
     pub config: Option<String>,
+    /// Serve `wss://`: the certificate chain's PEM file (with `tls_key`).
+    pub tls_cert: Option<String>,
+    /// Serve `wss://`: the private key's PEM file (with `tls_cert`).
+    pub tls_key: Option<String>,
 }
 
 impl Default for Options {
@@ -78,6 +82,8 @@ impl Default for Options {
             gateway: None,
             secret: None,
             config: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -144,6 +150,13 @@ pub(crate) struct Flags {
     /// Runtime and server settings from a TOML or JSON file (below)
     #[arg(long, value_name = "FILE")]
     config: Option<String>,
+    /// Serve wss://: the certificate chain, PEM (with --tls-key; a build with the tls
+    /// feature)
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<String>,
+    /// Serve wss://: the private key, PEM (with --tls-cert)
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<String>,
 }
 
 /// The help `--help` prints.
@@ -174,12 +187,20 @@ where
         named = from_file(&mut opts, &file)?;
         opts.config = Some(path.clone());
     }
-    // --port or --host given: refused on the gateway backend, which holds no client port.
-    let listening = match (&flags.port, &flags.host) {
-        (Some(_), _) => Some("--port"),
-        (None, Some(_)) => Some("--host"),
-        (None, None) => None,
+    // --port, --host or --tls-cert given: refused on the gateway backend, which holds no
+    // client port.
+    let listening = match (&flags.port, &flags.host, &flags.tls_cert) {
+        (Some(_), _, _) => Some("--port"),
+        (None, Some(_), _) => Some("--host"),
+        (None, None, Some(_)) => Some("--tls-cert"),
+        (None, None, None) => None,
     };
+    if flags.tls_cert.is_some() != flags.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".to_owned());
+    }
+    if flags.tls_cert.is_some() && !cfg!(feature = "tls") {
+        return Err("--tls-cert needs a build with the tls feature".to_owned());
+    }
     overlay(&mut opts.port, flags.port);
     overlay(&mut opts.host, flags.host);
     overlay(&mut opts.workers, flags.workers);
@@ -190,6 +211,8 @@ where
         (&mut opts.token, flags.token),
         (&mut opts.gateway, flags.gateway),
         (&mut opts.secret, flags.secret),
+        (&mut opts.tls_cert, flags.tls_cert),
+        (&mut opts.tls_key, flags.tls_key),
     ] {
         if flag.is_some() {
             *slot = flag;

@@ -55,6 +55,7 @@ pub(crate) fn server(
     )?;
     s.field("subprotocols", &mut c.subprotocols)?;
     s.field("trusted_proxies", &mut c.trusted_proxies)?;
+    tls(s, &mut c)?;
     c.backend = backend(s)?;
     let gateway = if s.has("gateway") {
         let mut g = s.child("gateway", "GATEWAY")?;
@@ -65,6 +66,32 @@ pub(crate) fn server(
         None
     };
     Ok((c, gateway))
+}
+
+/// `tls_cert` and `tls_key`, together: the server's TLS (feature `tls`), read from those PEM
+/// files.
+#[cfg(feature = "tls")]
+fn tls(s: &mut Section<'_>, c: &mut ServerConfig) -> Result<()> {
+    let cert: Option<std::path::PathBuf> = s.take("tls_cert")?;
+    let key: Option<std::path::PathBuf> = s.take("tls_key")?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => c.tls = Some(crate::tls::TlsConfig::from_pem_files(cert, key)?),
+        (None, None) => {}
+        (Some(_), None) => return Err(s.error("tls_key", "missing: tls_cert needs it")),
+        (None, Some(_)) => return Err(s.error("tls_cert", "missing: tls_key needs it")),
+    }
+    Ok(())
+}
+
+/// Without the feature `tls`, `tls_cert` and `tls_key` are an error that says so.
+#[cfg(not(feature = "tls"))]
+fn tls(s: &mut Section<'_>, _: &mut ServerConfig) -> Result<()> {
+    for key in ["tls_cert", "tls_key"] {
+        if s.has(key) {
+            return Err(s.error(key, "needs a build with the feature tls"));
+        }
+    }
+    Ok(())
 }
 
 /// `[http.NAME]`; variables `COREPUSH_HTTP_<NAME>_<FIELD>`.

@@ -150,6 +150,15 @@ impl Drop for HandshakeReply {
     }
 }
 
+/// The rarer facts about a connection.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// The WebSocket subprotocol answered.
+    pub(crate) subprotocol: Option<Box<str>>,
+    /// The address a trusted proxy forwarded the client's request for.
+    pub(crate) forwarded: Option<std::net::IpAddr>,
+}
+
 /// Decides whether a WebSocket upgrade is accepted, before the connection counts as open.
 pub(crate) enum HandshakeHook {
     /// Answers on the core loop, at once.

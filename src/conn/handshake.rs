@@ -10,7 +10,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use log::warn;
-use mio::net::TcpStream;
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::handshake::server::{Request, Response, create_response, write_response};
 use tungstenite::http::{HeaderName, HeaderValue};
@@ -112,8 +111,9 @@ impl Handshake {
         }
     }
 
-    /// Reads what the socket has and advances the handshake as far as it allows.
-    pub(crate) fn step(&mut self, socket: &TcpStream) -> Step {
+    /// Reads what the socket has (decrypted, under TLS) and advances the handshake as far as
+    /// it allows.
+    pub(crate) fn step(&mut self, socket: impl Read) -> Step {
         // Waiting for a hook: what the client sends meanwhile stays in the socket, read once
         // the connection opens.
         if self.parked.is_some() {

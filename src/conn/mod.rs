@@ -4,9 +4,11 @@ pub(crate) mod accept;
 pub(crate) mod forwarded;
 pub(crate) mod handshake;
 pub(crate) mod remote;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,8 +58,9 @@ impl Chunk {
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub(crate) enum Phase {
-    /// The WebSocket upgrade is under way.
-    Handshake(Box<Handshake>, Instant),
+    /// The handshakes are under way, until the deadline: TLS first where the server has it,
+    /// then the WebSocket upgrade (`None` for a TCP protocol, which has none).
+    Handshake(Option<Box<Handshake>>, Instant),
     /// Messages flow both ways.
     Open,
     /// Closing: unregistered at `at` in its core loop's order; the frames counted to it before
@@ -134,19 +137,15 @@ pub(crate) struct ConnIo {
     /// Which of its core loop's flush lists the connection is on, if any.
     pub(crate) pending: Pending,
     pub(crate) request: Option<Box<HandshakeRequest>>,
+    /// The TLS session, on a server with TLS: bytes are decrypted as they are read, and the
+    /// queued frames (shared with other connections in clear) encrypted as they are flushed.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Box<tls::TlsSession>>,
     /// What few connections have (a subprotocol, a forwarded address): one pointer for the
     /// rest, to keep idle connections small.
-    pub(crate) extras: Option<Box<Extras>>,
+    pub(crate) extras: Option<Box<accept::Extras>>,
 }
 
-/// The rarer facts about a connection.
-#[derive(Debug, Default)]
-pub(crate) struct Extras {
-    /// The WebSocket subprotocol answered.
-    pub(crate) subprotocol: Option<Box<str>>,
-    /// The address a trusted proxy forwarded the client's request for.
-    pub(crate) forwarded: Option<std::net::IpAddr>,
-}
 
 impl ConnIo {
     pub(crate) fn new(
@@ -172,11 +171,56 @@ impl ConnIo {
             pending: Pending::Clean,
             request: None,
             extras: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
+    /// The connection with its TLS session, on a server with TLS.
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(mut self, tls: Option<Box<tls::TlsSession>>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Whether anything waits to be written: queued frames, or encrypted records.
     pub(crate) fn has_output(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.as_ref().is_some_and(|t| t.wants_write()) {
+            return true;
+        }
         !self.out.is_empty()
+    }
+
+    /// Whether a read that does not fill the buffer has drained the socket (see
+    /// `Worker::read_from`): not so under TLS, where a short read of decrypted bytes says
+    /// nothing about the socket.
+    pub(crate) fn short_read_drains(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return false;
+        }
+        true
+    }
+
+    /// The connection's incoming bytes, decrypted where it has TLS.
+    pub(crate) fn input(&mut self) -> Input<'_> {
+        Input {
+            socket: &self.socket,
+            #[cfg(feature = "tls")]
+            tls: self.tls.as_deref_mut(),
+        }
+    }
+
+    /// Best effort for a connection about to be dropped: writes `bytes` (an HTTP refusal)
+    /// as far as the socket takes them now, encrypted where the connection has TLS.
+    pub(crate) fn write_last(&mut self, bytes: &[u8]) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            tls.write_last(&self.socket, bytes);
+            return;
+        }
+        let _ = (&*self.socket).write(bytes);
     }
 
     /// Frames (or what is left of them) waiting to be written.
@@ -280,6 +324,10 @@ impl ConnIo {
     /// written and the writes they took; the queue is empty afterwards unless the socket
     /// filled up (a writable event follows then).
     pub(crate) fn flush(&mut self) -> io::Result<Flushed> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         let mut done = Flushed::default();
         while !self.out.is_empty() {
             // Most flushes carry a few frames: a small array spares zeroing 64 slots.
@@ -291,12 +339,11 @@ impl ConnIo {
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
-                    let answer = written.min(self.answer_left);
-                    self.answer_left -= answer;
-                    if written > answer {
-                        done.bytes += written - answer;
+                    let taken = self.taken(written);
+                    if taken > 0 {
                         done.writes += 1;
                     }
+                    done.bytes += taken;
                     self.consume(written);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(done),
@@ -304,13 +351,25 @@ impl ConnIo {
                 Err(e) => return Err(e),
             }
         }
-        // A burst leaves a large queue behind; give it back once drained, so that a connection
-        // that was once behind does not keep the memory while idle. Small queues stay, so the
-        // steady state allocates nothing per message.
-        if self.out.capacity() > SHRINK_ABOVE {
+        self.drained();
+        Ok(done)
+    }
+
+    /// The bytes of `written` that were messages, not the handshake's answer; takes them off
+    /// the answer's count.
+    fn taken(&mut self, written: usize) -> usize {
+        let answer = written.min(self.answer_left);
+        self.answer_left -= answer;
+        written - answer
+    }
+
+    /// A burst leaves a large queue behind; give it back once drained, so that a connection
+    /// that was once behind does not keep the memory while idle. Small queues stay, so the
+    /// steady state allocates nothing per message.
+    fn drained(&mut self) {
+        if self.out.is_empty() && self.out.capacity() > SHRINK_ABOVE {
             self.out = VecDeque::new();
         }
-        Ok(done)
     }
 
     fn consume(&mut self, mut written: usize) {
@@ -339,6 +398,17 @@ fn write_queued<const N: usize>(
     head_written: usize,
 ) -> io::Result<usize> {
     let mut slices = [IoSlice::new(&[]); N];
+    let n = fill_slices(&mut slices, out, head_written);
+    let mut socket = socket;
+    socket.write_vectored(&slices[..n])
+}
+
+/// Points `slices` at the queued frames, the first from `head_written` on; how many it set.
+fn fill_slices<'a>(
+    slices: &mut [IoSlice<'a>],
+    out: &'a VecDeque<Chunk>,
+    head_written: usize,
+) -> usize {
     let mut n = 0;
     for (slot, chunk) in slices.iter_mut().zip(out) {
         let bytes = chunk.bytes();
@@ -349,8 +419,25 @@ fn write_queued<const N: usize>(
         });
         n += 1;
     }
-    let mut socket = socket;
-    socket.write_vectored(&slices[..n])
+    n
+}
+
+/// A connection's incoming bytes, read as from a socket: decrypted where it has TLS.
+pub(crate) struct Input<'a> {
+    socket: &'a TcpStream,
+    #[cfg(feature = "tls")]
+    tls: Option<&'a mut tls::TlsSession>,
+}
+
+impl Read for Input<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            return tls.read(self.socket, buf);
+        }
+        let mut socket = self.socket;
+        socket.read(buf)
+    }
 }
 
 /// A connection as its core loop holds it.

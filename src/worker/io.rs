@@ -1,7 +1,7 @@
 //! A core loop's work on one connection: handshake, reading and decoding, handing messages
 //! to the handler, the outbound limit, flushing, and the ways a connection ends.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::Shutdown;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
@@ -12,10 +12,10 @@ use super::{CLOSE_TIMEOUT, FANOUT_CHUNK, READ_BUDGET, Worker};
 use crate::codec::ws::{Inbound, OpKind};
 use crate::codec::{Message, ProtocolError};
 use crate::config::SlowConsumer;
-use crate::conn::accept::{Accept, HandshakeHook, HandshakeReply};
+use crate::conn::accept::{Accept, Extras, HandshakeHook, HandshakeReply};
 use crate::conn::forwarded::client_ip;
 use crate::conn::handshake::{BAD_REQUEST, HEAD_TOO_LARGE, Rejection, SHUTTING_DOWN, Step};
-use crate::conn::{ConnIo, Decoder, Extras, Pending, Phase};
+use crate::conn::{ConnIo, Decoder, Pending, Phase};
 use crate::edge::{self, Outcome};
 use crate::handler::{Conn, Context};
 use crate::id::ClientId;
@@ -70,7 +70,12 @@ impl Worker {
         let Phase::Handshake(hs, _) = &mut conn.phase else {
             return;
         };
-        let step = hs.step(&conn.io.socket);
+        let Some(hs) = hs else {
+            // A TCP protocol: its only handshake is TLS's.
+            self.tls_handshake(slot);
+            return;
+        };
+        let step = hs.step(conn.io.input());
         self.handshake_step(slot, step);
     }
 
@@ -88,7 +93,7 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let Phase::Handshake(hs, _) = &mut conn.phase else {
+        let Phase::Handshake(Some(hs), _) = &mut conn.phase else {
             return;
         };
         let step = hs.complete(answer.map(|a| *a));
@@ -103,7 +108,7 @@ impl Worker {
         let Some(conn) = self.conns.get(slot) else {
             return;
         };
-        let Phase::Handshake(hs, deadline) = &conn.phase else {
+        let Phase::Handshake(Some(hs), deadline) = &conn.phase else {
             return;
         };
         let Some(request) = hs.parked_request() else {
@@ -134,7 +139,7 @@ impl Worker {
         if catch_unwind(AssertUnwindSafe(|| hook(request, reply))).is_err() {
             let answer = Err(Rejection::new(500));
             let step = match self.conns.get_mut(slot).map(|c| &mut c.phase) {
-                Some(Phase::Handshake(hs, _)) => hs.complete(answer),
+                Some(Phase::Handshake(Some(hs), _)) => hs.complete(answer),
                 _ => return,
             };
             let step = match step {
@@ -201,7 +206,7 @@ impl Worker {
             Step::Rejected(answer) => {
                 bump(&counters.rejected, 1);
                 debug!("core loop {}: the handshake hook refused a client", self.id);
-                let _ = (&*conn.io.socket).write(&answer);
+                conn.io.write_last(&answer);
                 let _ = conn.io.socket.shutdown(Shutdown::Both);
                 self.release(slot);
             }
@@ -212,14 +217,46 @@ impl Worker {
                     "core loop {}: the handshake hook panicked; refused the client (500)",
                     self.id
                 );
-                let _ = (&*conn.io.socket).write(&answer);
+                conn.io.write_last(&answer);
                 let _ = conn.io.socket.shutdown(Shutdown::Both);
                 self.release(slot);
             }
             Step::Failed(reason) => {
                 bump(&counters.handshake_failures, 1);
                 debug!("core loop {}: handshake failed: {reason}", self.id);
-                let _ = (&*conn.io.socket).write(BAD_REQUEST);
+                conn.io.write_last(BAD_REQUEST);
+                let _ = conn.io.socket.shutdown(Shutdown::Both);
+                self.release(slot);
+            }
+        }
+    }
+
+    /// Drives the TLS handshake of a TCP-protocol connection; opens it once done. A client
+    /// that does not speak TLS, or fails the handshake, is dropped and counted.
+    fn tls_handshake(&mut self, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        #[cfg(feature = "tls")]
+        let outcome = match conn.io.tls.as_mut() {
+            Some(tls) => tls.advance(&conn.io.socket),
+            None => Ok(true),
+        };
+        #[cfg(not(feature = "tls"))]
+        let outcome: std::io::Result<bool> = Ok(true);
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => {
+                conn.phase = Phase::Open;
+                conn.last_seen = self.now_ms;
+                // Reads what came behind the handshake (edge-triggered: no new edge for it).
+                self.opened(slot, &[], None);
+            }
+            Err(e) => {
+                let shared = &self.servers[conn.io.server as usize].shared;
+                bump(&shared.counters(self.id).handshake_failures, 1);
+                debug!("core loop {}: TLS handshake failed: {e}", self.id);
+                conn.io.write_last(&[]);
                 let _ = conn.io.socket.shutdown(Shutdown::Both);
                 self.release(slot);
             }
@@ -283,7 +320,8 @@ impl Worker {
     /// ends it without the extra read that would only say "would block". For TCP such a read
     /// has emptied the socket's receive queue, and data or an end of stream arriving later
     /// raises a new edge. Only for a readable event that did not also report the end of
-    /// stream: that end must be read now, as no later edge will announce it.
+    /// stream: that end must be read now, as no later edge will announce it. Never under TLS,
+    /// where a short read of decrypted bytes says nothing about the socket.
     pub(super) fn read_from(&mut self, slot: u32, short_is_drained: bool) {
         let mut budget = READ_BUDGET;
         let mut gone = false;
@@ -294,7 +332,8 @@ impl Worker {
             if matches!(conn.phase, Phase::Handshake(..)) {
                 return;
             }
-            let n = match (&*conn.io.socket).read(&mut self.scratch) {
+            let short_is_drained = short_is_drained && conn.io.short_read_drains();
+            let n = match conn.io.input().read(&mut self.scratch) {
                 Ok(0) => {
                     gone = true;
                     break;

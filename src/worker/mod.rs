@@ -29,6 +29,8 @@ use crate::codec::ws::OpKind;
 use crate::config::{Protocol, RuntimeConfig};
 use crate::conn::handshake::Handshake;
 use crate::conn::remote::RemoteConn;
+#[cfg(feature = "tls")]
+use crate::conn::tls::TlsSession;
 use crate::conn::{Conn, ConnIo, Decoder, MAX_IOVECS, Phase};
 use crate::edge::PlainHttp;
 use crate::facade::Server;
@@ -348,6 +350,26 @@ impl Worker {
             self.unadmit(&shared, per_ip);
             return;
         };
+        // The certificate in force now: a reload reaches the handshakes that start after it.
+        #[cfg(feature = "tls")]
+        let tls = match shared
+            .config
+            .tls
+            .as_ref()
+            .map(|t| TlsSession::new(t.current()))
+        {
+            None => None,
+            Some(Ok(session)) => Some(Box::new(session)),
+            Some(Err(e)) => {
+                error!("core loop {}: cannot start a TLS session: {e}", self.id);
+                self.unadmit(&shared, per_ip);
+                return;
+            }
+        };
+        #[cfg(feature = "tls")]
+        let has_tls = tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let has_tls = false;
         bump(&counters.accepted, 1);
         let registry = self.poll.registry();
         let now_ms = self.now_ms;
@@ -360,18 +382,25 @@ impl Worker {
                 registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE);
             let socket = Rc::new(stream);
             let protocol = shared.config.protocol;
+            let deadline = Instant::now() + shared.config.handshake_timeout;
             let phase = match protocol {
                 Protocol::WebSocket => Phase::Handshake(
-                    Box::new(Handshake::new(
+                    Some(Box::new(Handshake::new(
                         shared.handshake_hook.clone(),
                         shared.subprotocols.clone(),
-                    )),
-                    Instant::now() + shared.config.handshake_timeout,
+                    ))),
+                    deadline,
                 ),
+                Protocol::TcpLines | Protocol::TcpLength if has_tls => {
+                    Phase::Handshake(None, deadline)
+                }
                 Protocol::TcpLines | Protocol::TcpLength => Phase::Open,
             };
+            let io = ConnIo::new(socket, id, shared.index, protocol);
+            #[cfg(feature = "tls")]
+            let io = io.with_tls(tls);
             Conn {
-                io: ConnIo::new(socket, id, shared.index, protocol),
+                io,
                 decoder: Decoder::new(protocol),
                 phase,
                 peer_closed: false,

@@ -15,6 +15,8 @@ mod cmd;
 mod logs;
 mod raw;
 mod redis;
+#[cfg(feature = "tls")]
+mod tls;
 #[allow(unused_imports)] // not every test file drives the command handler
 pub use cmd::*;
 #[allow(unused_imports)] // nor reads the log
@@ -23,6 +25,9 @@ pub use logs::*;
 pub use raw::*;
 #[allow(unused_imports)] // nor starts a Redis
 pub use redis::*;
+#[cfg(feature = "tls")]
+#[allow(unused_imports)] // nor speaks TLS
+pub use tls::*;
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
