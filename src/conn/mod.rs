@@ -146,7 +146,6 @@ pub(crate) struct ConnIo {
     pub(crate) extras: Option<Box<accept::Extras>>,
 }
 
-
 impl ConnIo {
     pub(crate) fn new(
         socket: Rc<TcpStream>,

@@ -12,14 +12,12 @@ use super::{CLOSE_TIMEOUT, FANOUT_CHUNK, READ_BUDGET, Worker};
 use crate::codec::ws::{Inbound, OpKind};
 use crate::codec::{Message, ProtocolError};
 use crate::config::SlowConsumer;
-use crate::conn::accept::{Accept, Extras, HandshakeHook, HandshakeReply};
-use crate::conn::forwarded::client_ip;
-use crate::conn::handshake::{BAD_REQUEST, HEAD_TOO_LARGE, Rejection, SHUTTING_DOWN, Step};
+use crate::conn::accept::Accept;
+use crate::conn::handshake::BAD_REQUEST;
 use crate::conn::{ConnIo, Decoder, Pending, Phase};
 use crate::edge::{self, Outcome};
 use crate::handler::{Conn, Context};
-use crate::id::ClientId;
-use crate::mailbox::{Command, Offer, Stamp, current_worker, push_local, stamp_now};
+use crate::mailbox::{Command, Stamp, push_local, stamp_now};
 use crate::stats::{Counters, bump, drop_one};
 
 impl Worker {
@@ -63,177 +61,9 @@ impl Worker {
         self.read(slot);
     }
 
-    pub(super) fn handshake(&mut self, slot: u32) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let Phase::Handshake(hs, _) = &mut conn.phase else {
-            return;
-        };
-        let Some(hs) = hs else {
-            // A TCP protocol: its only handshake is TLS's.
-            self.tls_handshake(slot);
-            return;
-        };
-        let step = hs.step(conn.io.input());
-        self.handshake_step(slot, step);
-    }
-
-    /// A deferred handshake hook's answer for client `id`: ignored unless the client is still
-    /// waiting for it (an answer after the deadline finds it gone).
-    pub(super) fn handshake_answer(
-        &mut self,
-        id: ClientId,
-        answer: std::result::Result<Box<Accept>, Rejection>,
-    ) {
-        let Some(slot) = self.slot_of(id) else {
-            debug!("core loop {}: a handshake answer came too late", self.id);
-            return;
-        };
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let Phase::Handshake(Some(hs), _) = &mut conn.phase else {
-            return;
-        };
-        let step = hs.complete(answer.map(|a| *a));
-        self.handshake_step(slot, step);
-    }
-
-    /// Runs a deferred handshake hook with a reply that reaches this core loop's mailbox.
-    fn defer(&mut self, slot: u32, hook: &HandshakeHook) {
-        let HandshakeHook::Later(hook) = hook else {
-            return;
-        };
-        let Some(conn) = self.conns.get(slot) else {
-            return;
-        };
-        let Phase::Handshake(Some(hs), deadline) = &conn.phase else {
-            return;
-        };
-        let Some(request) = hs.parked_request() else {
-            return;
-        };
-        let (runtime, worker, id, deadline) =
-            (self.runtime.clone(), self.id, conn.io.id, *deadline);
-        let reply = HandshakeReply::new(move |answer| {
-            let Some(mailbox) = runtime.mailboxes.get(worker.index()) else {
-                return;
-            };
-            let cmd = Command::Handshake {
-                id,
-                answer: answer.map(Box::new),
-            };
-            // From another thread, wait for room up to the client's deadline (past it the
-            // answer is moot); on the core loop itself, the local queue always takes it.
-            let offer = if current_worker(runtime.id) == Some(worker) {
-                mailbox.offer(cmd)
-            } else {
-                mailbox.send_within(cmd, deadline.saturating_duration_since(Instant::now()))
-            };
-            if !matches!(offer, Offer::Queued) {
-                debug!("core loop {worker}: a handshake answer found no room ({offer:?})");
-            }
-        });
-        // Application code: a panic refuses the client (500), as a synchronous hook's does.
-        if catch_unwind(AssertUnwindSafe(|| hook(request, reply))).is_err() {
-            let answer = Err(Rejection::new(500));
-            let step = match self.conns.get_mut(slot).map(|c| &mut c.phase) {
-                Some(Phase::Handshake(Some(hs), _)) => hs.complete(answer),
-                _ => return,
-            };
-            let step = match step {
-                Step::Rejected(bytes) => Step::HookPanicked(bytes),
-                other => other,
-            };
-            self.handshake_step(slot, step);
-        }
-    }
-
-    /// Acts on what a step of the handshake came to.
-    fn handshake_step(&mut self, slot: u32, step: Step) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let counters = self.servers[conn.io.server as usize]
-            .shared
-            .counters(self.id);
-        match step {
-            Step::Pending => {}
-            Step::Deferred(hook) => self.defer(slot, &hook),
-            // Once shutdown was asked for (the loop may not have seen it yet, or drains run).
-            Step::Done { .. } if self.runtime.is_leaving() => {
-                bump(&counters.rejected, 1);
-                debug!("core loop {}: refused an upgrade during shutdown", self.id);
-                self.answer_and_close(slot, SHUTTING_DOWN.to_vec());
-            }
-            Step::NotUpgrade(head, reason) => {
-                let server = conn.io.server as usize;
-                self.plain_request(slot, server, &head, &reason);
-            }
-            Step::TooLarge => {
-                bump(&counters.handshake_failures, 1);
-                debug!("core loop {}: a request head over 64 KiB", self.id);
-                self.answer_and_close(slot, HEAD_TOO_LARGE.to_vec());
-            }
-            Step::Done {
-                request,
-                response,
-                rest,
-                accept,
-            } => {
-                let shared = &self.servers[conn.io.server as usize].shared;
-                let forwarded = match conn.io.socket.peer_addr() {
-                    Ok(peer) if !shared.trusted_proxies.is_empty() => {
-                        client_ip(&request, peer.ip(), &shared.trusted_proxies)
-                    }
-                    _ => None,
-                };
-                let subprotocol = accept.subprotocol.as_deref().map(Box::from);
-                if forwarded.is_some() || subprotocol.is_some() {
-                    conn.io.extras = Some(Box::new(Extras {
-                        subprotocol,
-                        forwarded,
-                    }));
-                }
-                conn.io.request = Some(request);
-                conn.io.queue_handshake_answer(response);
-                conn.phase = Phase::Open;
-                conn.last_seen = self.now_ms;
-                self.mark_dirty(slot);
-                self.opened(slot, &rest, Some(accept));
-            }
-            Step::Rejected(answer) => {
-                bump(&counters.rejected, 1);
-                debug!("core loop {}: the handshake hook refused a client", self.id);
-                conn.io.write_last(&answer);
-                let _ = conn.io.socket.shutdown(Shutdown::Both);
-                self.release(slot);
-            }
-            Step::HookPanicked(answer) => {
-                bump(&counters.rejected, 1);
-                bump(&counters.handler_panics, 1);
-                error!(
-                    "core loop {}: the handshake hook panicked; refused the client (500)",
-                    self.id
-                );
-                conn.io.write_last(&answer);
-                let _ = conn.io.socket.shutdown(Shutdown::Both);
-                self.release(slot);
-            }
-            Step::Failed(reason) => {
-                bump(&counters.handshake_failures, 1);
-                debug!("core loop {}: handshake failed: {reason}", self.id);
-                conn.io.write_last(BAD_REQUEST);
-                let _ = conn.io.socket.shutdown(Shutdown::Both);
-                self.release(slot);
-            }
-        }
-    }
-
     /// Drives the TLS handshake of a TCP-protocol connection; opens it once done. A client
     /// that does not speak TLS, or fails the handshake, is dropped and counted.
-    fn tls_handshake(&mut self, slot: u32) {
+    pub(super) fn tls_handshake(&mut self, slot: u32) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
@@ -265,7 +95,7 @@ impl Worker {
 
     /// Answers a request head that is not a valid upgrade: as a plain HTTP request where the
     /// server answers them, else 400.
-    fn plain_request(&mut self, slot: u32, server: usize, head: &[u8], reason: &str) {
+    pub(super) fn plain_request(&mut self, slot: u32, server: usize, head: &[u8], reason: &str) {
         let s = &self.servers[server];
         let counters = s.shared.counters(self.id);
         if !s.plain_http.is_on() {
@@ -293,7 +123,7 @@ impl Worker {
     /// Writes an HTTP answer to a connection that never opened, then closes it as an open one
     /// closes: the answer out, our side shut, the peer's end awaited up to the close timeout
     /// (so that the answer is not lost to a reset).
-    fn answer_and_close(&mut self, slot: u32, answer: Vec<u8>) {
+    pub(super) fn answer_and_close(&mut self, slot: u32, answer: Vec<u8>) {
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         let Some(conn) = self.conns.get_mut(slot) else {
             return;

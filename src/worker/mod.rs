@@ -11,6 +11,7 @@
 mod io;
 mod remote;
 pub(crate) mod slots;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::io as stdio;
