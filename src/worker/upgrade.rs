@@ -79,9 +79,11 @@ impl Worker {
                 id,
                 answer: answer.map(Box::new),
             };
-            // From another thread, wait for room up to the client's deadline (past it the
-            // answer is moot); on the core loop itself, the local queue always takes it.
-            let offer = if current_worker(runtime.id) == Some(worker) {
+            // From an application thread, wait for room up to the client's deadline (past it
+            // the answer is moot). A core loop never waits: its own local queue always takes
+            // the answer, and another core loop's full mailbox leaves the client to its
+            // deadline.
+            let offer = if current_worker(runtime.id).is_some() {
                 mailbox.offer(cmd)
             } else {
                 mailbox.send_within(cmd, deadline.saturating_duration_since(Instant::now()))
