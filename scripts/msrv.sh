@@ -20,7 +20,10 @@ echo "==> rust-version $msrv"
 echo "==> dependencies no newer than $msrv"
 cargo metadata --format-version 1 --all-features --locked | python3 -c '
 import json, sys
-msrv = tuple(int(p) for p in sys.argv[1].split("."))
+def version(text):
+    parts = [int(p) for p in text.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
+msrv = version(sys.argv[1])
 meta = json.load(sys.stdin)
 packages = {p["id"]: p for p in meta["packages"]}
 nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
@@ -38,8 +41,8 @@ newer = []
 for node in seen:
     p = packages[node]
     wanted = p.get("rust_version")
-    if wanted and tuple(int(x) for x in wanted.split(".")) > msrv:
-        newer.append(f"{p['name']} {p['version']} needs Rust {wanted}")
+    if wanted and version(wanted) > msrv:
+        newer.append("%s %s needs Rust %s" % (p["name"], p["version"], wanted))
 if newer:
     print("msrv: dependencies newer than rust-version:", *sorted(newer), sep="\n  ", file=sys.stderr)
     sys.exit(1)
