@@ -248,7 +248,7 @@ pub use config::{
 };
 pub use config_file::{ConfigFile, ConfigFormat};
 pub use conn::accept::{Accept, HandshakeReply};
-pub use conn::handshake::{HandshakeRequest, Rejection};
+pub use conn::request::{HandshakeRequest, Rejection};
 pub use edge::PlainHttp;
 pub use error::{Error, Result};
 pub use facade::{Answer, Cluster, Server};

@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::fmt;
 
-use super::handshake::{HandshakeRequest, Rejection};
+use super::request::{HandshakeRequest, Rejection};
 use crate::registry::DataValue;
 
 /// What an accepted WebSocket upgrade settles on, returned by a handshake hook

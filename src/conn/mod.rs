@@ -4,6 +4,7 @@ pub(crate) mod accept;
 pub(crate) mod forwarded;
 pub(crate) mod handshake;
 pub(crate) mod remote;
+pub(crate) mod request;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 
