@@ -459,6 +459,9 @@ export class Client extends EventTarget {
         this.options.timeout, sub);
       if (result && result.recovered === true) {
         sub.offset = sub.offset + (sub.pending || 0);
+      } else if (result && result.epoch !== undefined) {
+        // Not recovered, but joined at the position the reply names (a server may say it).
+        this._place(sub, result);
       }
     } catch (error) {
       // A server without history (no `recover` op) cannot recover: take a fresh position.
@@ -467,7 +470,7 @@ export class Client extends EventTarget {
     } finally {
       sub.pending = null;
     }
-    if (!result || result.recovered !== true) {
+    if (!result || (result.recovered !== true && result.epoch === undefined)) {
       // The history no longer covers it: take a fresh position (leave first, so that every
       // push counted afterwards comes after the position the join answers).
       const leave = sub.kind === "group" ? "leave" : "unbind";
