@@ -1,4 +1,4 @@
-//! The JavaScript client (`clients/js/`): runs its Node tests (`node --test clients/js/test/`)
+//! The JavaScript client (`clients/js/`): runs its Node tests (`clients/js/test/*.test.mjs`)
 //! against push_demo processes, on the Local and Redis backends.
 //!
 //! This test has its own `main` (no libtest harness): run by cargo, it starts Node; started by
@@ -39,9 +39,17 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let exe = std::env::current_exe().expect("the test binary's path");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("clients/js/test"))
+        .expect("clients/js/test")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.to_string_lossy().ends_with(".test.mjs"))
+        .collect();
+    files.sort();
     let mut node = Command::new("node");
     node.args(websocket_flag)
-        .args(["--test", "clients/js/test/"])
+        .arg("--test")
+        .args(files)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("COREPUSH_PUSH_DEMO", exe)
         .env(CHILD, "1");

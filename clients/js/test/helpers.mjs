@@ -2,7 +2,7 @@
 // events with a deadline.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -65,11 +65,31 @@ export function startDemo(args = [], { port = 0 } = {}) {
         port: Number(match[2]),
         child,
         stop: () => stopChild(child),
-        pause: () => child.kill("SIGSTOP"),
+        pause: () => stopped(child),
         resume: () => child.kill("SIGCONT"),
       };
       resolvePromise(demo);
     });
+  });
+}
+
+/** SIGSTOP; resolves once every thread of the process is stopped (a thread that was running
+ * may finish its step first), so that nothing it receives afterwards is answered. */
+function stopped(child) {
+  child.kill("SIGSTOP");
+  const deadline = Date.now() + WAIT_MS;
+  const tasks = `/proc/${child.pid}/task`;
+  const allStopped = () => readdirSync(tasks).every((task) => {
+    const stat = readFileSync(`${tasks}/${task}/stat`, "utf8");
+    return /^\d+ \(.*\) [Tt] /s.test(stat);
+  });
+  return new Promise((done, fail) => {
+    const check = () => {
+      if (allStopped()) done();
+      else if (Date.now() > deadline) fail(new Error("push_demo did not stop"));
+      else setImmediate(check);
+    };
+    check();
   });
 }
 
@@ -78,7 +98,6 @@ function stopChild(child) {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((done) => {
     child.once("exit", () => done());
-    child.kill("SIGCONT");
     child.kill("SIGKILL");
   });
 }

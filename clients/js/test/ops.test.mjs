@@ -90,31 +90,40 @@ test("pushes arrive as events; helpers name the protocol's ops", async () => {
 
 test("a call rejects with timeout when no reply comes in time", async () => {
   const client = await connect(demo.url, { backoff: { initial: 50, max: 200 } });
-  demo.pause();
+  await demo.pause();
   try {
     await assert.rejects(client.call("count", {}, { timeout: 300 }), { code: "timeout" });
   } finally {
     demo.resume();
   }
-  // Still usable; the late reply (if any) went nowhere.
+  // Still usable; the late reply went nowhere.
   assert.equal(typeof (await client.count()), "number");
   client.close();
 });
 
 test("calls in flight reject when the connection drops; calls while down reject at once", async () => {
-  const client = await connect(demo.url, { backoff: { initial: 50, max: 200 } });
-  const closed = next(client, "close");
+  const own = await startDemo();
+  const client = await connect(own.url, { backoff: { initial: 50, max: 200 } });
   const me = (await client.whoami()).clientId;
-  // Closing itself: the reply comes, then the close; a call sent right behind it gets none.
-  const closing = client.closeClients(me);
-  const inFlight = client.count();
-  assert.equal(await closing, 1);
-  await assert.rejects(inFlight, { code: "disconnected" });
-  const { willReconnect } = await closed;
-  assert.equal(willReconnect, true);
+  await own.pause();
+  const inFlight = assert.rejects(client.count(), { code: "disconnected" });
+  const closed = next(client, "close");
+  await own.stop();
+  await inFlight;
+  assert.equal((await closed).willReconnect, true);
   await assert.rejects(client.count(), { code: "not-connected" });
-  await next(client, "reconnect");
-  assert.equal(typeof (await client.count()), "number");
-  client.close();
-  await assert.rejects(client.count(), { code: "closed" });
+  const again = await startDemo([], { port: own.port });
+  try {
+    await next(client, "reconnect");
+    assert.notEqual((await client.whoami()).clientId, me);
+    // Closing itself: the reply comes first, then the close.
+    const dropped = next(client, "close");
+    assert.equal(await client.closeClients((await client.whoami()).clientId), 1);
+    await dropped;
+    client.close();
+    await assert.rejects(client.count(), { code: "closed" });
+  } finally {
+    client.close();
+    await again.stop();
+  }
 });
