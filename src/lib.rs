@@ -228,6 +228,7 @@ mod inbox;
 mod mailbox;
 mod parser;
 mod registry;
+mod restore;
 mod running;
 mod runtime;
 mod shared;
@@ -259,6 +260,7 @@ pub use http::{
 };
 pub use id::{ClientId, MAX_INSTANCES, MAX_WORKERS, ParseClientIdError, WorkerId};
 pub use parser::{DataParser, JsonParser};
+pub use restore::Restored;
 pub use runtime::{Runtime, RuntimeBuilder, ShutdownHandle, get_server, require_server};
 pub use spec::ServerSpec;
 pub use stats::Stats;
