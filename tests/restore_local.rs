@@ -197,10 +197,10 @@ fn of_many_restores_at_once_exactly_one_wins() {
 /// two wins, never both.
 #[test]
 fn bind_nx_during_keep_and_against_a_restore() {
-    const ROUNDS: usize = 40;
+    const ROUNDS: usize = 200;
     let (rt, addr, server, reports) = start("restore-bindnx", KEEP);
-    let mut restorer = Client::connect(addr);
-    let mut binder = Client::connect(addr);
+    // On two core loops: two table locks, so only the flags lock orders the two calls.
+    let (mut restorer, mut binder) = util::pair_across_workers(addr);
     cut(holder(addr, "kept", &["g"], "k"), &server);
     assert_eq!(
         binder.ask("bindnx:kept"),

@@ -69,8 +69,13 @@ pub fn keeper(
     name: &str,
     keep: Duration,
 ) -> (corepush::ServerSpec<Keeper>, Receiver<(ClientId, ClientId)>) {
-    let (tx, rx) = crossbeam_channel::unbounded();
     let config = ServerConfig::websocket(name, "127.0.0.1:0".parse().unwrap()).keep_context(keep);
+    keeper_spec(config)
+}
+
+/// A [`Keeper`] server of this configuration, and the receiver of its `on_restore` reports.
+pub fn keeper_spec(config: ServerConfig) -> (corepush::ServerSpec<Keeper>, Reports) {
+    let (tx, rx) = crossbeam_channel::unbounded();
     let spec = config.handler(move |_| Keeper {
         restored: tx.clone(),
     });
