@@ -7,7 +7,7 @@ mod util;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use corepush::{Restored, Runtime, Server, ServerConfig};
+use corepush::{ConfigFile, ConfigFormat, Restored, Runtime, Server, ServerConfig};
 use restore::{Keeper, cut, holder, keeper, next_restored};
 use serde_json::json;
 use util::{Client, recv_text};
@@ -249,4 +249,28 @@ fn bind_nx_during_keep_and_against_a_restore() {
     drop((restorer.ask("id"), binder.ask("id")));
     drop((restorer, binder));
     rt.shutdown().unwrap();
+}
+
+#[test]
+fn the_keep_time_is_configured_in_code_and_in_files() {
+    let config = |keep: Duration| {
+        ServerConfig::websocket("k", "127.0.0.1:0".parse().unwrap()).keep_context(keep)
+    };
+    assert_eq!(
+        config(Duration::from_secs(5)).keep_context,
+        Some(Duration::from_secs(5))
+    );
+    assert_eq!(config(Duration::ZERO).keep_context, None, "zero is off");
+    let file = |keep: &str| {
+        let text = format!("[servers.ws]\naddr = \"127.0.0.1:0\"\n{keep}");
+        let file = ConfigFile::parse(&text, ConfigFormat::Toml).unwrap();
+        file.server("ws").unwrap().keep_context
+    };
+    assert_eq!(file(""), None, "off by default");
+    assert_eq!(
+        file("keep_context = \"30s\""),
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(file("keep_context = \"off\""), None);
+    assert_eq!(file("keep_context = 250"), Some(Duration::from_millis(250)));
 }
