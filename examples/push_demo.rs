@@ -150,8 +150,8 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     let mut server = server.unwrap_or_else(|| ServerConfig::websocket(SERVER, addr));
     server.name = SERVER.to_owned();
     server.addr = addr;
-    if opts.keep_ms > 0 {
-        server = server.keep_context(std::time::Duration::from_millis(opts.keep_ms));
+    if let Some(ms) = opts.keep_ms {
+        server = server.keep_context(std::time::Duration::from_millis(ms));
     }
     let backend = backend_config(opts, &server.backend);
     let spec = with_tls(server.listen(!gateway).backend(backend), opts)?

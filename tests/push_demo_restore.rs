@@ -228,3 +228,16 @@ fn restore_on_another_redis_instance() {
     a.shutdown().unwrap();
     b.shutdown().unwrap();
 }
+
+#[test]
+fn keep_ms_parses() {
+    let keep = |args: &[&str]| match parse_args(args.iter().copied()) {
+        Ok(Cli::Run(opts)) => opts.keep_ms,
+        other => panic!("{args:?}: {other:?}"),
+    };
+    assert_eq!(keep(&[]), None);
+    assert_eq!(keep(&["--keep-ms", "250"]), Some(250));
+    assert_eq!(keep(&["--keep-ms=0"]), Some(0));
+    assert!(parse_args(["--keep-ms", "soon"]).is_err());
+    assert!(parse_args(["--keep-ms", "-1"]).is_err());
+}

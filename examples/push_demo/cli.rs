@@ -66,9 +66,10 @@ pub struct Options {
     pub tls_cert: Option<String>,
     /// Serve `wss://`: the private key's PEM file (with `tls_cert`).
     pub tls_key: Option<String>,
-    /// How long a closed connection's flag context is kept for `restore`, in milliseconds;
-    /// 0 (the default) keeps nothing.
-    pub keep_ms: u64,
+    /// How long a closed connection's flag context is kept for `restore`, in milliseconds
+    /// (0 keeps nothing); `None` (the default) leaves it to `--config`'s `keep_context`, off
+    /// without one.
+    pub keep_ms: Option<u64>,
 }
 
 impl Default for Options {
@@ -87,7 +88,7 @@ impl Default for Options {
             config: None,
             tls_cert: None,
             tls_key: None,
-            keep_ms: 0,
+            keep_ms: None,
         }
     }
 }
@@ -213,7 +214,9 @@ where
     overlay(&mut opts.host, flags.host);
     overlay(&mut opts.workers, flags.workers);
     overlay(&mut opts.backend, flags.backend);
-    overlay(&mut opts.keep_ms, flags.keep_ms);
+    if flags.keep_ms.is_some() {
+        opts.keep_ms = flags.keep_ms;
+    }
     for (slot, flag) in [
         (&mut opts.redis_url, flags.redis_url),
         (&mut opts.channel, flags.channel),
