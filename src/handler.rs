@@ -42,7 +42,8 @@ pub trait Handler: 'static {
 
     /// This connection took over the context of closed connection `from` (its flag, groups
     /// and data) through [`Context::restore`] or [`Server::restore`]. Called on the
-    /// connection's core loop after the call that restored it returned. Defaults to nothing.
+    /// connection's core loop after the call that restored it returned — possibly before the
+    /// closed connection's own `on_close` has run on its core loop. Defaults to nothing.
     fn on_restore(&mut self, ctx: &mut Context<'_>, from: ClientId) {
         let _ = (ctx, from);
     }

@@ -25,12 +25,16 @@ use crate::registry::{DataValue, KeptContext};
 /// * [`keep`](KeptStore::keep) is called under the registry's locks, on any thread (core
 ///   loops included): it must not block — hand the write to a thread — and replaces what is
 ///   kept under the flag, to expire after the keep time.
+/// * [`put_back`](KeptStore::put_back), as `keep`, keeps a record taken by a restore that
+///   then could not give it (the connection closed meanwhile), unless another is kept under
+///   the flag by then.
 /// * [`take`](KeptStore::take) is called off core loops and may wait for the engine: it
 ///   removes and returns what is kept under the flag, atomically across the cluster (two
 ///   instances taking at once: one gets it). An unreachable engine is an
 ///   [`Error::Backend`](crate::Error::Backend).
 pub(crate) trait KeptStore: Send + Sync + fmt::Debug {
     fn keep(&self, flag: &str, record: Vec<u8>);
+    fn put_back(&self, flag: &str, record: Vec<u8>);
     fn take(&self, flag: &str) -> Result<Option<Vec<u8>>>;
 }
 

@@ -36,7 +36,15 @@ pub(crate) struct RedisKept {
     /// The connection restores take keys on (one at a time; restores are rare).
     taker: Mutex<Option<redis::Connection>>,
     prefix: String,
-    tx: Sender<(String, Vec<u8>)>,
+    tx: Sender<Write>,
+}
+
+/// A record for the writer: the key, the record, and whether it is written only where the
+/// key is absent (a put-back must not replace a newer close's context).
+struct Write {
+    key: String,
+    record: Vec<u8>,
+    only_new: bool,
 }
 
 impl std::fmt::Debug for RedisKept {
@@ -72,14 +80,29 @@ pub(crate) fn start(
     Ok((Arc::new(store), writer))
 }
 
-impl KeptStore for RedisKept {
-    fn keep(&self, flag: &str, record: Vec<u8>) {
-        match self.tx.try_send((format!("{}{flag}", self.prefix), record)) {
+impl RedisKept {
+    fn write(&self, flag: &str, record: Vec<u8>, only_new: bool) {
+        let write = Write {
+            key: format!("{}{flag}", self.prefix),
+            record,
+            only_new,
+        };
+        match self.tx.try_send(write) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
                 warn!("the Redis writer of kept contexts is behind: flag {flag:?} not kept there")
             }
         }
+    }
+}
+
+impl KeptStore for RedisKept {
+    fn keep(&self, flag: &str, record: Vec<u8>) {
+        self.write(flag, record, false);
+    }
+
+    fn put_back(&self, flag: &str, record: Vec<u8>) {
+        self.write(flag, record, true);
     }
 
     fn take(&self, flag: &str) -> Result<Option<Vec<u8>>> {
@@ -102,15 +125,10 @@ impl KeptStore for RedisKept {
 
 /// Writes each kept record with its expiry; reconnects on a failure (the record that failed
 /// is lost, and a warning says so).
-fn write_loop(
-    client: &redis::Client,
-    keep_ms: u64,
-    rx: &Receiver<(String, Vec<u8>)>,
-    delivery: &Delivery,
-) {
+fn write_loop(client: &redis::Client, keep_ms: u64, rx: &Receiver<Write>, delivery: &Delivery) {
     let mut con = None;
     loop {
-        let (key, record) = match rx.recv_timeout(POLL) {
+        let write = match rx.recv_timeout(POLL) {
             Ok(item) => item,
             Err(RecvTimeoutError::Timeout) if !delivery.is_stopping() => continue,
             Err(_) => return,
@@ -119,14 +137,16 @@ fn write_loop(
             con = connect(client).ok();
         }
         let written = con.as_mut().map(|c| {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(record)
-                .arg("PX")
-                .arg(keep_ms)
-                .exec(c)
+            let mut set = redis::cmd("SET");
+            set.arg(&write.key).arg(write.record).arg("PX").arg(keep_ms);
+            if write.only_new {
+                set.arg("NX");
+            }
+            // `NX` answers nil where the key was there: not an error.
+            set.query::<Option<String>>(c).map(drop)
         });
         if !matches!(written, Some(Ok(()))) {
+            let key = &write.key;
             warn!("Redis unreachable: the context kept under {key:?} is not in Redis");
             con = None;
         }

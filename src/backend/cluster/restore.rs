@@ -66,7 +66,14 @@ impl ClusterBackend {
             warn!("the context kept under flag {flag:?} is not a record; dropped");
             return Ok(Restored::Nothing);
         };
-        self.delivery()
-            .restore(id, flag, scope, Source::Given(from, context))
+        let given = self
+            .delivery()
+            .restore(id, flag, scope, Source::Given(from, context));
+        // Taken but not given (the connection closed, or a connection of this instance bound
+        // the flag, in the meantime): kept again for another restore.
+        if !matches!(given, Ok(Restored::Done { .. })) {
+            store.put_back(flag, record);
+        }
+        given
     }
 }
