@@ -66,6 +66,9 @@ pub struct Options {
     pub tls_cert: Option<String>,
     /// Serve `wss://`: the private key's PEM file (with `tls_cert`).
     pub tls_key: Option<String>,
+    /// Keep the last N messages of every group and flag, for `recover`; 0 (the default) is
+    /// off.
+    pub history: usize,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             config: None,
             tls_cert: None,
             tls_key: None,
+            history: 0,
         }
     }
 }
@@ -157,6 +161,9 @@ pub(crate) struct Flags {
     /// Serve wss://: the private key, PEM (with --tls-cert)
     #[arg(long, value_name = "FILE")]
     tls_key: Option<String>,
+    /// Keep the last N messages of every group and flag, for recover [default: 0, off]
+    #[arg(long, value_name = "N")]
+    history: Option<usize>,
 }
 
 /// The help `--help` prints.
@@ -205,6 +212,7 @@ where
     overlay(&mut opts.host, flags.host);
     overlay(&mut opts.workers, flags.workers);
     overlay(&mut opts.backend, flags.backend);
+    overlay(&mut opts.history, flags.history);
     for (slot, flag) in [
         (&mut opts.redis_url, flags.redis_url),
         (&mut opts.channel, flags.channel),

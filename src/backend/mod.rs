@@ -11,6 +11,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod fpm;
+pub(crate) mod history;
 mod local;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use crate::delivery::Delivery;
 use cluster::ClusterBackend;
 
 use crate::error::Result;
+use crate::history::{Kind, Recovery, StreamPosition};
 use crate::id::ClientId;
 use crate::registry::DataValue;
 use crate::target::{Payload, Scope, Target, Workers};
@@ -87,6 +89,37 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// The instances of the deployment that are live, this one included, sorted; empty for
     /// a backend that reaches no connections.
     fn instances(&self) -> Vec<u16>;
+    /// Joins the group (binds the flag) and queues what the client missed since `since`
+    /// (see [`crate::history`]). Without a history (the default): joins or binds, and
+    /// answers not recovered, at an empty epoch and offset 0 — never a wrong "recovered".
+    fn recover(
+        &self,
+        id: ClientId,
+        kind: Kind,
+        name: &str,
+        since: Option<&StreamPosition>,
+        scope: Scope<'_>,
+    ) -> Result<Recovery> {
+        let _ = since;
+        let is_member = match kind {
+            Kind::Group => self.join(id, name, scope),
+            Kind::Flag => self.bind(id, name, false, scope),
+        };
+        Ok(Recovery {
+            recovered: false,
+            missed: 0,
+            position: self.position(kind, name)?,
+            is_member,
+        })
+    }
+    /// A stream's position now; without a history, an empty epoch and offset 0.
+    fn position(&self, kind: Kind, name: &str) -> Result<StreamPosition> {
+        let _ = (kind, name);
+        Ok(StreamPosition {
+            epoch: String::new(),
+            offset: 0,
+        })
+    }
 }
 
 /// A backend as built, with the door whose runtime facts (core loops, counters) the facade
