@@ -13,7 +13,8 @@
 //! | op | arguments | result |
 //! |----|-----------|--------|
 //! | `bind` | `flag`: the user's name (1–32 characters, no control characters) | true |
-//! | `join` | `group`: a room (the same rule); needs a name first | true, and a presence push to the room |
+//! | `join` | `group`: a room (the same rule); needs a name first | `{"epoch", "offset"}`: the room's position before the last messages, which follow as pushes; then a presence push to the room |
+//! | `recover` | `group`, `epoch`, `offset`: where the client was | `{"recovered": true, "missed": K}` (the K messages follow as pushes), or `{"recovered": false, "epoch", "offset"}` (the room's position now: reload); it joins the room either way, and a presence push follows |
 //! | `leave` | `group` | whether it was in the room; a presence push to the room |
 //! | `say` | `room`, `text` (at most 2000 characters); needs to be in the room | how many it reached |
 //! | `members` | `room` | the names in the room, sorted, each once |
@@ -22,12 +23,24 @@
 //! `{"type": "message", "room", "from", "text", "at"}` and `{"type": "presence", "room",
 //! "members": [names]}`. The server names the sender: a client cannot speak for another.
 //! A user with several tabs is one name in the room (a flag covers several connections).
+//!
+//! # History
+//!
+//! Each room keeps its last `--history` pushes (100 by default; the library's history, see
+//! [`corepush::HistoryConfig`]). A user who joins is shown the last [`SHOWN_ON_JOIN`] of them,
+//! and a page whose connection dropped comes back with `recover` and the position it had
+//! reached, and is given exactly what it missed (`clients/js/corepush.js` does that by
+//! itself): the join answers the position *before* the messages it replays, so the client
+//! counts every push of the room from there (each names its room).
 
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use corepush::{Context, Handler, Message, PlainHttp, Response, Runtime, ServerConfig};
+use corepush::{
+    Context, Handler, HistoryConfig, Message, PlainHttp, Response, Runtime, ServerConfig,
+    StreamPosition,
+};
 use serde_json::{Map, Value, json};
 
 #[path = "common/cli.rs"]
@@ -48,6 +61,8 @@ const COREPUSH_JS: &str = include_str!("../clients/js/corepush.js");
 pub const MAX_NAME: usize = 32;
 /// The longest message, in characters.
 pub const MAX_TEXT: usize = 2000;
+/// How many of a room's last messages a user who joins is shown (at most the history kept).
+pub const SHOWN_ON_JOIN: u64 = 50;
 
 /// The command-line options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +73,8 @@ pub struct Options {
     pub port: u16,
     /// Core loops; defaults to 2.
     pub workers: usize,
+    /// Pushes kept per room (0: none); defaults to 100.
+    pub history: usize,
 }
 
 impl Default for Options {
@@ -66,6 +83,7 @@ impl Default for Options {
             host: "127.0.0.1".to_owned(),
             port: 8080,
             workers: 2,
+            history: 100,
         }
     }
 }
@@ -92,6 +110,9 @@ struct Flags {
     /// Core loops
     #[arg(long, value_name = "N", default_value = "2", value_parser = value::within(1, 256))]
     workers: usize,
+    /// Pushes kept per room, for the history shown on join and for recovery (0: none)
+    #[arg(long, value_name = "N", default_value = "100", value_parser = value::within(0, 1_000_000))]
+    history: usize,
 }
 
 /// Parses the arguments (without the program name).
@@ -107,14 +128,21 @@ where
         host: flags.host,
         port: flags.port,
         workers: flags.workers,
+        history: flags.history,
     }))
 }
 
 /// Starts the chat server: listening when this returns.
 pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     let addr = resolve(&opts.host, opts.port)?;
+    let history = match opts.history {
+        0 => HistoryConfig::default(),
+        n => HistoryConfig::default().groups("*", n, None),
+    };
+    let shown = SHOWN_ON_JOIN.min(opts.history as u64);
     let spec = ServerConfig::websocket(SERVER, addr)
-        .handler(|_| Chat)
+        .history(history)
+        .handler(move |_| Chat { shown })
         .plain_http(PlainHttp::default().metrics(false).route(page));
     Runtime::builder()
         .workers(opts.workers)
@@ -179,9 +207,12 @@ fn resolve(host: &str, port: u16) -> corepush::Result<SocketAddr> {
 }
 
 /// The handler of one core loop: it keeps nothing of its own (names and rooms are flags and
-/// groups, in the server's registry).
+/// groups, in the server's registry; messages in its history).
 #[derive(Debug)]
-struct Chat;
+struct Chat {
+    /// How many of a room's last messages a user who joins is shown.
+    shown: u64,
+}
 
 impl Handler for Chat {
     fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
@@ -191,7 +222,7 @@ impl Handler for Chat {
         let (id, outcome) = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(request)) => {
                 let id = request.get("id").cloned().unwrap_or(Value::Null);
-                (id, op(ctx, &request))
+                (id, op(ctx, &request, self.shown))
             }
             Ok(_) => (Value::Null, Err("a request is a JSON object".to_owned())),
             Err(e) => (Value::Null, Err(format!("unparseable JSON: {e}"))),
@@ -215,7 +246,7 @@ impl Handler for Chat {
 }
 
 /// Runs one request; its result or the error message.
-fn op(ctx: &mut Context<'_>, request: &Map<String, Value>) -> Result<Value, String> {
+fn op(ctx: &mut Context<'_>, request: &Map<String, Value>, shown: u64) -> Result<Value, String> {
     let arg = |key: &str| -> Result<&str, String> {
         request
             .get(key)
@@ -233,9 +264,49 @@ fn op(ctx: &mut Context<'_>, request: &Map<String, Value>) -> Result<Value, Stri
             if ctx.flag().is_none() {
                 return Err("bind a name first".to_owned());
             }
-            ctx.join(room);
+            // Joined from a little way back: the last messages come with the join.
+            let now = ctx
+                .server()
+                .group_position(room)
+                .map_err(|e| e.to_string())?;
+            let since = StreamPosition {
+                offset: now.offset.saturating_sub(shown),
+                epoch: now.epoch,
+            };
+            let recovery = ctx
+                .join_recovering(room, Some(&since))
+                .map_err(|e| e.to_string())?;
+            // The position before the pushes that follow (none replayed when not recovered).
+            let at = if recovery.recovered {
+                since
+            } else {
+                recovery.position
+            };
             presence(ctx, room, None);
-            Ok(true.into())
+            Ok(json!({"epoch": at.epoch, "offset": at.offset}))
+        }
+        "recover" => {
+            let room = name(arg("group")?)?;
+            if ctx.flag().is_none() {
+                return Err("bind a name first".to_owned());
+            }
+            let since = StreamPosition {
+                epoch: arg("epoch")?.to_owned(),
+                offset: request
+                    .get("offset")
+                    .and_then(Value::as_u64)
+                    .ok_or("offset (a whole number) is missing")?,
+            };
+            let recovery = ctx
+                .join_recovering(room, Some(&since))
+                .map_err(|e| e.to_string())?;
+            presence(ctx, room, None);
+            Ok(if recovery.recovered {
+                json!({"recovered": true, "missed": recovery.missed})
+            } else {
+                let at = recovery.position;
+                json!({"recovered": false, "epoch": at.epoch, "offset": at.offset})
+            })
         }
         "leave" => {
             let room = arg("group")?;

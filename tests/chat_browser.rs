@@ -1,7 +1,8 @@
 //! examples/chat.rs in a real browser: headless Chromium, driven over the DevTools protocol,
 //! opens two chat pages; both join a room, one says something and the other shows it; then
 //! the server cuts one page's connection, the other says more while it is away, and the page
-//! reconnects and shows exactly what it missed (no gap, no duplicate). A screenshot of that page
+//! reconnects and shows exactly what it missed (no gap, no duplicate); a third page that joins
+//! late is shown what was said before. A screenshot of the page that reconnected
 //! is written to the test's temporary directory, and to `$COREPUSH_SCREENSHOT` when set (the
 //! README's `docs/chat.png` is made so).
 //!
@@ -103,9 +104,8 @@ fn two_pages_chat_and_one_recovers_what_it_missed_after_a_cut() {
     alice.wait_for("chat.state.recoveries.length === 1");
     let recovery = alice.eval("chat.state.recoveries[0]");
     assert_eq!(recovery["recovered"], json!(true), "{recovery}");
-    // Three messages, and the presence pushes (bob alone, then both again) are in the stream
-    // too: the count covers every push to the room while she was away.
-    assert!(recovery["missed"].as_u64().unwrap_or(0) >= 3, "{recovery}");
+    // What she missed: the presence push that said bob was alone, and bob's three messages.
+    assert_eq!(recovery["missed"], json!(4), "{recovery}");
     alice.wait_for("document.querySelectorAll('#log li.message').length === 5");
     say(&mut bob, "welcome back");
     alice.wait_for("document.querySelectorAll('#log li.message').length === 6");
@@ -122,6 +122,14 @@ fn two_pages_chat_and_one_recovers_what_it_missed_after_a_cut() {
     );
     alice.wait_for(
         "[...document.querySelectorAll('#members li')].map(li => li.textContent).join(',') === 'alice,bob'",
+    );
+
+    // History on join: a newcomer is shown what was said before she came.
+    let mut carol = browser.open(&format!("http://{addr}/?name=carol&room=lobby"));
+    carol.wait_for("document.querySelectorAll('#log li.message').length === 6");
+    assert_eq!(messages(&mut carol), messages(&mut alice));
+    alice.wait_for(
+        "[...document.querySelectorAll('#members li')].map(li => li.textContent).join(',') === 'alice,bob,carol'",
     );
 
     let png = alice.screenshot();

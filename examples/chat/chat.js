@@ -10,7 +10,8 @@ const client = new Client(`${location.protocol === "https:" ? "wss" : "ws"}://${
   backoff: { initial: retry, max: Math.max(retry, 5000) },
   subscriptionOf: (data) => (data && typeof data.room === "string" ? { group: data.room } : null),
 });
-const state = { name: null, room: null, recoveries: [] };
+// `missed` counts the chat messages that come back while a reconnect recovers.
+const state = { name: null, room: null, recoveries: [], missed: null };
 // For tests and the console.
 window.chat = { client, state };
 
@@ -36,15 +37,18 @@ function notice(text) {
 client.on("open", () => status("online", "online"));
 client.on("close", () => status("reconnecting…", "offline"));
 client.on("reconnecting", ({ attempt, delay }) => status(`reconnecting (${attempt}, ${delay} ms)…`, "offline"));
+client.on("reconnect", () => { state.missed = 0; });
 client.on("recovered", (r) => {
   state.recoveries.push(r);
   notice(r.recovered
-    ? `back online: ${r.missed} missed message(s) recovered`
+    ? `back online: ${state.missed} missed message(s) recovered`
     : "back online: the history did not reach back far enough; some messages may be missing");
+  state.missed = null;
 });
 client.on("push", ({ data }) => {
   if (!data || data.room !== state.room) return;
   if (data.type === "message") {
+    if (state.missed !== null) state.missed += 1;
     line("message", (li) => {
       const from = document.createElement("b");
       from.textContent = data.from;

@@ -242,9 +242,11 @@ impl Page {
 
     /// A PNG of the page as it is shown.
     pub fn screenshot(&mut self) -> Vec<u8> {
-        let shot = self
-            .conn
-            .borrow_mut()
+        let mut conn = self.conn.borrow_mut();
+        // A tab in the background is not painted: its screenshot would never come.
+        conn.call(Some(&self.session), "Page.bringToFront", json!({}))
+            .expect("the page to the front");
+        let shot = conn
             .call(
                 Some(&self.session),
                 "Page.captureScreenshot",

@@ -7,7 +7,7 @@ import { test } from "node:test";
 
 import { connect } from "../corepush.js";
 import {
-  demoHas, next, redisInstalled, redisRequired, startDemo, startRedis, until,
+  next, redisInstalled, redisRequired, startDemo, startRedis, until,
 } from "./helpers.mjs";
 
 const TOTAL = 3000;
@@ -81,10 +81,8 @@ async function runStream({ kind, readerUrl, pusherUrl }) {
 }
 
 const LOCAL = ["--history", String(HISTORY)];
-const HAS_HISTORY = demoHas("--history");
-const NO_HISTORY = !HAS_HISTORY && "push_demo keeps no history (no --history flag)";
 
-test("Local: a group's numbered stream survives repeated cuts exactly", { skip: NO_HISTORY }, async () => {
+test("Local: a group's numbered stream survives repeated cuts exactly", async () => {
   const demo = await startDemo(LOCAL);
   try {
     await runStream({ kind: "group", readerUrl: demo.url, pusherUrl: demo.url });
@@ -93,7 +91,7 @@ test("Local: a group's numbered stream survives repeated cuts exactly", { skip: 
   }
 });
 
-test("Local: a flag's numbered stream survives repeated cuts exactly", { skip: NO_HISTORY }, async () => {
+test("Local: a flag's numbered stream survives repeated cuts exactly", async () => {
   const demo = await startDemo(LOCAL);
   try {
     await runStream({ kind: "flag", readerUrl: demo.url, pusherUrl: demo.url });
@@ -102,7 +100,7 @@ test("Local: a flag's numbered stream survives repeated cuts exactly", { skip: N
   }
 });
 
-test("Local: a restart loses the history; the client is told (recovered false) and takes a fresh position", { skip: NO_HISTORY }, async () => {
+test("Local: a restart loses the history; the client is told (recovered false) and takes a fresh position", async () => {
   const demo = await startDemo(LOCAL);
   const client = await connect(demo.url, { backoff: FAST });
   await client.join("room", { position: true });
@@ -134,7 +132,11 @@ const redis = redisInstalled();
 if (!redis && redisRequired()) throw new Error("redis-server is not installed, and COREPUSH_REQUIRE_REDIS is set");
 
 test("Redis: the stream survives cuts while the reader alternates between two instances",
-  { skip: NO_HISTORY || (!redis && "redis-server is not installed") }, async () => {
+  {
+    skip: !redis && "redis-server is not installed",
+    // Until push_demo keeps history on the Redis backend: run, reported, not counted.
+    todo: "history on the Redis backend",
+  }, async () => {
     const server = await startRedis();
     const args = [...LOCAL, "--backend", "redis", "--redis-url", server.url];
     const [a, b] = await Promise.all([startDemo(args), startDemo(args)]);
