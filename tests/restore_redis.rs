@@ -184,3 +184,46 @@ fn with_redis_unreachable_a_restore_is_an_error() {
     drop(new);
     a.rt.shutdown().unwrap();
 }
+
+/// A graceful shutdown closes every connection: their contexts are in Redis before the
+/// instance has stopped, and its clients restore on another instance (a rolling restart).
+#[test]
+fn a_stopped_instance_s_clients_restore_on_another() {
+    let Some(redis) = RedisServer::start("a_stopped_instance_s_clients_restore_on_another") else {
+        return;
+    };
+    let (a, b) = (instance(&redis), instance(&redis));
+    let flags: Vec<String> = (0..20).map(|i| format!("user-{i}")).collect();
+    let holders: Vec<Client> = flags
+        .iter()
+        .map(|f| holder(a.addr, f, &["all"], f))
+        .collect();
+    a.rt.shutdown_handle().shutdown();
+    for mut h in holders {
+        assert_eq!(
+            util::read_until_close(&mut h.ws),
+            Some(1001),
+            "a going-away close"
+        );
+    }
+    a.rt.shutdown().unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for flag in &flags {
+        let key = format!("{PREFIX}:ws:kept:{flag}");
+        let kept: bool = redis::cmd("EXISTS").arg(&key).query(&mut con).unwrap();
+        assert!(kept, "{flag} is in Redis once the instance has stopped");
+    }
+    let mut back = Vec::new();
+    for flag in &flags {
+        let new = Client::connect(b.addr);
+        assert!(b.server.restore(new.id, flag).unwrap().is_done(), "{flag}");
+        let name = b.server.data::<serde_json::Value>(new.id, "name");
+        assert_eq!(name, Some(json!(flag)));
+        assert_eq!(next_restored(&b.reports).0, new.id);
+        back.push(new);
+    }
+    assert_eq!(b.server.group_count("all"), flags.len());
+    drop(back);
+    b.rt.shutdown().unwrap();
+}
