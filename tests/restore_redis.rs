@@ -106,6 +106,28 @@ fn a_context_kept_on_one_instance_is_restored_on_another() {
     );
     assert_eq!(b.server.data::<u32>(new.id, "visits"), None);
 
+    // Held by a live connection of another instance: nothing, and the context stays kept.
+    let gone = cut(holder(a.addr, "held", &[], "h"), &a.server);
+    let mut live = Client::connect(b.addr);
+    assert_eq!(live.ask("bind:held"), "ok");
+    wait_kept(&redis, "held");
+    let on_a = Client::connect(a.addr);
+    assert_eq!(
+        a.server.restore(on_a.id, "held").unwrap(),
+        Restored::Nothing
+    );
+    // Unbound (a close would keep its own context, the most recent one).
+    assert_eq!(b.server.unbind(live.id).as_deref(), Some("held"));
+    assert_eq!(
+        restore_when_kept(&a.server, on_a.id, "held"),
+        Restored::Done {
+            from: gone,
+            groups: Vec::new()
+        }
+    );
+    assert_eq!(next_restored(&a.reports), (on_a.id, gone));
+    drop((on_a, live));
+
     // Restored on the instance it was kept on, typed data comes back too.
     let old = cut(holder(a.addr, "bob", &[], "bo"), &a.server);
     let on_a = Client::connect(a.addr);
