@@ -64,11 +64,13 @@ impl Delivery {
     }
 
     /// How long closing flag holders' contexts are kept, if they are.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // only the Redis store keeps copies
     pub(crate) fn keep_context(&self) -> Option<std::time::Duration> {
         self.server.config.keep_context
     }
 
     /// Sets the hook told of every context kept (a cluster backend's copy into its engine).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // only the Redis store keeps copies
     pub(crate) fn set_keep_hook(&self, hook: KeepHook) {
         self.server.registry.set_keep_hook(hook);
     }

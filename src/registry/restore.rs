@@ -58,6 +58,7 @@ impl Registry {
     }
 
     /// Sets the hook told of every context kept (once; later calls are ignored).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // only the Redis store keeps copies
     pub(crate) fn set_keep_hook(&self, hook: KeepHook) {
         let _ = self.keep_hook.set(hook);
     }
