@@ -47,6 +47,10 @@ pub(super) struct Flags {
     /// Seconds to wait at most for a quiet machine before a run (0: no waiting)
     #[arg(long, value_name = "S", default_value_t = 60)]
     quiet_wait: u64,
+    /// Attempts per run at most when other processes take over a quarter of a core (the
+    /// least disturbed is kept)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    attempts: usize,
     /// The shootout's ramp instead of the measurements
     #[arg(long)]
     ramp: bool,
@@ -142,6 +146,7 @@ pub(super) fn parse(flags: &Flags) -> Res<Opts> {
         ramp: flags.ramp,
         ramp_max: flags.ramp_max,
         quiet_wait: flags.quiet_wait,
+        attempts: flags.attempts.max(1),
         coalesce_ms: flags.fanout_coalesce_ms,
         rates,
     };

@@ -10,7 +10,7 @@
 //! cargo run --release --example load -- [--server corepush|corepush@MS|floor|tokio|all|LIST]
 //!     [--clients 1000[,10000]] [--senders 4] [--payload 64] [--seconds 5] [--runs 3]
 //!     [--workers 2] [--echo-clients 100] [--inflight 16] [--client-threads 1]
-//!     [--connect-threads 4] [--quiet-wait 60] [--ramp] [--ramp-max 30000]
+//!     [--connect-threads 4] [--quiet-wait 60] [--attempts 3] [--ramp] [--ramp-max 30000]
 //!     [--fanout-coalesce-ms MS] [--rates R[,R...]]
 //! ```
 //!
@@ -89,6 +89,8 @@ struct Opts {
     ramp_max: usize,
     /// Seconds to wait at most for a quiet machine before a run (0: no waiting).
     quiet_wait: u64,
+    /// Attempts per run at most when other processes disturb it.
+    attempts: usize,
     /// corepush's fan-out window, if not its default.
     coalesce_ms: Option<u64>,
     /// Open-loop fan-out at these many broadcasts per second (all senders together) at
@@ -208,7 +210,7 @@ fn main() -> Res<()> {
                 // attempt they disturbed least is kept; the table shows what share of the
                 // machine they took anyway (oth%).
                 let mut kept: Option<Run> = None;
-                for _ in 0..MAX_ATTEMPTS {
+                for _ in 0..o.attempts {
                     wait_quiet(tck, &o);
                     let run = run_once(kind, n, &o, tck)
                         .map_err(|e| format!("{kind} with {n} clients, run {}: {e}", r + 1))?;
@@ -246,8 +248,7 @@ fn main() -> Res<()> {
     Ok(())
 }
 
-/// Attempts per run when other processes take more than [`BUSY_OTHER`] percent of a core.
-const MAX_ATTEMPTS: usize = 3;
+/// The share of a core (percent) other processes may take before a run is done again.
 const BUSY_OTHER: f64 = 25.0;
 
 /// File descriptors each process keeps besides its connections (stdio, pipes, epoll, wakers).

@@ -89,8 +89,12 @@ impl Pacer {
     /// A round began at `now`.
     pub(crate) fn started(&mut self, now: Instant) {
         if let FanoutWindow::Adaptive { max } = self.window {
+            // More messages came in the time of one round than one round carries: the loop
+            // cannot keep up by writing at once, so it waits a round's time per extra one.
             self.open = if self.since_round >= 2 {
-                (self.open * 2).max(self.round_time).min(max)
+                self.round_time
+                    .saturating_mul(self.since_round - 1)
+                    .min(max)
             } else {
                 Duration::ZERO
             };
@@ -149,27 +153,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_continuous_load_opens_the_window_up_to_max() {
+    /// Messages every `every` from `t0` on, rounds taking `took`: the window at each round.
+    fn steady(every: Duration, took: Duration, rounds: usize) -> Vec<Duration> {
         let (mut p, t0) = adaptive();
-        let mut now = t0;
-        p.arrived(now, true);
+        let mut next = t0;
         let mut windows = Vec::new();
-        for _ in 0..8 {
+        let mut now = t0;
+        for _ in 0..rounds {
+            // Whatever arrives before the round may start.
+            loop {
+                let held = next <= now;
+                if next <= p.next_round(t0).max(now) || held {
+                    let idle = windows.is_empty() && next == t0;
+                    p.arrived(next, idle || next > now);
+                    now = now.max(next);
+                    next += every;
+                } else {
+                    break;
+                }
+            }
             let start = p.next_round(t0).max(now);
             p.started(start);
             windows.push(p.open);
-            // Messages keep coming while the round is written and after it.
-            for k in 1..=4 {
-                p.arrived(start + us(100 * k), false);
-            }
-            p.finished(start + us(500), true);
-            now = start + us(500);
+            now = start + took;
+            p.finished(now, next <= now);
         }
-        assert_eq!(windows[0], Duration::ZERO);
-        assert_eq!(windows[1], us(500));
+        windows
+    }
+
+    #[test]
+    fn fan_out_faster_than_rounds_opens_the_window_up_to_max() {
+        let windows = steady(us(100), us(500), 12);
         assert!(windows.windows(2).all(|w| w[1] >= w[0]), "{windows:?}");
-        assert_eq!(*windows.last().unwrap(), MAX);
+        assert_eq!(*windows.last().unwrap(), MAX, "{windows:?}");
+    }
+
+    #[test]
+    fn fan_out_slower_than_rounds_keeps_it_shut() {
+        let windows = steady(us(2000), us(500), 12);
+        assert!(windows.iter().all(|w| w.is_zero()), "{windows:?}");
     }
 
     #[test]
