@@ -674,6 +674,7 @@ fn parse_args_accepts_the_documented_flags() {
         config: None,
         tls_cert: None,
         tls_key: None,
+        keep_ms: None,
     };
     assert_eq!(all, expected);
     assert_eq!(run("--port=9000 --workers=2").port, 9000);

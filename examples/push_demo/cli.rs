@@ -66,6 +66,10 @@ pub struct Options {
     pub tls_cert: Option<String>,
     /// Serve `wss://`: the private key's PEM file (with `tls_cert`).
     pub tls_key: Option<String>,
+    /// How long a closed connection's flag context is kept for `restore`, in milliseconds
+    /// (0 keeps nothing); `None` (the default) leaves it to `--config`'s `keep_context`, off
+    /// without one.
+    pub keep_ms: Option<u64>,
 }
 
 impl Default for Options {
@@ -84,6 +88,7 @@ impl Default for Options {
             config: None,
             tls_cert: None,
             tls_key: None,
+            keep_ms: None,
         }
     }
 }
@@ -157,6 +162,10 @@ pub(crate) struct Flags {
     /// Serve wss://: the private key, PEM (with --tls-cert)
     #[arg(long, value_name = "FILE")]
     tls_key: Option<String>,
+    /// Keep a closed connection's flag context (data, groups) this long for restore
+    /// [default: 0, off]
+    #[arg(long, value_name = "MS")]
+    keep_ms: Option<u64>,
 }
 
 /// The help `--help` prints.
@@ -205,6 +214,9 @@ where
     overlay(&mut opts.host, flags.host);
     overlay(&mut opts.workers, flags.workers);
     overlay(&mut opts.backend, flags.backend);
+    if flags.keep_ms.is_some() {
+        opts.keep_ms = flags.keep_ms;
+    }
     for (slot, flag) in [
         (&mut opts.redis_url, flags.redis_url),
         (&mut opts.channel, flags.channel),
