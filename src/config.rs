@@ -468,16 +468,20 @@ pub enum FanoutWindow {
     ///   a burst that recurs (senders that answer a delivery together) shares one round.
     ///   A lone message, or a stream of messages further apart than a round takes to write,
     ///   goes out at once.
-    /// * **Heavy load, opening.** A round that begins with two or more fan-out messages
-    ///   counted since the previous round began (so more arrived than one round carries)
-    ///   opens the window: to twice its size, at least the time the last round took to
-    ///   write, at most `max`. A round that begins with one message closes it to zero.
+    /// * **Heavy load, opening.** A round that begins with `k` ≥ 2 fan-out messages counted
+    ///   since the previous round began — more than one round carries, so writing at once
+    ///   does not keep up — opens the window to `k − 1` times the time the last round took
+    ///   to write, at most `max`. Under a load that waits for its deliveries (a closed loop),
+    ///   a longer window gathers more messages, so the window grows round after round up to
+    ///   `max`; under a steady stream slower than rounds it stays shut.
     /// * **Closing when the load drops.** A round that finishes with nothing held for the
-    ///   next one closes the window at once; so does a round that begins with one message.
+    ///   next one closes the window at once; so does a round that begins with one message,
+    ///   and a message that finds the loop quiet.
     ///
     /// Under a saturating load the window reaches `max` within a few rounds and frames go
-    /// tens to a write; under a light one it stays shut. See the README's Performance
-    /// section for measurements.
+    /// tens to a write; under a light one it stays shut. The loop's timer has millisecond
+    /// resolution, so a wait of less than a millisecond lasts up to one unless other work
+    /// wakes the loop first. See the README's Performance section for measurements.
     Adaptive {
         /// The longest the window opens. 10 ms by default: invisible next to network round
         /// trips, and enough for several times the deliveries per second of a server that
