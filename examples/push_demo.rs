@@ -85,6 +85,8 @@ mod args;
 mod cli;
 #[path = "push_demo/cli.rs"]
 mod command_line;
+#[path = "push_demo/history.rs"]
+mod history;
 #[path = "push_demo/ops.rs"]
 mod ops;
 #[path = "push_demo/pool.rs"]
@@ -152,6 +154,9 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     server.addr = addr;
     if let Some(ms) = opts.keep_ms {
         server = server.keep_context(std::time::Duration::from_millis(ms));
+    }
+    if opts.history > 0 {
+        server.history = corepush::HistoryConfig::everything(opts.history);
     }
     let backend = backend_config(opts, &server.backend);
     let spec = with_tls(server.listen(!gateway).backend(backend), opts)?
@@ -419,7 +424,7 @@ fn reply(id: Value, outcome: Result<Answer<Value>, String>) -> Value {
 
 /// Ops that take neither `scope`, `except` nor `wait`.
 const PLAIN: &str = "whoami bind bindNx unbind set get join leave exists flagExists connections \
-    count groupCount sendMessage sendMessageRaw restore";
+    count groupCount sendMessage sendMessageRaw restore recover";
 /// Ops that take `scope`, and those that take `except` too; all of them take `wait`.
 const SCOPED: &[&str] = &["send", "sendRaw", "close", "closeByFlag"];
 const EXCEPTING: &[&str] = &[
@@ -482,6 +487,9 @@ impl Demo {
             }
         }
         let me = ctx.client_id();
+        if let Some(outcome) = history::history_op(a, ctx.server(), me) {
+            return outcome;
+        }
         let done = |value: Value| Ok(alone(value));
         // `to` absent or naming this connection: its own data, through the context.
         let own = || a.opt_id("to").map(|to| to.is_none_or(|to| to == me));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::gateway::config::GatewayBackendConfig;
+use crate::history::config::HistoryConfig;
 use crate::parser::{DataParser, JsonParser};
 
 /// The wire protocol a server speaks to its clients.
@@ -282,6 +283,9 @@ pub struct ServerConfig {
     /// for (`Forwarded: for=`, else `X-Forwarded-For`). Checked when the runtime starts.
     /// Defaults to none: the client's address is the socket's peer.
     pub trusted_proxies: Vec<String>,
+    /// The history kept per group and per flag, for recovery after a reconnect (see
+    /// [`crate::history`]). Defaults to none.
+    pub history: HistoryConfig,
     /// TLS (feature `tls`): with it, a WebSocket server serves `wss://` and a TCP server
     /// speaks its framing inside TLS. Defaults to `None` (plain TCP).
     #[cfg(feature = "tls")]
@@ -314,6 +318,7 @@ impl ServerConfig {
             keep_context: None,
             subprotocols: Vec::new(),
             trusted_proxies: Vec::new(),
+            history: HistoryConfig::default(),
             listen: true,
             #[cfg(feature = "tls")]
             tls: None,
@@ -380,6 +385,12 @@ impl ServerConfig {
         proxies: impl IntoIterator<Item = S>,
     ) -> Self {
         self.trusted_proxies = proxies.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`history`](ServerConfig::history).
+    pub fn history(mut self, history: HistoryConfig) -> Self {
+        self.history = history;
         self
     }
 

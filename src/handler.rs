@@ -356,6 +356,27 @@ impl Context<'_> {
         }
     }
 
+    /// Joins a group and queues what this connection missed since `since`, in one step: see
+    /// [`Server::join_recovering`]. From a core loop, where the history lives in Redis, it
+    /// fails with [`Error::WouldBlock`]: make the call from another thread.
+    pub fn join_recovering(
+        &mut self,
+        group: &str,
+        since: Option<&crate::StreamPosition>,
+    ) -> Result<crate::Recovery> {
+        self.server.join_recovering(self.client_id(), group, since)
+    }
+
+    /// Binds a flag and queues what this connection missed since `since`, in one step: see
+    /// [`Server::bind_recovering`].
+    pub fn bind_recovering(
+        &mut self,
+        flag: &str,
+        since: Option<&crate::StreamPosition>,
+    ) -> Result<crate::Recovery> {
+        self.server.bind_recovering(self.client_id(), flag, since)
+    }
+
     /// Leaves a group; returns whether this connection was a member.
     pub fn leave(&mut self, group: &str) -> bool {
         match &self.conn {

@@ -233,6 +233,7 @@ mod facade;
 pub mod fuzzing;
 mod gateway;
 mod handler;
+pub mod history;
 mod http;
 mod id;
 mod inbox;
@@ -267,6 +268,7 @@ pub use error::{Error, Result};
 pub use facade::{Answer, Cluster, Server};
 pub use gateway::{GatewayBackendConfig, GatewayConfig, GatewayHandle, GatewayHandler};
 pub use handler::{Context, Handler, WorkerContext, WorkerMessage};
+pub use history::{HistoryConfig, HistoryRule, Recovery, StreamPosition};
 pub use http::{
     HttpConfig, HttpServer, HttpShutdownHandle, Request, RequestContext, RequestHandler, Response,
 };

@@ -70,6 +70,9 @@ pub struct Options {
     /// (0 keeps nothing); `None` (the default) leaves it to `--config`'s `keep_context`, off
     /// without one.
     pub keep_ms: Option<u64>,
+    /// Keep the last N messages of every group and flag, for `recover`; 0 (the default) is
+    /// off.
+    pub history: usize,
 }
 
 impl Default for Options {
@@ -89,6 +92,7 @@ impl Default for Options {
             tls_cert: None,
             tls_key: None,
             keep_ms: None,
+            history: 0,
         }
     }
 }
@@ -166,6 +170,9 @@ pub(crate) struct Flags {
     /// [default: 0, off]
     #[arg(long, value_name = "MS")]
     keep_ms: Option<u64>,
+    /// Keep the last N messages of every group and flag, for recover [default: 0, off]
+    #[arg(long, value_name = "N")]
+    history: Option<usize>,
 }
 
 /// The help `--help` prints.
@@ -217,6 +224,7 @@ where
     if flags.keep_ms.is_some() {
         opts.keep_ms = flags.keep_ms;
     }
+    overlay(&mut opts.history, flags.history);
     for (slot, flag) in [
         (&mut opts.redis_url, flags.redis_url),
         (&mut opts.channel, flags.channel),

@@ -11,6 +11,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod fpm;
+pub(crate) mod history;
 mod local;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use crate::delivery::Delivery;
 use cluster::ClusterBackend;
 
 use crate::error::Result;
+use crate::history::{Kind, Recovery, StreamPosition};
 use crate::id::ClientId;
 use crate::registry::DataValue;
 use crate::restore::Restored;
@@ -94,6 +96,37 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// The client's core loop is told (`on_restore`) in the same step. A backend that keeps
     /// no contexts answers [`Error::Unsupported`](crate::Error::Unsupported).
     fn restore(&self, id: ClientId, flag: &str, scope: Scope<'_>) -> Result<Restored>;
+    /// Joins the group (binds the flag) and queues what the client missed since `since`
+    /// (see [`crate::history`]). Without a history (the default): joins or binds, and
+    /// answers not recovered, at an empty epoch and offset 0 — never a wrong "recovered".
+    fn recover(
+        &self,
+        id: ClientId,
+        kind: Kind,
+        name: &str,
+        since: Option<&StreamPosition>,
+        scope: Scope<'_>,
+    ) -> Result<Recovery> {
+        let _ = since;
+        let is_member = match kind {
+            Kind::Group => self.join(id, name, scope),
+            Kind::Flag => self.bind(id, name, false, scope),
+        };
+        Ok(Recovery {
+            recovered: false,
+            missed: 0,
+            position: self.position(kind, name)?,
+            is_member,
+        })
+    }
+    /// A stream's position now; without a history, an empty epoch and offset 0.
+    fn position(&self, kind: Kind, name: &str) -> Result<StreamPosition> {
+        let _ = (kind, name);
+        Ok(StreamPosition {
+            epoch: String::new(),
+            offset: 0,
+        })
+    }
 }
 
 /// A backend as built, with the door whose runtime facts (core loops, counters) the facade

@@ -2,6 +2,7 @@
 //! and its cluster-wide calls ([`Cluster`]).
 
 mod cluster;
+mod history;
 
 pub use cluster::{Answer, Cluster};
 
