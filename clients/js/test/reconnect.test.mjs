@@ -75,3 +75,35 @@ test("maxRetries: the first connect rejects when nothing listens", async () => {
     { code: "not-connected" },
   );
 });
+
+test("restore: on a reconnect the flag's kept context (data, groups) comes back before recovery", async () => {
+  const demo = await startDemo(["--keep-ms", "60000", "--history", "1000"]);
+  const a = await connect(demo.url, { backoff: FAST, restore: true });
+  const b = await connect(demo.url);
+  try {
+    await a.bind("alice", { position: true });
+    await a.set("theme", "dark");
+    const aId = (await a.whoami()).clientId;
+    await a.join("known");
+    const restored = next(a, "restored");
+    const recovered = next(a, "recovered");
+    assert.equal(await b.closeByFlag("alice"), 1);
+    // Pushed while a is away: kept in the flag's history, recovered after the restore.
+    assert.equal(await b.sendByFlag("alice", { missed: 1 }), 0);
+    const r = await restored;
+    assert.equal(r.restored, true);
+    assert.equal(r.flag, "alice");
+    assert.equal(r.from, aId);
+    assert.deepEqual(r.groups, ["known"]);
+    const rec = await recovered;
+    assert.equal(rec.flag, "alice");
+    assert.equal(rec.recovered, true);
+    assert.equal(rec.missed, 1);
+    assert.equal(await a.get("theme"), "dark");
+    assert.equal(await b.groupCount("known"), 1);
+  } finally {
+    a.close();
+    b.close();
+    await demo.stop();
+  }
+});
