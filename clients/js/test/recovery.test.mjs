@@ -139,14 +139,17 @@ test("Redis: the stream survives cuts while the reader alternates between two in
   }, async () => {
     const server = await startRedis();
     const args = [...LOCAL, "--backend", "redis", "--redis-url", server.url];
-    const [a, b] = await Promise.all([startDemo(args), startDemo(args)]);
+    const demos = [];
     try {
+      demos.push(await startDemo(args));
+      demos.push(await startDemo(args));
+      const [a, b] = demos;
       const readerUrl = (attempt) => (attempt % 2 === 0 ? a.url : b.url);
       for (const kind of ["group", "flag"]) {
         await runStream({ kind, readerUrl, pusherUrl: a.url });
       }
     } finally {
-      await Promise.all([a.stop(), b.stop()]);
+      await Promise.all(demos.map((demo) => demo.stop()));
       await server.stop();
     }
   });
