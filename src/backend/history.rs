@@ -25,6 +25,25 @@ pub(crate) fn keep(built: Built, config: &ServerConfig, delivery: &Arc<Delivery>
     history.validate()?;
     let keeper: Arc<dyn Keeper> = match &config.backend {
         BackendConfig::Local => Arc::new(LocalKeeper::new(history.clone(), delivery.clone())),
+        #[cfg(feature = "redis")]
+        BackendConfig::Redis(redis) => {
+            let (keeper, thread) = crate::history::redis::RedisKeeper::start(
+                history.clone(),
+                &redis.url,
+                &format!("{}:{}", redis.prefix, config.name),
+                delivery.clone(),
+            )?;
+            let mut threads = built.threads;
+            threads.push(thread);
+            return Ok(Built {
+                backend: Arc::new(WithHistory {
+                    inner: built.backend,
+                    keeper,
+                }),
+                local: built.local,
+                threads,
+            });
+        }
         BackendConfig::Fpm => return Ok(built),
         _ => {
             return Err(Error::Config(format!(

@@ -28,7 +28,7 @@
 //! So each backend makes "keep `m` + hand `m` to the connections" one step, and "make `c` a
 //! member + read the missed ones + hand them to `c`" another, ordered against each other per
 //! stream; and hands everything to a connection through the one delivery door, whose order
-//! is the order of hand-over. How each backend does it is in [`local`] and `redis`.
+//! is the order of hand-over. How each backend does it is in [`local`] and, with the feature `redis`, `redis`.
 //!
 //! # Cost
 //!
@@ -39,7 +39,11 @@
 
 pub(crate) mod config;
 pub(crate) mod local;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 mod ring;
+#[cfg(feature = "redis")]
+mod wire;
 
 pub(crate) use config::{Bound, Kind};
 pub use config::{HistoryConfig, HistoryRule};
