@@ -127,3 +127,72 @@ fn redis_going_away_is_an_error_and_coming_back_works() {
 fn pair(redis: &RedisServer) -> Pair {
     Pair::start(|name| instance(redis, name))
 }
+
+/// One demo instance on `redis` keeping the last `n` messages of every group and flag.
+fn with_history(redis: &RedisServer, n: usize) -> (Runtime, SocketAddr) {
+    let url = redis.url();
+    let n = n.to_string();
+    let args = [
+        "--port",
+        "0",
+        "--workers",
+        "2",
+        "--backend",
+        "redis",
+        "--redis-url",
+        &url,
+        "--history",
+        &n,
+    ];
+    let Ok(Cli::Run(opts)) = parse_args(args) else {
+        panic!("the arguments parse")
+    };
+    let rt = build(&opts).expect("an instance");
+    let addr = rt.local_addr(SERVER).expect("local addr");
+    (rt, addr)
+}
+
+#[test]
+fn recover_on_another_instance() {
+    use push_demo_cluster::Client;
+    use serde_json::json;
+    let redis = redis_or_skip!("recover_on_another_instance");
+    let (a, addr_a) = with_history(&redis, 3);
+    let (b, addr_b) = with_history(&redis, 3);
+    let mut x = Client::connect(addr_a);
+    let mut p = Client::connect(addr_b);
+    let at = x.ok(json!({"op": "join", "group": "g", "position": true}));
+    let epoch = at["epoch"].as_str().expect("an epoch").to_owned();
+    assert!(!epoch.is_empty());
+    assert_eq!(at["offset"], json!(0));
+    p.ok(json!({"op": "sendRawToGroup", "group": "g", "text": "m1"}));
+    x.expect_raw("m1");
+    drop(x);
+    for m in ["m2", "m3", "m4"] {
+        p.ok(json!({"op": "sendRawToGroup", "group": "g", "text": m}));
+    }
+    // Left instance A, comes back on B.
+    let mut y = Client::connect(addr_b);
+    let r = y.ok(json!({"op": "recover", "group": "g", "epoch": epoch, "offset": 1}));
+    assert_eq!(r, json!({"recovered": true, "missed": 3}));
+    for m in ["m2", "m3", "m4"] {
+        y.expect_raw(m);
+    }
+    p.ok(json!({"op": "sendRawToGroup", "group": "g", "text": "m5"}));
+    y.expect_raw("m5");
+    let mut z = Client::connect(addr_a);
+    let r = z.ok(json!({"op": "recover", "group": "g", "epoch": epoch, "offset": 1}));
+    assert_eq!(r, json!({"recovered": false}), "m2 is no longer kept");
+    // Flags, with the position from bind.
+    let at = z.ok(json!({"op": "bind", "flag": "u", "position": true}));
+    assert_eq!(at, json!({"epoch": epoch, "offset": 0}));
+    drop(z);
+    p.ok(json!({"op": "sendRawByFlag", "flag": "u", "text": "f1"}));
+    let mut w = Client::connect(addr_b);
+    let r = w.ok(json!({"op": "recover", "flag": "u", "epoch": epoch, "offset": 0}));
+    assert_eq!(r, json!({"recovered": true, "missed": 1}));
+    w.expect_raw("f1");
+    drop((y, w, p));
+    a.shutdown().expect("clean shutdown");
+    b.shutdown().expect("clean shutdown");
+}
