@@ -91,6 +91,8 @@ mod history;
 mod ops;
 #[path = "push_demo/pool.rs"]
 mod pool;
+#[path = "push_demo/restore.rs"]
+mod restore;
 
 use args::Args;
 pub use command_line::{
@@ -150,6 +152,9 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     let mut server = server.unwrap_or_else(|| ServerConfig::websocket(SERVER, addr));
     server.name = SERVER.to_owned();
     server.addr = addr;
+    if let Some(ms) = opts.keep_ms {
+        server = server.keep_context(std::time::Duration::from_millis(ms));
+    }
     if opts.history > 0 {
         server.history = corepush::HistoryConfig::everything(opts.history);
     }
@@ -419,7 +424,7 @@ fn reply(id: Value, outcome: Result<Answer<Value>, String>) -> Value {
 
 /// Ops that take neither `scope`, `except` nor `wait`.
 const PLAIN: &str = "whoami bind bindNx unbind set get join leave exists flagExists connections \
-    count groupCount sendMessage sendMessageRaw recover";
+    count groupCount sendMessage sendMessageRaw restore recover";
 /// Ops that take `scope`, and those that take `except` too; all of them take `wait`.
 const SCOPED: &[&str] = &["send", "sendRaw", "close", "closeByFlag"];
 const EXCEPTING: &[&str] = &[
@@ -438,7 +443,7 @@ impl Demo {
             Ok(v) => v,
             Err(e) => return Some(reply(Value::Null, Err(format!("unparseable JSON: {e}")))),
         };
-        let Value::Object(map) = request else {
+        let Value::Object(mut map) = request else {
             return Some(reply(
                 Value::Null,
                 Err("a request must be a JSON object".to_owned()),
@@ -448,6 +453,10 @@ impl Demo {
         let outcome = self.op(ctx, &Args(&map));
         match (outcome, &self.pool) {
             (Err(Failure::WouldBlock), Some(pool)) => {
+                // The pool's `restore` restores into the connection that asked.
+                if map.get("op").and_then(Value::as_str) == Some("restore") {
+                    map.insert("to".to_owned(), ctx.client_id().to_string().into());
+                }
                 let server = match Args(&map).facade(ctx) {
                     Ok(server) => server,
                     Err(e) => return Some(reply(id, Err(e))),
@@ -534,6 +543,7 @@ impl Demo {
                 done(true.into())
             }
             "leave" => done(ctx.leave(a.str("group")?).into()),
+            "restore" => restore::op(ctx.server(), me, a.str("flag")?),
             _ => facade_op(a, &a.facade(ctx)?, self.cluster),
         }
     }

@@ -265,6 +265,11 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// The most groups one connection may be in; a further join is refused. Defaults to 1024.
     pub max_groups_per_connection: usize,
+    /// How long the context of a closed connection that held a flag (its data and groups)
+    /// is kept for a new connection to take over with
+    /// [`Context::restore`](crate::Context::restore) (imi's `keepTime`). On the Redis backend
+    /// it is kept in Redis, restorable on any instance. Defaults to `None`: nothing is kept.
+    pub keep_context: Option<Duration>,
     /// The WebSocket subprotocols the server speaks, in its order of preference: a client
     /// that offers some of them (`Sec-WebSocket-Protocol`) gets the first of these it offered
     /// back (browsers fail a connection that offered subprotocols and got none). A handshake
@@ -310,6 +315,7 @@ impl ServerConfig {
                 Protocol::TcpLines | Protocol::TcpLength => None,
             },
             max_groups_per_connection: 1024,
+            keep_context: None,
             subprotocols: Vec::new(),
             trusted_proxies: Vec::new(),
             history: HistoryConfig::default(),
@@ -427,6 +433,12 @@ impl ServerConfig {
     /// Sets [`max_groups_per_connection`](ServerConfig::max_groups_per_connection).
     pub fn max_groups_per_connection(mut self, max: usize) -> Self {
         self.max_groups_per_connection = max;
+        self
+    }
+
+    /// Sets [`keep_context`](ServerConfig::keep_context); zero turns keeping off.
+    pub fn keep_context(mut self, keep: Duration) -> Self {
+        self.keep_context = (!keep.is_zero()).then_some(keep);
         self
     }
 

@@ -20,6 +20,8 @@ use crate::shared::{Drain, RuntimeShared, ServerShared};
 use crate::stats::{Stats, add};
 use crate::target::{Payload, Scope, Target, Workers};
 
+mod restore;
+
 /// Delivers into the core loops of one runtime, for one of its servers.
 #[derive(Debug)]
 pub(crate) struct Delivery {

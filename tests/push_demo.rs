@@ -674,6 +674,7 @@ fn parse_args_accepts_the_documented_flags() {
         config: None,
         tls_cert: None,
         tls_key: None,
+        keep_ms: None,
         history: 0,
     };
     assert_eq!(all, expected);

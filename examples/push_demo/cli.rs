@@ -66,6 +66,10 @@ pub struct Options {
     pub tls_cert: Option<String>,
     /// Serve `wss://`: the private key's PEM file (with `tls_cert`).
     pub tls_key: Option<String>,
+    /// How long a closed connection's flag context is kept for `restore`, in milliseconds
+    /// (0 keeps nothing); `None` (the default) leaves it to `--config`'s `keep_context`, off
+    /// without one.
+    pub keep_ms: Option<u64>,
     /// Keep the last N messages of every group and flag, for `recover`; 0 (the default) is
     /// off.
     pub history: usize,
@@ -87,6 +91,7 @@ impl Default for Options {
             config: None,
             tls_cert: None,
             tls_key: None,
+            keep_ms: None,
             history: 0,
         }
     }
@@ -161,6 +166,10 @@ pub(crate) struct Flags {
     /// Serve wss://: the private key, PEM (with --tls-cert)
     #[arg(long, value_name = "FILE")]
     tls_key: Option<String>,
+    /// Keep a closed connection's flag context (data, groups) this long for restore
+    /// [default: 0, off]
+    #[arg(long, value_name = "MS")]
+    keep_ms: Option<u64>,
     /// Keep the last N messages of every group and flag, for recover [default: 0, off]
     #[arg(long, value_name = "N")]
     history: Option<usize>,
@@ -212,6 +221,9 @@ where
     overlay(&mut opts.host, flags.host);
     overlay(&mut opts.workers, flags.workers);
     overlay(&mut opts.backend, flags.backend);
+    if flags.keep_ms.is_some() {
+        opts.keep_ms = flags.keep_ms;
+    }
     overlay(&mut opts.history, flags.history);
     for (slot, flag) in [
         (&mut opts.redis_url, flags.redis_url),

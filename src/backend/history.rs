@@ -14,6 +14,7 @@ use crate::history::local::LocalKeeper;
 use crate::history::{Keeper, Kind, Recovery, StreamPosition};
 use crate::id::ClientId;
 use crate::registry::DataValue;
+use crate::restore::Restored;
 use crate::target::{Payload, Scope, Target, Workers};
 
 /// Puts the server's history, if it keeps one, in front of the backend as built.
@@ -145,6 +146,9 @@ impl Backend for WithHistory {
     }
     fn instances(&self) -> Vec<u16> {
         self.inner.instances()
+    }
+    fn restore(&self, id: ClientId, flag: &str, scope: Scope<'_>) -> Result<Restored> {
+        self.inner.restore(id, flag, scope)
     }
     fn recover(
         &self,
