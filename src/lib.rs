@@ -100,6 +100,16 @@
 //! a client may restore on another instance (its data crossing as JSON); the Channel and
 //! Gateway backends keep none ([`Error::Unsupported`]).
 //!
+//! ## History and recovery
+//!
+//! With [`ServerConfig::history`], chosen groups and flags keep their last N messages and/or
+//! the last T, each under an offset within an epoch ([`history`]). A client that reconnects
+//! with the position it had ([`StreamPosition`]) calls [`Server::join_recovering`] /
+//! [`Server::bind_recovering`] (or the [`Context`] forms) instead of `join` / `bind`: it
+//! becomes a member and receives what it missed, then live messages, each exactly once and
+//! in order — or learns from [`Recovery::recovered`] that the history no longer covers it.
+//! On the Redis backend the history lives in Redis, so it may recover on any instance.
+//!
 //! ## Choosing a backend
 //!
 //! | backend | scope |

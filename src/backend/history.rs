@@ -135,11 +135,14 @@ impl Backend for WithHistory {
         self.inner.remove_data(id, key, scope)
     }
     /// A counted push to kept names is kept like any other: it counts this instance's
-    /// connections (on a cluster, the others deliver it from the history's own channel).
+    /// connections, and where other instances are live (which deliver it from the history's
+    /// own channel, uncounted) the answer says it is not complete.
     fn gather(&self, request: &Request<'_>, scope: Scope<'_>) -> Result<Gathered> {
         if let Request::Push { target, payload } = request {
             if let Some(n) = self.keeper.push(target, *payload, scope) {
-                return Ok(Gathered::alone(Value::Count(n? as u64)));
+                let mut gathered = Gathered::alone(Value::Count(n? as u64));
+                gathered.complete = self.inner.instances().len() <= 1;
+                return Ok(gathered);
             }
         }
         self.inner.gather(request, scope)
