@@ -5,9 +5,8 @@
 mod util;
 
 use std::thread;
-use std::time::Duration;
 
-use corepush::{BackendConfig, HistoryConfig, RedisConfig, Runtime, ServerConfig, StreamPosition};
+use corepush::{HistoryConfig, ServerConfig, StreamPosition};
 use util::*;
 
 const GROUPS: usize = 20;
@@ -86,8 +85,12 @@ fn bounds_hold_under_a_flood() {
     rt.shutdown().unwrap();
 }
 
+#[cfg(feature = "redis")]
 #[test]
 fn redis_lists_stay_within_the_bound() {
+    use corepush::{BackendConfig, RedisConfig, Runtime};
+    use std::time::Duration;
+
     let redis = redis_or_skip!("redis_lists_stay_within_the_bound");
     let backend = BackendConfig::Redis(RedisConfig::default().url(redis.url()).prefix("flood"));
     let rt = Runtime::builder()

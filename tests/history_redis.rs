@@ -2,6 +2,7 @@
 //! raced against a numbered stream while the client leaves one instance and recovers on
 //! another and a third one pushes (groups and flags); the count bound; a new epoch when Redis
 //! loses its keys; an error, not an answer, when Redis is unreachable.
+#![cfg(feature = "redis")]
 mod history_common;
 mod util;
 

@@ -152,6 +152,7 @@ fn with_history(redis: &RedisServer, n: usize) -> (Runtime, SocketAddr) {
     (rt, addr)
 }
 
+#[cfg(feature = "redis")]
 #[test]
 fn recover_on_another_instance() {
     use push_demo_cluster::Client;
