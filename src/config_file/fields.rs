@@ -54,6 +54,9 @@ pub(crate) fn server(
         &mut c.max_groups_per_connection,
     )?;
     s.field("keep_context", &mut c.keep_context)?;
+    if let Some(n) = s.take::<usize>("history")?.filter(|&n| n > 0) {
+        c.history = crate::history::config::HistoryConfig::everything(n);
+    }
     s.field("subprotocols", &mut c.subprotocols)?;
     s.field("trusted_proxies", &mut c.trusted_proxies)?;
     tls(s, &mut c)?;
