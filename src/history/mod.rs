@@ -42,6 +42,8 @@ pub(crate) mod config;
 pub(crate) mod local;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+mod redis_script;
 mod ring;
 #[cfg(feature = "redis")]
 mod wire;

@@ -50,6 +50,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use log::{info, warn};
 use parking_lot::Mutex;
 
+use super::redis_script::{APPEND, READ, entry, split};
 use super::wire::{Kept, decode, encode};
 use super::{HistoryConfig, Keeper, Kind, Recovery, StreamPosition, covers, new_epoch};
 use crate::cluster::LinkUp;
@@ -63,59 +64,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(100);
 /// Appends waiting for the appender; past it a push fails rather than grow memory.
 const QUEUE: usize = 64 * 1024;
-
-/// KEYS: epoch, then a counter and a list per kept name. ARGV: a fresh epoch, the entry
-/// (is_text byte + payload), the message, the channel, then max messages and max age (ms)
-/// per kept name.
-const APPEND: &str = r"
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local offsets = {}
-local n = (#KEYS - 1) / 2
-for i = 1, n do
-  local ck, lk = KEYS[2 * i], KEYS[2 * i + 1]
-  local max, age = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
-  local o = redis.call('INCR', ck)
-  redis.call('RPUSH', lk, o .. ':' .. now .. ':' .. ARGV[2])
-  if max > 0 then redis.call('LTRIM', lk, -max, -1) end
-  if age > 0 then
-    while true do
-      local first = redis.call('LINDEX', lk, 0)
-      if not first then break end
-      local at = tonumber(string.match(first, '^%d+:(%d+):'))
-      if at and at < now - age then redis.call('LPOP', lk) else break end
-    end
-    redis.call('PEXPIRE', lk, age)
-  end
-  offsets[i] = o
-end
-redis.call('PUBLISH', ARGV[4], epoch .. '\n' .. table.concat(offsets, ',') .. '\n' .. ARGV[3])
-return epoch";
-
-/// KEYS: epoch, counter, list. ARGV: a fresh epoch, max age (ms). Returns the epoch, the
-/// last offset and the entries not older than the age bound.
-const READ: &str = r"
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-end
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local entries = redis.call('LRANGE', KEYS[3], 0, -1)
-local age = tonumber(ARGV[2])
-local out = {epoch, tostring(last)}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, e in ipairs(entries) do
-  local at = tonumber(string.match(e, '^%d+:(%d+):'))
-  if age == 0 or (at and at >= now - age) then table.insert(out, e) end
-end
-return out";
 
 /// One name's delivery state on this instance.
 #[derive(Debug, Default)]
@@ -544,26 +492,4 @@ fn connect(client: &redis::Client) -> Result<redis::Connection> {
         .and_then(|()| con.set_write_timeout(Some(CONNECT_TIMEOUT)))
         .map_err(|e| Error::Backend(Box::new(e)))?;
     Ok(con)
-}
-
-/// A published message: epoch, offsets, the encoded message.
-fn split(bytes: &[u8]) -> Option<(&str, Vec<u64>, &[u8])> {
-    let mut parts = bytes.splitn(3, |&b| b == b'\n');
-    let epoch = std::str::from_utf8(parts.next()?).ok()?;
-    let offsets = std::str::from_utf8(parts.next()?).ok()?;
-    let offsets = offsets
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::parse)
-        .collect::<std::result::Result<Vec<u64>, _>>()
-        .ok()?;
-    Some((epoch, offsets, parts.next()?))
-}
-
-/// A list entry: `offset:ms:` then the is_text byte and the payload.
-fn entry(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    let mut parts = bytes.splitn(3, |&b| b == b':');
-    let offset = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
-    parts.next()?;
-    Some((offset, parts.next()?))
 }
