@@ -277,6 +277,9 @@ pub struct ServerConfig {
     /// for (`Forwarded: for=`, else `X-Forwarded-For`). Checked when the runtime starts.
     /// Defaults to none: the client's address is the socket's peer.
     pub trusted_proxies: Vec<String>,
+    /// permessage-deflate (RFC 7692) for the WebSocket clients that offer it. Defaults to
+    /// `None`: no client's offer is accepted and every message goes out as it is.
+    pub permessage_deflate: Option<crate::compression::DeflateConfig>,
     /// TLS (feature `tls`): with it, a WebSocket server serves `wss://` and a TCP server
     /// speaks its framing inside TLS. Defaults to `None` (plain TCP).
     #[cfg(feature = "tls")]
@@ -308,6 +311,7 @@ impl ServerConfig {
             max_groups_per_connection: 1024,
             subprotocols: Vec::new(),
             trusted_proxies: Vec::new(),
+            permessage_deflate: None,
             listen: true,
             #[cfg(feature = "tls")]
             tls: None,
@@ -340,6 +344,13 @@ impl ServerConfig {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`permessage_deflate`](ServerConfig::permessage_deflate): compression for the
+    /// clients that offer it.
+    pub fn permessage_deflate(mut self, deflate: crate::compression::DeflateConfig) -> Self {
+        self.permessage_deflate = Some(deflate);
         self
     }
 

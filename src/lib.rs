@@ -209,6 +209,7 @@ mod backend;
 mod channel;
 mod cluster;
 mod codec;
+mod compression;
 mod config;
 mod config_file;
 mod conn;
@@ -241,6 +242,7 @@ mod worker;
 
 pub use channel::{ChannelConfig, ChannelServer};
 pub use codec::Message;
+pub use compression::DeflateConfig;
 #[cfg(feature = "redis")]
 pub use config::RedisConfig;
 pub use config::{

@@ -389,6 +389,7 @@ impl Worker {
                     Some(Box::new(Handshake::new(
                         shared.handshake_hook.clone(),
                         shared.subprotocols.clone(),
+                        shared.config.permessage_deflate,
                     ))),
                     deadline,
                 ),
