@@ -148,6 +148,9 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     let mut server = server.unwrap_or_else(|| ServerConfig::websocket(SERVER, addr));
     server.name = SERVER.to_owned();
     server.addr = addr;
+    if opts.deflate && server.permessage_deflate.is_none() {
+        server = server.permessage_deflate(corepush::DeflateConfig::default());
+    }
     let backend = backend_config(opts, &server.backend);
     let spec = with_tls(server.listen(!gateway).backend(backend), opts)?
         .handler(move |_| Demo {

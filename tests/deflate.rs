@@ -315,3 +315,16 @@ fn peak_rss() -> usize {
         .expect("VmHWM in kB");
     kib * 1024
 }
+
+#[test]
+fn a_level_past_9_is_a_configuration_error() {
+    let spec = ServerConfig::websocket("ws", "127.0.0.1:0".parse().unwrap())
+        .permessage_deflate(DeflateConfig::default().level(10))
+        .handler(|_| Cmd);
+    let err = corepush::Runtime::builder()
+        .server(spec)
+        .start()
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("level"), "{err}");
+}

@@ -66,6 +66,9 @@ pub struct Options {
     pub tls_cert: Option<String>,
     /// Serve `wss://`: the private key's PEM file (with `tls_cert`).
     pub tls_key: Option<String>,
+    /// Compress messages for the clients that offer permessage-deflate (RFC 7692), with the
+    /// default `DeflateConfig` unless the configuration file set one.
+    pub deflate: bool,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             config: None,
             tls_cert: None,
             tls_key: None,
+            deflate: false,
         }
     }
 }
@@ -157,6 +161,9 @@ pub(crate) struct Flags {
     /// Serve wss://: the private key, PEM (with --tls-cert)
     #[arg(long, value_name = "FILE")]
     tls_key: Option<String>,
+    /// Compress messages for the clients that offer permessage-deflate (RFC 7692)
+    #[arg(long)]
+    deflate: bool,
 }
 
 /// The help `--help` prints.
@@ -205,6 +212,7 @@ where
     overlay(&mut opts.host, flags.host);
     overlay(&mut opts.workers, flags.workers);
     overlay(&mut opts.backend, flags.backend);
+    opts.deflate |= flags.deflate;
     for (slot, flag) in [
         (&mut opts.redis_url, flags.redis_url),
         (&mut opts.channel, flags.channel),
