@@ -324,7 +324,6 @@ fn a_level_past_9_is_a_configuration_error() {
     let err = corepush::Runtime::builder()
         .server(spec)
         .start()
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(err.to_string().contains("level"), "{err}");
 }
