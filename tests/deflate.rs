@@ -232,6 +232,59 @@ fn server_context_takeover_compresses_per_connection_with_its_history() {
 }
 
 #[test]
+fn with_context_takeover_a_dropped_message_is_never_compressed_into_the_context() {
+    // A client that does not read, and a queue of 64 KiB that drops what does not fit: the
+    // messages it does get must still inflate, so none that was dropped went through its
+    // compressor.
+    let (_rt, addr, server) = start_config(
+        ServerConfig::websocket("ws", "127.0.0.1:0".parse().unwrap())
+            .permessage_deflate(DeflateConfig::default().server_context_takeover(true))
+            .max_outbound_bytes(64 * 1024)
+            .slow_consumer(corepush::SlowConsumer::Drop),
+    );
+    let mut c = DeflateClient::connect(addr, "permessage-deflate");
+    assert_eq!(c.answer.as_deref(), Some("permessage-deflate"));
+    settle("open", 1, || server.connection_count());
+    // Hex of a xorshift sequence: about half compressible, and never the same twice.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut body = |seq: usize| {
+        let mut text = format!("{seq:08}:");
+        for _ in 0..64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            text.push_str(&format!("{x:016x}"));
+        }
+        text
+    };
+    let mut sent = Vec::new();
+    while server.stats().dropped == 0 {
+        assert!(sent.len() < 200_000, "nothing was dropped");
+        for _ in 0..100 {
+            let text = body(sent.len());
+            server.send_raw_to_all(text.as_str()).unwrap();
+            sent.push(text);
+        }
+    }
+    server
+        .send_raw_to_all("the end, long enough to be compressed: 0123456789abcdef0123456789")
+        .unwrap();
+    let mut last = None;
+    loop {
+        let (compressed, text) = c.recv();
+        assert!(compressed);
+        if text.starts_with("the end") {
+            break;
+        }
+        let seq: usize = text[..8].parse().expect("a sequence number");
+        assert!(last.is_none_or(|l| seq > l), "{seq} after {last:?}");
+        assert_eq!(text, sent[seq]);
+        last = Some(seq);
+    }
+    assert!(server.stats().dropped > 0);
+}
+
+#[test]
 fn asking_clients_to_keep_no_context() {
     let (_rt, addr, _server) =
         deflate_server(DeflateConfig::default().client_no_context_takeover(true));

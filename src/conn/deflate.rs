@@ -39,6 +39,12 @@ impl Deflater {
         }
     }
 
+    /// Whether the connection keeps a compression context (server context takeover): then
+    /// every message compressed for it must be sent.
+    pub(crate) fn keeps_context(&self) -> bool {
+        self.context.is_some()
+    }
+
     /// Which form of `frame` this connection gets; `made` is set if a compression ran for it.
     pub(crate) fn form(&mut self, frame: &Frame, made: &mut bool) -> Form {
         let Some((op, payload)) = frame.ws_payload() else {

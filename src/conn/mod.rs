@@ -265,23 +265,30 @@ impl ConnIo {
     /// is full (then `overflow` counts it).
     /// Where the connection compresses, the frame goes in the form its [`Deflater`] picks.
     pub(crate) fn queue_shared(&mut self, frame: &SharedFrame, limit: usize) -> bool {
-        let chunk = match self.deflate.as_deref_mut() {
-            None => Chunk::Shared(frame.clone()),
-            Some(deflater) => {
-                if self.output_closed {
-                    return false;
-                }
-                let mut made = false;
-                let form = deflater.form(frame, &mut made);
-                self.frames_compressed += u32::from(made);
-                match form {
-                    Form::Plain => Chunk::Shared(frame.clone()),
-                    Form::Shared => Chunk::Deflated(frame.clone()),
-                    Form::Own(bytes) => Chunk::Owned(bytes),
-                }
+        let Some(keeps_context) = self.deflate.as_ref().map(|d| d.keeps_context()) else {
+            if !self.admits(frame.bytes().len(), limit) {
+                return false;
             }
+            self.push(Chunk::Shared(frame.clone()));
+            return true;
         };
-        if !self.admits(chunk.bytes().len(), limit) {
+        // A message compressed with the connection's context must go out, as the client's
+        // inflater follows the compressor: admission comes first, on the plain size.
+        if keeps_context && !self.admits(frame.bytes().len(), limit) {
+            return false;
+        }
+        let mut made = false;
+        let form = match self.deflate.as_deref_mut() {
+            Some(deflater) => deflater.form(frame, &mut made),
+            None => Form::Plain,
+        };
+        self.frames_compressed += u32::from(made);
+        let chunk = match form {
+            Form::Plain => Chunk::Shared(frame.clone()),
+            Form::Shared => Chunk::Deflated(frame.clone()),
+            Form::Own(bytes) => Chunk::Owned(bytes),
+        };
+        if !keeps_context && !self.admits(chunk.bytes().len(), limit) {
             return false;
         }
         self.push(chunk);
