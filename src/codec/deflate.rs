@@ -14,6 +14,9 @@ use super::message::ProtocolError;
 /// What a sync flush ends with, and RFC 7692 §7.2.1 has the sender leave off.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
+/// Past this capacity the message buffer is freed rather than kept for reuse.
+const RETAIN_CAPACITY: usize = 4096;
+
 /// Bytes inflated per step: the most a message may overshoot the limit by before it is refused.
 const CHUNK: usize = 8 * 1024;
 
@@ -37,6 +40,8 @@ pub(crate) struct Inflate {
     state: Option<Box<Decompress>>,
     /// Whether the client may refer back to earlier messages.
     takeover: bool,
+    /// The message being inflated, between inflating and delivering it.
+    out: Vec<u8>,
 }
 
 impl Inflate {
@@ -45,6 +50,26 @@ impl Inflate {
         Inflate {
             state: None,
             takeover,
+            out: Vec::new(),
+        }
+    }
+
+    /// Inflates one message's payload (without its tail) into the inflater's own buffer, and
+    /// returns it; see [`inflate`](Inflate::inflate).
+    pub(crate) fn message(&mut self, input: &[u8], max: usize) -> Result<&[u8], ProtocolError> {
+        let mut out = std::mem::take(&mut self.out);
+        let result = self.inflate(input, &mut out, max);
+        self.out = out;
+        result.map(|()| self.out.as_slice())
+    }
+
+    /// Empties the buffer of [`message`](Inflate::message), keeping its allocation only if it
+    /// is small, so one large message does not pin memory for the rest of the connection.
+    pub(crate) fn recycle(&mut self) {
+        if self.out.capacity() > RETAIN_CAPACITY {
+            self.out = Vec::new();
+        } else {
+            self.out.clear();
         }
     }
 

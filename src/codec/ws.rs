@@ -108,10 +108,9 @@ pub(crate) struct WsDecoder {
     message_op: Option<OpCode>,
     /// Whether the fragmented message in progress is compressed.
     message_compressed: bool,
-    /// The inflater where permessage-deflate was negotiated; without it RSV1 is an error.
+    /// The inflater where permessage-deflate was negotiated (RSV1 is an error without it);
+    /// boxed, with its buffer, so that connections without it pay one pointer.
     inflate: Option<Box<Inflate>>,
-    /// A compressed message inflated, between inflating and delivering it.
-    inflated: Vec<u8>,
     /// Set once a Close frame has been delivered.
     closed: bool,
 }
@@ -292,15 +291,9 @@ impl WsDecoder {
     ) -> Result<(), ProtocolError> {
         match dest {
             Dest::Single => {
-                let data = expand(
-                    header.compressed,
-                    payload,
-                    &mut self.inflate,
-                    &mut self.inflated,
-                    max,
-                )?;
-                let result = deliver(header.opcode, data, &mut self.closed, on);
-                recycle(&mut self.inflated);
+                let result = expand(header.compressed, payload, &mut self.inflate, max)
+                    .and_then(|data| deliver(header.opcode, data, &mut self.closed, on));
+                self.recycle_inflated();
                 result
             }
             Dest::Message => {
@@ -320,16 +313,10 @@ impl WsDecoder {
     ) -> Result<(), ProtocolError> {
         match dest {
             Dest::Single => {
-                let result = expand(
-                    header.compressed,
-                    &self.payload,
-                    &mut self.inflate,
-                    &mut self.inflated,
-                    max,
-                )
-                .and_then(|data| deliver(header.opcode, data, &mut self.closed, on));
+                let result = expand(header.compressed, &self.payload, &mut self.inflate, max)
+                    .and_then(|data| deliver(header.opcode, data, &mut self.closed, on));
                 recycle(&mut self.payload);
-                recycle(&mut self.inflated);
+                self.recycle_inflated();
                 result
             }
             Dest::Message if header.fin => self.finish_message(max, on),
@@ -345,20 +332,21 @@ impl WsDecoder {
     ) -> Result<(), ProtocolError> {
         let compressed = std::mem::take(&mut self.message_compressed);
         let result = match self.message_op.take() {
-            Some(op) => expand(
-                compressed,
-                &self.message,
-                &mut self.inflate,
-                &mut self.inflated,
-                max,
-            )
-            .and_then(|data| deliver(op, data, &mut self.closed, on)),
+            Some(op) => expand(compressed, &self.message, &mut self.inflate, max)
+                .and_then(|data| deliver(op, data, &mut self.closed, on)),
             // start_frame routes nothing to the message buffer without an opcode.
             None => Err(protocol("continuation without a message")),
         };
         recycle(&mut self.message);
-        recycle(&mut self.inflated);
+        self.recycle_inflated();
         result
+    }
+
+    /// Empties the inflater's message buffer, if there is an inflater.
+    fn recycle_inflated(&mut self) {
+        if let Some(inflate) = self.inflate.as_deref_mut() {
+            inflate.recycle();
+        }
     }
 
     /// Drops every buffer once the stream is over.
@@ -370,13 +358,12 @@ impl WsDecoder {
     }
 }
 
-/// A compressed message's payload inflated into `inflated` (bounded by `max`); any other
-/// payload as it is.
+/// A compressed message's payload inflated (bounded by `max`) into the inflater's buffer; any
+/// other payload as it is.
 fn expand<'a>(
     compressed: bool,
     payload: &'a [u8],
-    inflate: &mut Option<Box<Inflate>>,
-    inflated: &'a mut Vec<u8>,
+    inflate: &'a mut Option<Box<Inflate>>,
     max: usize,
 ) -> Result<&'a [u8], ProtocolError> {
     if !compressed {
@@ -386,8 +373,7 @@ fn expand<'a>(
     let Some(inflate) = inflate.as_deref_mut() else {
         return Err(protocol("reserved bits set"));
     };
-    inflate.inflate(payload, inflated, max)?;
-    Ok(inflated)
+    inflate.message(payload, max)
 }
 
 /// Parses and validates a client frame header from the start of `buf`; RSV1 marks a
