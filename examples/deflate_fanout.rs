@@ -8,7 +8,8 @@
 //! server's alone.
 //!
 //! ```sh
-//! cargo run --release --example deflate_fanout -- [--clients 500] [--messages 2000] [--runs 3]
+//! cargo run --release --example deflate_fanout -- [--clients 500] [--messages 2000] [--runs 3] \
+//!     [--level 6]
 //! ```
 //!
 //! Each run measures both servers, in alternating order; the figures are medians over the runs.
@@ -41,6 +42,7 @@ struct Opts {
     clients: usize,
     messages: usize,
     runs: usize,
+    level: u32,
 }
 
 /// What the clients of one server received: frames, compressed frames, bytes.
@@ -71,7 +73,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .server(ServerConfig::websocket("plain", any).handler(|_| Quiet))
         .server(
             ServerConfig::websocket("deflate", any)
-                .permessage_deflate(DeflateConfig::default())
+                .permessage_deflate(DeflateConfig::default().level(opts.level))
                 .handler(|_| Quiet),
         )
         .start()?;
@@ -105,12 +107,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         rt.server("plain").ok_or("plain")?,
         rt.server("deflate").ok_or("deflate")?,
     ];
-    let sample = message(0);
+    let mean = (0..opts.messages).map(|i| message(i).len()).sum::<usize>() / opts.messages;
     println!(
-        "fan-out, {} clients per server, {} broadcasts of {} B of JSON, 1 core loop",
-        opts.clients,
-        opts.messages,
-        sample.len()
+        "fan-out, {} clients per server, {} broadcasts of JSON ({mean} B on average), 1 core \
+         loop, deflate level {}",
+        opts.clients, opts.messages, opts.level,
     );
     let mut per: [Vec<Figures>; 2] = [Vec::new(), Vec::new()];
     for run in 0..opts.runs {
@@ -142,7 +143,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
 /// A JSON update of about 1 KiB; `seq` makes each one differ.
 fn message(seq: usize) -> String {
-    let items: Vec<String> = (0..9)
+    let items: Vec<String> = (0..10)
         .map(|i| {
             format!(
                 r#"{{"id":{},"user":"user-{i:04}","status":"online","score":{},"room":"lobby-{}","tags":["push","demo"]}}"#,
@@ -350,6 +351,7 @@ fn parse() -> Result<Opts, Box<dyn Error>> {
         clients: 500,
         messages: 2000,
         runs: 3,
+        level: DeflateConfig::default().level,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -358,6 +360,7 @@ fn parse() -> Result<Opts, Box<dyn Error>> {
             "--clients" => opts.clients = value.parse()?,
             "--messages" => opts.messages = value.parse()?,
             "--runs" => opts.runs = value.parse()?,
+            "--level" => opts.level = value.parse()?,
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }

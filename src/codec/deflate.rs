@@ -142,6 +142,17 @@ pub(crate) fn compressor(level: u32) -> Compress {
 /// tail left off. The compressor's context carries on to the next message unless the caller
 /// resets it. False if the compressor failed (then nothing useful is in `out`).
 pub(crate) fn compress(c: &mut Compress, input: &[u8], out: &mut Vec<u8>) -> bool {
+    compress_flushed(c, input, out, FlushCompress::Sync)
+}
+
+/// [`compress`], ending the message with `flush` (`Sync`, or `Full`, which also forgets the
+/// context, so that what follows never refers back to it).
+fn compress_flushed(
+    c: &mut Compress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    flush: FlushCompress,
+) -> bool {
     let start = out.len();
     out.reserve(input.len() / 2 + 64);
     let in_start = c.total_in();
@@ -150,9 +161,7 @@ pub(crate) fn compress(c: &mut Compress, input: &[u8], out: &mut Vec<u8>) -> boo
             out.reserve(out.capacity().max(256));
         }
         let consumed = (c.total_in() - in_start) as usize;
-        if c.compress_vec(&input[consumed..], out, FlushCompress::Sync)
-            .is_err()
-        {
+        if c.compress_vec(&input[consumed..], out, flush).is_err() {
             return false;
         }
         let consumed = (c.total_in() - in_start) as usize;
@@ -168,13 +177,14 @@ pub(crate) fn compress(c: &mut Compress, input: &[u8], out: &mut Vec<u8>) -> boo
 }
 
 thread_local! {
-    /// This thread's compressor for messages without context takeover, reset before each: a
-    /// deflate compressor is some 300 KiB of tables, too much to build per message.
+    /// This thread's compressor for messages without context takeover: a deflate compressor
+    /// is some 300 KiB of tables, too much to build per message.
     static SHARED: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
 }
 
-/// Compresses a message without context (each such message is its own deflate stream) with
-/// this thread's reused compressor.
+/// Compresses a message without context with this thread's reused compressor. Each message
+/// ends in a full flush, which forgets the history (the next message never refers back, so
+/// every one inflates on its own) at less cost than a reset, which rebuilds every table.
 pub(crate) fn compress_alone(level: u32, input: &[u8], out: &mut Vec<u8>) -> bool {
     SHARED.with(|cell| {
         let Ok(mut slot) = cell.try_borrow_mut() else {
@@ -182,13 +192,15 @@ pub(crate) fn compress_alone(level: u32, input: &[u8], out: &mut Vec<u8>) -> boo
             return compress(&mut compressor(level), input, out);
         };
         let c = match &mut *slot {
-            Some((l, c)) if *l == level => {
-                c.reset();
-                c
-            }
+            Some((l, c)) if *l == level => c,
             other => &mut other.insert((level, compressor(level))).1,
         };
-        compress(c, input, out)
+        let done = compress_flushed(c, input, out, FlushCompress::Full);
+        if !done {
+            // Its state is unknown: the next message starts from a fresh one.
+            c.reset();
+        }
+        done
     })
 }
 

@@ -43,6 +43,25 @@ fn compressed_messages_inflate_back() {
 }
 
 #[test]
+fn messages_compressed_alone_never_refer_back() {
+    // Messages one after another on one thread, the same ones again and again: each inflates
+    // with an inflater that saw none of the others, and repeating one does not shrink it.
+    let first = packed(&json(20));
+    for i in 0..200 {
+        let data = json(1 + i % 25);
+        let packed = packed(&data);
+        let mut out = Vec::new();
+        Inflate::new(false)
+            .inflate(&packed, &mut out, 1 << 20)
+            .unwrap();
+        assert_eq!(out, data, "message {i}");
+        if i % 25 == 19 {
+            assert!(packed.len() + 8 >= first.len(), "{} < {}", packed.len(), first.len());
+        }
+    }
+}
+
+#[test]
 fn a_bomb_is_refused_without_allocating_it() {
     let bomb = packed(&vec![0u8; 10 << 20]);
     assert!(bomb.len() < 20_000, "{} bytes", bomb.len());
