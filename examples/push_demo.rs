@@ -85,10 +85,14 @@ mod args;
 mod cli;
 #[path = "push_demo/cli.rs"]
 mod command_line;
+#[path = "push_demo/history.rs"]
+mod history;
 #[path = "push_demo/ops.rs"]
 mod ops;
 #[path = "push_demo/pool.rs"]
 mod pool;
+#[path = "push_demo/restore.rs"]
+mod restore;
 
 use args::Args;
 pub use command_line::{
@@ -150,6 +154,12 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     server.addr = addr;
     if opts.deflate && server.permessage_deflate.is_none() {
         server = server.permessage_deflate(corepush::DeflateConfig::default());
+    }
+    if let Some(ms) = opts.keep_ms {
+        server = server.keep_context(std::time::Duration::from_millis(ms));
+    }
+    if opts.history > 0 {
+        server.history = corepush::HistoryConfig::everything(opts.history);
     }
     let backend = backend_config(opts, &server.backend);
     let spec = with_tls(server.listen(!gateway).backend(backend), opts)?
@@ -417,7 +427,7 @@ fn reply(id: Value, outcome: Result<Answer<Value>, String>) -> Value {
 
 /// Ops that take neither `scope`, `except` nor `wait`.
 const PLAIN: &str = "whoami bind bindNx unbind set get join leave exists flagExists connections \
-    count groupCount sendMessage sendMessageRaw";
+    count groupCount sendMessage sendMessageRaw restore recover";
 /// Ops that take `scope`, and those that take `except` too; all of them take `wait`.
 const SCOPED: &[&str] = &["send", "sendRaw", "close", "closeByFlag"];
 const EXCEPTING: &[&str] = &[
@@ -436,7 +446,7 @@ impl Demo {
             Ok(v) => v,
             Err(e) => return Some(reply(Value::Null, Err(format!("unparseable JSON: {e}")))),
         };
-        let Value::Object(map) = request else {
+        let Value::Object(mut map) = request else {
             return Some(reply(
                 Value::Null,
                 Err("a request must be a JSON object".to_owned()),
@@ -446,6 +456,10 @@ impl Demo {
         let outcome = self.op(ctx, &Args(&map));
         match (outcome, &self.pool) {
             (Err(Failure::WouldBlock), Some(pool)) => {
+                // The pool's `restore` restores into the connection that asked.
+                if map.get("op").and_then(Value::as_str) == Some("restore") {
+                    map.insert("to".to_owned(), ctx.client_id().to_string().into());
+                }
                 let server = match Args(&map).facade(ctx) {
                     Ok(server) => server,
                     Err(e) => return Some(reply(id, Err(e))),
@@ -476,6 +490,9 @@ impl Demo {
             }
         }
         let me = ctx.client_id();
+        if let Some(outcome) = history::history_op(a, ctx.server(), me) {
+            return outcome;
+        }
         let done = |value: Value| Ok(alone(value));
         // `to` absent or naming this connection: its own data, through the context.
         let own = || a.opt_id("to").map(|to| to.is_none_or(|to| to == me));
@@ -529,6 +546,7 @@ impl Demo {
                 done(true.into())
             }
             "leave" => done(ctx.leave(a.str("group")?).into()),
+            "restore" => restore::op(ctx.server(), me, a.str("flag")?),
             _ => facade_op(a, &a.facade(ctx)?, self.cluster),
         }
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::gateway::config::GatewayBackendConfig;
+use crate::history::config::HistoryConfig;
 use crate::parser::{DataParser, JsonParser};
 
 /// The wire protocol a server speaks to its clients.
@@ -264,6 +265,11 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// The most groups one connection may be in; a further join is refused. Defaults to 1024.
     pub max_groups_per_connection: usize,
+    /// How long the context of a closed connection that held a flag (its data and groups)
+    /// is kept for a new connection to take over with
+    /// [`Context::restore`](crate::Context::restore) (imi's `keepTime`). On the Redis backend
+    /// it is kept in Redis, restorable on any instance. Defaults to `None`: nothing is kept.
+    pub keep_context: Option<Duration>,
     /// The WebSocket subprotocols the server speaks, in its order of preference: a client
     /// that offers some of them (`Sec-WebSocket-Protocol`) gets the first of these it offered
     /// back (browsers fail a connection that offered subprotocols and got none). A handshake
@@ -280,6 +286,9 @@ pub struct ServerConfig {
     /// permessage-deflate (RFC 7692) for the WebSocket clients that offer it. Defaults to
     /// `None`: no client's offer is accepted and every message goes out as it is.
     pub permessage_deflate: Option<crate::compression::DeflateConfig>,
+    /// The history kept per group and per flag, for recovery after a reconnect (see
+    /// [`crate::history`]). Defaults to none.
+    pub history: HistoryConfig,
     /// TLS (feature `tls`): with it, a WebSocket server serves `wss://` and a TCP server
     /// speaks its framing inside TLS. Defaults to `None` (plain TCP).
     #[cfg(feature = "tls")]
@@ -309,9 +318,11 @@ impl ServerConfig {
                 Protocol::TcpLines | Protocol::TcpLength => None,
             },
             max_groups_per_connection: 1024,
+            keep_context: None,
             subprotocols: Vec::new(),
             trusted_proxies: Vec::new(),
             permessage_deflate: None,
+            history: HistoryConfig::default(),
             listen: true,
             #[cfg(feature = "tls")]
             tls: None,
@@ -388,6 +399,12 @@ impl ServerConfig {
         self
     }
 
+    /// Sets [`history`](ServerConfig::history).
+    pub fn history(mut self, history: HistoryConfig) -> Self {
+        self.history = history;
+        self
+    }
+
     /// Sets [`keep_request`](ServerConfig::keep_request).
     pub fn keep_request(mut self, keep: bool) -> Self {
         self.keep_request = keep;
@@ -427,6 +444,12 @@ impl ServerConfig {
     /// Sets [`max_groups_per_connection`](ServerConfig::max_groups_per_connection).
     pub fn max_groups_per_connection(mut self, max: usize) -> Self {
         self.max_groups_per_connection = max;
+        self
+    }
+
+    /// Sets [`keep_context`](ServerConfig::keep_context); zero turns keeping off.
+    pub fn keep_context(mut self, keep: Duration) -> Self {
+        self.keep_context = (!keep.is_zero()).then_some(keep);
         self
     }
 

@@ -51,6 +51,9 @@ pub enum Error {
     },
     /// A core loop failed or panicked; the message says which and why. The runtime stopped.
     Worker(String),
+    /// The backend does not offer this call (the message says which and where). Nothing
+    /// changed; choose a backend that does (see the README's backend table).
+    Unsupported(String),
 }
 
 /// `Result` with corepush's [`Error`].
@@ -75,6 +78,7 @@ impl fmt::Display for Error {
                 "a core loop's mailbox is full (queued to {queued} before it stopped the call)"
             ),
             Error::Worker(m) => write!(f, "core loop failed: {m}"),
+            Error::Unsupported(m) => write!(f, "not supported: {m}"),
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::parser::{DataParser, encode_with};
 use crate::shared::ServerShared;
 use crate::target::Raw;
 
+mod restore;
+
 /// The application logic of one server. The runtime builds one handler per core loop (with
 /// the factory given to [`ServerConfig::handler`](crate::ServerConfig::handler)), and calls it
 /// only from that core loop's thread: `&mut self`, no locks, no `Send` needed.
@@ -36,6 +38,14 @@ pub trait Handler: 'static {
     /// groups and data are still readable here and released right after; sends are ignored.
     fn on_close(&mut self, ctx: &mut Context<'_>) {
         let _ = ctx;
+    }
+
+    /// This connection took over the context of closed connection `from` (its flag, groups
+    /// and data) through [`Context::restore`] or [`Server::restore`]. Called on the
+    /// connection's core loop after the call that restored it returned — possibly before the
+    /// closed connection's own `on_close` has run on its core loop. Defaults to nothing.
+    fn on_restore(&mut self, ctx: &mut Context<'_>, from: ClientId) {
+        let _ = (ctx, from);
     }
 
     /// A worker message ([`Server::send_message`]) whose action has no callback registered
@@ -344,6 +354,27 @@ impl Context<'_> {
                 .is_ok_and(|a| a.value),
             Conn::Remote(_) => false,
         }
+    }
+
+    /// Joins a group and queues what this connection missed since `since`, in one step: see
+    /// [`Server::join_recovering`]. From a core loop, where the history lives in Redis, it
+    /// fails with [`Error::WouldBlock`]: make the call from another thread.
+    pub fn join_recovering(
+        &mut self,
+        group: &str,
+        since: Option<&crate::StreamPosition>,
+    ) -> Result<crate::Recovery> {
+        self.server.join_recovering(self.client_id(), group, since)
+    }
+
+    /// Binds a flag and queues what this connection missed since `since`, in one step: see
+    /// [`Server::bind_recovering`].
+    pub fn bind_recovering(
+        &mut self,
+        flag: &str,
+        since: Option<&crate::StreamPosition>,
+    ) -> Result<crate::Recovery> {
+        self.server.bind_recovering(self.client_id(), flag, since)
     }
 
     /// Leaves a group; returns whether this connection was a member.

@@ -89,6 +89,17 @@
 //! [`Context::client_addr`] (behind [`ServerConfig::trusted_proxies`]) say where the client
 //! is.
 //!
+//! ## Restoring a connection's context
+//!
+//! With [`ServerConfig::keep_context`] (imi's `keepTime`), a connection that holds a flag
+//! and closes leaves its groups and data kept under the flag for that time; a new connection
+//! takes them over, with the flag, through [`Context::restore`] (imi's
+//! `ConnectionContext::restore`) or [`Server::restore`], once, in one step relative to every
+//! other thread, and the handler's [`Handler::on_restore`] is told. Nothing to restore is
+//! [`Restored::Nothing`], not an error. On the Redis backend the contexts live in Redis and
+//! a client may restore on another instance (its data crossing as JSON); the Channel and
+//! Gateway backends keep none ([`Error::Unsupported`]).
+//!
 //! ## Choosing a backend
 //!
 //! | backend | scope |
@@ -234,12 +245,14 @@ mod facade;
 pub mod fuzzing;
 mod gateway;
 mod handler;
+pub mod history;
 mod http;
 mod id;
 mod inbox;
 mod mailbox;
 mod parser;
 mod registry;
+mod restore;
 mod running;
 mod runtime;
 mod shared;
@@ -267,11 +280,13 @@ pub use error::{Error, Result};
 pub use facade::{Answer, Cluster, Server};
 pub use gateway::{GatewayBackendConfig, GatewayConfig, GatewayHandle, GatewayHandler};
 pub use handler::{Context, Handler, WorkerContext, WorkerMessage};
+pub use history::{HistoryConfig, HistoryRule, Recovery, StreamPosition};
 pub use http::{
     HttpConfig, HttpServer, HttpShutdownHandle, Request, RequestContext, RequestHandler, Response,
 };
 pub use id::{ClientId, MAX_INSTANCES, MAX_WORKERS, ParseClientIdError, WorkerId};
 pub use parser::{DataParser, JsonParser};
+pub use restore::Restored;
 pub use runtime::{Runtime, RuntimeBuilder, ShutdownHandle, get_server, require_server};
 pub use spec::ServerSpec;
 pub use stats::Stats;

@@ -67,6 +67,12 @@ pub(crate) enum Command {
         id: ClientId,
         answer: std::result::Result<Box<Accept>, Rejection>,
     },
+    /// A restore gave client `id` the context of closed client `from`: tell the handler.
+    Restored {
+        server: u16,
+        id: ClientId,
+        from: ClientId,
+    },
     /// Write the close frame of a connection the core loop itself unregistered.
     Seal {
         id: ClientId,

@@ -241,7 +241,9 @@ impl RuntimeBuilder {
         for (i, s) in self.specs.iter().enumerate() {
             let c = s.config();
             let delivery = Arc::new(Delivery::new(shared.clone(), i));
-            let built = match backend::build(&c.backend, delivery.clone()) {
+            let built = match backend::build(&c.backend, delivery.clone())
+                .and_then(|b| backend::history::keep(b, c, &delivery))
+            {
                 Ok(built) => built,
                 Err(e) => {
                     // Stops the transport threads of the servers built so far.

@@ -65,8 +65,8 @@ impl ServerShared {
                 .iter()
                 .filter_map(|p| p.parse().ok())
                 .collect(),
+            registry: Registry::new(workers).keeping(config.keep_context),
             config,
-            registry: Registry::new(workers),
             counters: (0..workers).map(|_| Counters::default()).collect(),
             shared_counters: Counters::default(),
             sockets: AtomicUsize::new(0),

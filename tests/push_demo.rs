@@ -675,6 +675,8 @@ fn parse_args_accepts_the_documented_flags() {
         tls_cert: None,
         tls_key: None,
         deflate: true,
+        keep_ms: None,
+        history: 0,
     };
     assert_eq!(all, expected);
     assert_eq!(run("--port=9000 --workers=2").port, 9000);
@@ -774,4 +776,81 @@ fn a_push_to_the_sender_arrives_before_the_ops_reply() {
         }
     }
     finish(rt, c);
+}
+
+fn start_with_history(n: usize) -> (Runtime, SocketAddr) {
+    let opts = Options {
+        port: 0,
+        workers: WORKERS as usize,
+        history: n,
+        instance: "test-instance".to_owned(),
+        ..Options::default()
+    };
+    let rt = build(&opts).expect("start push_demo");
+    let addr = rt.local_addr(push_demo::SERVER).expect("local addr");
+    (rt, addr)
+}
+
+#[test]
+fn history_positions_and_recover() {
+    let (rt, addr) = start_with_history(3);
+    let mut a = Client::connect(addr);
+    let mut p = Client::connect(addr);
+    let at = a.ok(json!({"op": "join", "group": "g", "position": true}));
+    let epoch = at["epoch"].as_str().expect("an epoch").to_owned();
+    assert!(!epoch.is_empty());
+    assert_eq!(at["offset"], json!(0));
+    for m in ["m1", "m2"] {
+        check!(p, {"op": "sendRawToGroup", "group": "g", "text": m} => 1);
+        a.expect_raw(m);
+    }
+    drop(a);
+    // Three missed: the bound.
+    for m in ["m3", "m4", "m5"] {
+        p.ok(json!({"op": "sendRawToGroup", "group": "g", "text": m}));
+    }
+    let mut b = Client::connect(addr);
+    check!(b, {"op": "recover", "group": "g", "epoch": epoch, "offset": 2}
+        => {"recovered": true, "missed": 3});
+    for m in ["m3", "m4", "m5"] {
+        b.expect_raw(m);
+    }
+    check!(p, {"op": "sendRawToGroup", "group": "g", "text": "m6"} => 1);
+    b.expect_raw("m6");
+    // Four missed: m3 is no longer kept.
+    let mut c = Client::connect(addr);
+    check!(c, {"op": "recover", "group": "g", "epoch": epoch, "offset": 2} => {"recovered": false});
+    check!(c, {"op": "recover", "group": "g", "epoch": epoch, "offset": 9} => {"recovered": false});
+    check!(c, {"op": "recover", "group": "g", "epoch": "other", "offset": 6} => {"recovered": false});
+    // Recovering joins, whatever it answers.
+    check!(p, {"op": "groupCount", "group": "g"} => 2);
+    check!(c, {"op": "recover", "group": "g", "epoch": epoch, "offset": 6}
+        => {"recovered": true, "missed": 0});
+
+    // Flags, the same way.
+    let at = c.ok(json!({"op": "bind", "flag": "u", "position": true}));
+    assert_eq!(at, json!({"epoch": epoch, "offset": 0}));
+    check!(p, {"op": "sendRawByFlag", "flag": "u", "text": "f1", "except": [c.id.clone()]} => 0);
+    let mut d = Client::connect(addr);
+    check!(d, {"op": "recover", "flag": "u", "epoch": epoch, "offset": 0}
+        => {"recovered": true, "missed": 1});
+    d.expect_raw("f1");
+    check!(d, {"op": "join", "group": "h"} => true);
+
+    fails!(d, {"op": "recover", "epoch": epoch, "offset": 0} => "a group or a flag");
+    fails!(d, {"op": "recover", "group": "g", "flag": "u", "epoch": epoch, "offset": 0}
+        => "a group or a flag");
+    fails!(d, {"op": "recover", "group": "g", "epoch": epoch, "offset": -1} => "offset");
+    fails!(d, {"op": "recover", "group": "g", "offset": 0} => "epoch");
+    finish(rt, vec![b, c, d, p]);
+}
+
+#[test]
+fn history_off_answers_positions_and_never_recovers() {
+    let (rt, addr) = start();
+    let mut a = Client::connect(addr);
+    check!(a, {"op": "join", "group": "g", "position": true} => {"epoch": "", "offset": 0});
+    check!(a, {"op": "recover", "group": "g", "epoch": "", "offset": 0} => {"recovered": false});
+    check!(a, {"op": "groupCount", "group": "g"} => 1);
+    finish(rt, vec![a]);
 }

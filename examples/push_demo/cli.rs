@@ -69,6 +69,13 @@ pub struct Options {
     /// Compress messages for the clients that offer permessage-deflate (RFC 7692), with the
     /// default `DeflateConfig` unless the configuration file set one.
     pub deflate: bool,
+    /// How long a closed connection's flag context is kept for `restore`, in milliseconds
+    /// (0 keeps nothing); `None` (the default) leaves it to `--config`'s `keep_context`, off
+    /// without one.
+    pub keep_ms: Option<u64>,
+    /// Keep the last N messages of every group and flag, for `recover`; 0 (the default) is
+    /// off.
+    pub history: usize,
 }
 
 impl Default for Options {
@@ -88,6 +95,8 @@ impl Default for Options {
             tls_cert: None,
             tls_key: None,
             deflate: false,
+            keep_ms: None,
+            history: 0,
         }
     }
 }
@@ -164,6 +173,13 @@ pub(crate) struct Flags {
     /// Compress messages for the clients that offer permessage-deflate (RFC 7692)
     #[arg(long)]
     deflate: bool,
+    /// Keep a closed connection's flag context (data, groups) this long for restore
+    /// [default: 0, off]
+    #[arg(long, value_name = "MS")]
+    keep_ms: Option<u64>,
+    /// Keep the last N messages of every group and flag, for recover [default: 0, off]
+    #[arg(long, value_name = "N")]
+    history: Option<usize>,
 }
 
 /// The help `--help` prints.
@@ -213,6 +229,10 @@ where
     overlay(&mut opts.workers, flags.workers);
     overlay(&mut opts.backend, flags.backend);
     opts.deflate |= flags.deflate;
+    if flags.keep_ms.is_some() {
+        opts.keep_ms = flags.keep_ms;
+    }
+    overlay(&mut opts.history, flags.history);
     for (slot, flag) in [
         (&mut opts.redis_url, flags.redis_url),
         (&mut opts.channel, flags.channel),

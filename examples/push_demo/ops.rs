@@ -131,6 +131,8 @@ pub(crate) fn facade_op(
             let sent = server.send_message_raw(a.str("text")?, a.workers()?);
             answered(sent.map(alone), Value::from)
         }
+        // Handed over by the core loop, with `to` set to the connection that asked.
+        "restore" => super::restore::op(server, a.id("to")?, a.str("flag")?),
         other => Err(format!("unknown op {other:?}").into()),
     }
 }

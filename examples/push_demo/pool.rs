@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde_json::{Map, Value};
 
 use super::args::Args;
+use super::history::history_op;
 use super::ops::{Failure, facade_op};
 use super::reply;
 
@@ -65,7 +66,9 @@ impl Pool {
 fn run(rx: &Receiver<Job>) {
     for job in rx {
         // One thread makes the op's pushes and then its reply, so they arrive in that order.
-        let outcome = facade_op(&Args(&job.request), &job.server, true);
+        let args = Args(&job.request);
+        let outcome = history_op(&args, &job.replies, job.client)
+            .unwrap_or_else(|| facade_op(&args, &job.server, true));
         let text = reply(job.id, outcome.map_err(Failure::text)).to_string();
         if let Err(e) = job.replies.send_raw(&text, job.client) {
             log::debug!("reply to {} failed: {e}", job.client);

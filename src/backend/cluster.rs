@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod restore;
+
 use super::Backend;
 use crate::cluster::answer;
 use crate::cluster::ask::{Gathered, Request, Value};
+use crate::cluster::kept::KeptStore;
 use crate::cluster::wire::{self, Body, Envelope, Query, WireTarget};
 use crate::cluster::{Node, Route, Transport};
 use crate::delivery::Delivery;
@@ -15,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::id::ClientId;
 use crate::mailbox::current_worker_runtime;
 use crate::registry::DataValue;
+use crate::restore::Restored;
 use crate::target::{Payload, Scope, Target, Workers};
 
 /// A cluster backend: this instance's delivery door plus a transport to the others.
@@ -26,6 +30,8 @@ pub(crate) struct ClusterBackend {
     /// Whether answers from other instances may be waited for on a core loop: only where the
     /// core loops hold no connections (a business process behind gateways).
     waits_on_core_loops: bool,
+    /// Where closed connections' contexts are kept, where they are (see [`restore`]).
+    kept: Option<Arc<dyn KeptStore>>,
 }
 
 impl ClusterBackend {
@@ -39,6 +45,7 @@ impl ClusterBackend {
             transport,
             query_timeout,
             waits_on_core_loops: false,
+            kept: None,
         }
     }
 
@@ -364,6 +371,9 @@ impl Backend for ClusterBackend {
             }
             other => self.counted(other, scope),
         }
+    }
+    fn restore(&self, id: ClientId, flag: &str, scope: Scope<'_>) -> Result<Restored> {
+        self.restore_kept(id, flag, scope)
     }
     fn instances(&self) -> Vec<u16> {
         let mut all = self.node.peers.live();

@@ -11,6 +11,7 @@ use crate::cluster::wire::Query;
 use crate::error::Result;
 use crate::id::ClientId;
 use crate::registry::DataValue;
+use crate::restore::Restored;
 use crate::target::{Payload, Scope, Target, Workers};
 
 /// The no-op backend.
@@ -132,5 +133,8 @@ impl Backend for FpmBackend {
     }
     fn instances(&self) -> Vec<u16> {
         Vec::new()
+    }
+    fn restore(&self, _: ClientId, _: &str, _: Scope<'_>) -> Result<Restored> {
+        Ok(Restored::Nothing)
     }
 }

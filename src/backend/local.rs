@@ -7,7 +7,8 @@ use crate::cluster::ask::{Gathered, Request, Value};
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::id::ClientId;
-use crate::registry::DataValue;
+use crate::registry::{DataValue, Source};
+use crate::restore::Restored;
 use crate::target::{Payload, Scope, Target, Workers};
 
 impl Backend for Delivery {
@@ -94,5 +95,8 @@ impl Backend for Delivery {
     }
     fn instances(&self) -> Vec<u16> {
         vec![self.instance()]
+    }
+    fn restore(&self, id: ClientId, flag: &str, scope: Scope<'_>) -> Result<Restored> {
+        Delivery::restore(self, id, flag, scope, Source::Kept)
     }
 }

@@ -11,6 +11,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod fpm;
+pub(crate) mod history;
 mod local;
 
 use std::fmt;
@@ -24,8 +25,10 @@ use crate::delivery::Delivery;
 use cluster::ClusterBackend;
 
 use crate::error::Result;
+use crate::history::{Kind, Recovery, StreamPosition};
 use crate::id::ClientId;
 use crate::registry::DataValue;
+use crate::restore::Restored;
 use crate::target::{Payload, Scope, Target, Workers};
 
 /// One implementation of the facade's operations. The facade only encodes, converts targets
@@ -87,6 +90,43 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// The instances of the deployment that are live, this one included, sorted; empty for
     /// a backend that reaches no connections.
     fn instances(&self) -> Vec<u16>;
+    /// As [`Server::restore`](crate::Server::restore): gives client `id` the context kept
+    /// under `flag`, at most once per kept context across the deployment; `Nothing` when
+    /// nothing is kept, another live connection holds the flag, or `id` is not connected.
+    /// The client's core loop is told (`on_restore`) in the same step. A backend that keeps
+    /// no contexts answers [`Error::Unsupported`](crate::Error::Unsupported).
+    fn restore(&self, id: ClientId, flag: &str, scope: Scope<'_>) -> Result<Restored>;
+    /// Joins the group (binds the flag) and queues what the client missed since `since`
+    /// (see [`crate::history`]). Without a history (the default): joins or binds, and
+    /// answers not recovered, at an empty epoch and offset 0 — never a wrong "recovered".
+    fn recover(
+        &self,
+        id: ClientId,
+        kind: Kind,
+        name: &str,
+        since: Option<&StreamPosition>,
+        scope: Scope<'_>,
+    ) -> Result<Recovery> {
+        let _ = since;
+        let is_member = match kind {
+            Kind::Group => self.join(id, name, scope),
+            Kind::Flag => self.bind(id, name, false, scope),
+        };
+        Ok(Recovery {
+            recovered: false,
+            missed: 0,
+            position: self.position(kind, name)?,
+            is_member,
+        })
+    }
+    /// A stream's position now; without a history, an empty epoch and offset 0.
+    fn position(&self, kind: Kind, name: &str) -> Result<StreamPosition> {
+        let _ = (kind, name);
+        Ok(StreamPosition {
+            epoch: String::new(),
+            offset: 0,
+        })
+    }
 }
 
 /// A backend as built, with the door whose runtime facts (core loops, counters) the facade
@@ -115,10 +155,21 @@ pub(crate) fn build(config: &BackendConfig, delivery: Arc<Delivery>) -> Result<B
         #[cfg(feature = "redis")]
         BackendConfig::Redis(redis) => {
             let node = Arc::new(Node::new(delivery.clone(), delivery.instance()));
-            let (transport, threads) =
+            let (transport, mut threads) =
                 crate::cluster::redis::start(redis, delivery.server_name(), node.clone())?;
+            let mut backend = ClusterBackend::new(node, transport, redis.query_timeout);
+            if let Some(keep) = delivery.keep_context() {
+                let (store, writer) = crate::cluster::redis_kept::start(
+                    redis,
+                    delivery.server_name(),
+                    keep,
+                    delivery.clone(),
+                )?;
+                threads.push(writer);
+                backend = backend.keeping(store, &delivery);
+            }
             Built {
-                backend: Arc::new(ClusterBackend::new(node, transport, redis.query_timeout)),
+                backend: Arc::new(backend),
                 local: Some(delivery),
                 threads,
             }

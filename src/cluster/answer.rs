@@ -48,7 +48,7 @@ pub(crate) fn answer(delivery: &Delivery, query: &Query<'_>, scope: Scope<'_>) -
 }
 
 /// A stored value as JSON, for the types that have an obvious JSON form.
-fn to_json(value: &DataValue) -> Option<serde_json::Value> {
+pub(crate) fn to_json(value: &DataValue) -> Option<serde_json::Value> {
     if let Some(v) = value.downcast_ref::<serde_json::Value>() {
         return Some(v.clone());
     }

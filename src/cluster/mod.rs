@@ -26,9 +26,12 @@
 pub(crate) mod answer;
 pub(crate) mod ask;
 pub(crate) mod channel;
+pub(crate) mod kept;
 pub(crate) mod peers;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+pub(crate) mod redis_kept;
 pub(crate) mod wire;
 
 use std::fmt;

@@ -218,7 +218,7 @@ pub(crate) fn claim_free(config: &RedisConfig, runtime: u64) -> Result<u16> {
     )))
 }
 
-fn connect(client: &redis::Client) -> Result<redis::Connection> {
+pub(crate) fn connect(client: &redis::Client) -> Result<redis::Connection> {
     let con = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)
         .map_err(|e| Error::Backend(Box::new(e)))?;

@@ -56,7 +56,12 @@ fn messages_compressed_alone_never_refer_back() {
             .unwrap();
         assert_eq!(out, data, "message {i}");
         if i % 25 == 19 {
-            assert!(packed.len() + 8 >= first.len(), "{} < {}", packed.len(), first.len());
+            assert!(
+                packed.len() + 8 >= first.len(),
+                "{} < {}",
+                packed.len(),
+                first.len()
+            );
         }
     }
 }

@@ -54,6 +54,7 @@ pub(crate) fn server(
         "max_groups_per_connection",
         &mut c.max_groups_per_connection,
     )?;
+    s.field("keep_context", &mut c.keep_context)?;
     s.field("subprotocols", &mut c.subprotocols)?;
     s.field("trusted_proxies", &mut c.trusted_proxies)?;
     deflate(s, &mut c)?;

@@ -52,6 +52,7 @@ impl ConfigFormat {
 /// protocol = "websocket"         # or "tcp_lines", "tcp_length"
 /// max_connections = 50000
 /// idle_timeout = "60s"           # or "off"
+/// keep_context = "30s"           # restore's keep time; "off" (the default)
 /// slow_consumer = "close"        # or "drop"
 ///
 /// [servers.ws.backend]           # or backend = "local" / "fpm" (the type alone)

@@ -2,6 +2,7 @@
 //! and its cluster-wide calls ([`Cluster`]).
 
 mod cluster;
+mod history;
 
 pub use cluster::{Answer, Cluster};
 
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::id::{ClientId, WorkerId};
 use crate::mailbox::current_worker;
 use crate::parser::{DataParser, JsonParser, encode_with};
+use crate::restore::Restored;
 use crate::stats::Stats;
 use crate::target::{IntoIds, IntoNames, Payload, Raw, Scope, Target, Workers};
 
@@ -397,6 +399,14 @@ impl Server {
     /// The groups a client is in, sorted.
     pub fn groups_of(&self, id: ClientId) -> Vec<String> {
         self.inner.backend.groups_of(id, self.scope_ref())
+    }
+
+    /// Gives connected client `id` the context kept under `flag` from a closed connection,
+    /// as [`Context::restore`](crate::Context::restore) does for its own connection (same
+    /// answers and errors), from any thread; the client's handler gets
+    /// [`on_restore`](crate::Handler::on_restore) on its core loop.
+    pub fn restore(&self, id: ClientId, flag: &str) -> Result<Restored> {
+        self.inner.backend.restore(id, flag, self.scope_ref())
     }
 
     /// The calls that answer for every instance of a cluster: queries, calls by id on any

@@ -634,7 +634,7 @@ fn flush_counted(io: &mut ConnIo, counters: &Counters) -> std::io::Result<()> {
 }
 
 /// Runs a handler call; a panic closes the connection (1011) instead of the core loop.
-fn guarded(ctx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>)) {
+pub(super) fn guarded(ctx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>)) {
     if catch_unwind(AssertUnwindSafe(|| f(&mut *ctx))).is_err() {
         bump(&ctx.shared.counters(ctx.worker).handler_panics, 1);
         error!("handler panicked on client {}; closing it", ctx.client_id());

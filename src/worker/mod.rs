@@ -10,6 +10,7 @@
 
 mod io;
 mod remote;
+mod restored;
 pub(crate) mod slots;
 mod upgrade;
 
@@ -537,6 +538,7 @@ impl Worker {
                 let _ = done.send(());
             }
             Command::Handshake { id, answer } => self.handshake_answer(id, answer),
+            Command::Restored { server, id, from } => self.restored(server, id, from),
             Command::Seal { id, code, reason } => {
                 if let Some(slot) = self.slot_of(id) {
                     self.seal(slot, code, &reason);

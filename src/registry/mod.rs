@@ -19,16 +19,24 @@
 //! count a new client lies before the point where it opened: the core loop delivers by those
 //! points, and a count is exactly the number of connections a message is queued to.
 //!
-//! Lock order: a table lock, then the flags or the groups lock; never a table lock while
-//! holding the flags or groups lock, and never two table locks.
+//! Lock order: a table lock, then the flags or the groups lock (a restore holds the flags
+//! lock, then the kept table's, then the groups lock); never a table lock while holding the
+//! flags or groups lock, and never two table locks.
+
+mod kept;
+mod restore;
+
+pub(crate) use restore::{KeepHook, KeptContext, Source};
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::id::{ClientId, WorkerId};
+use kept::Kept;
 
 /// A value stored on a connection.
 pub(crate) type DataValue = Arc<dyn Any + Send + Sync>;
@@ -68,6 +76,10 @@ pub(crate) struct Registry {
     tables: Box<[RwLock<Table>]>,
     flags: RwLock<HashMap<Arc<str>, Vec<ClientId>>>,
     groups: RwLock<HashMap<Arc<str>, HashSet<ClientId>>>,
+    /// The contexts of closed flag holders, with context keeping on.
+    kept: Option<Mutex<Kept<KeptContext>>>,
+    /// Told of every context kept (a cluster backend copies it into its engine).
+    keep_hook: OnceLock<KeepHook>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -86,7 +98,16 @@ impl Registry {
             tables: (0..workers).map(|_| RwLock::default()).collect(),
             flags: RwLock::default(),
             groups: RwLock::default(),
+            kept: None,
+            keep_hook: OnceLock::new(),
         }
+    }
+
+    /// Keeps the context of a closing flag holder for `keep` (see
+    /// [`ServerConfig::keep_context`](crate::ServerConfig::keep_context)); `None`: never.
+    pub(crate) fn keeping(mut self, keep: Option<Duration>) -> Self {
+        self.kept = keep.map(|k| Mutex::new(Kept::new(k)));
+        self
     }
 
     fn table(&self, id: ClientId) -> Option<&RwLock<Table>> {
@@ -157,10 +178,13 @@ impl Registry {
         }
     }
 
-    /// Takes the client out of its flag's and its groups' member lists.
+    /// Takes the client out of its flag's and its groups' member lists; with context keeping
+    /// on, keeps what a flag holder had, in the same step as its flag is released.
     fn release(&self, id: ClientId, entry: &Entry) {
         if let Some(flag) = &entry.flag {
-            remove_flag_member(&mut self.flags.write(), flag, id);
+            let mut flags = self.flags.write();
+            remove_flag_member(&mut flags, flag, id);
+            self.keep(flag, id, entry);
         }
         if !entry.groups.is_empty() {
             let mut groups = self.groups.write();
