@@ -132,7 +132,7 @@ pub(crate) fn serve(
 ) -> Result<(), String> {
     let mut config = RuntimeConfig::default();
     if let Some(window) = fanout_coalesce {
-        config.fanout_coalesce = window;
+        config = config.fanout_coalesce(window);
     }
     let runtime = Runtime::builder()
         .config(config)

@@ -460,8 +460,81 @@ impl ServerConfig {
     }
 }
 
-/// The longest [`RuntimeConfig::fanout_coalesce`] a runtime accepts.
+/// The longest fan-out window (fixed, or an adaptive one's ceiling) a runtime accepts.
 pub(crate) const MAX_FANOUT_COALESCE: Duration = Duration::from_secs(60);
+
+/// How long the frames of a message to many clients may wait on a core loop so that the
+/// frames that follow share their write ([`RuntimeConfig::fanout_window`]).
+///
+/// The cost of pushing is per write system call far more than per byte, so under heavy
+/// fan-out holding frames turns many small writes into a few large ones; under light fan-out
+/// holding them only adds latency. A core loop writes the frames it holds in a *fan-out
+/// round*: every connection that holds such frames, a few hundred per loop turn so that
+/// reading and replying go on meanwhile. Either way, a message to one client, a handler's
+/// reply, a ping or a close writes the connection's whole queue (held frames first, order
+/// kept) in the loop turn that queued it, and so does a queue of 64 frames or more; in a
+/// shutdown, rounds start at once.
+///
+/// Both durations are at most 60 s (a longer one is refused by
+/// [`RuntimeBuilder::start`](crate::RuntimeBuilder::start)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FanoutWindow {
+    /// A window each core loop sizes from the fan-out it sees, between zero and `max`:
+    ///
+    /// * **Light load, at once.** A fan-out message that finds the loop quiet — nothing held,
+    ///   no round under way, the window since the last round began passed — starts a round
+    ///   at once, unless the last such quiet spell ended in a *burst* (two or more fan-out
+    ///   messages before the next quiet spell): then the round waits twice that burst's
+    ///   spread, at most as long as the last round took to write and at most `max`, so that
+    ///   a burst that recurs (senders that answer a delivery together) shares one round.
+    ///   A lone message, or a stream of messages further apart than a round takes to write,
+    ///   goes out at once.
+    /// * **Heavy load, opening.** A round that begins with `k` ≥ 2 fan-out messages counted
+    ///   since the previous round began — more than one round carries, so writing at once
+    ///   does not keep up — opens the window to `k − 1` times the time the last round took
+    ///   to write, at most `max`. Under a load that waits for its deliveries (a closed loop),
+    ///   a longer window gathers more messages, so the window grows round after round up to
+    ///   `max`; under a steady stream slower than rounds it stays shut.
+    /// * **Closing when the load drops.** A round that finishes with nothing held for the
+    ///   next one closes the window at once; so does a round that begins with one message,
+    ///   and a message that finds the loop quiet.
+    ///
+    /// Under a saturating load the window reaches `max` within a few rounds and frames go
+    /// tens to a write; under a light one it stays shut. The loop's timer has millisecond
+    /// resolution, so a wait of less than a millisecond lasts up to one unless other work
+    /// wakes the loop first. See the README's Performance section for measurements.
+    Adaptive {
+        /// The longest the window opens. 10 ms by default: invisible next to network round
+        /// trips, and enough for several times the deliveries per second of a server that
+        /// writes every broadcast on its own.
+        max: Duration,
+    },
+    /// A round starts at most once per this window, and at once when the last round began
+    /// longer than a window ago (a lone message is not delayed, only the messages behind it
+    /// in a burst). Zero writes every frame in the loop turn that queued it. Where the latency
+    /// of every message in a burst counts (tick-driven games), a small fixed window bounds it.
+    Fixed(Duration),
+}
+
+impl Default for FanoutWindow {
+    /// [`FanoutWindow::Adaptive`] with a 10 ms ceiling.
+    fn default() -> Self {
+        FanoutWindow::Adaptive {
+            max: Duration::from_millis(10),
+        }
+    }
+}
+
+impl FanoutWindow {
+    /// The longest frames may wait: the fixed window, or the adaptive one's ceiling.
+    pub fn longest(&self) -> Duration {
+        match *self {
+            FanoutWindow::Adaptive { max } => max,
+            FanoutWindow::Fixed(window) => window,
+        }
+    }
+}
 
 /// Settings of the whole runtime: `RuntimeConfig::default()` and the setters, named after
 /// the fields.
@@ -470,7 +543,9 @@ pub(crate) const MAX_FANOUT_COALESCE: Duration = Duration::from_secs(60);
 /// use std::time::Duration;
 /// let config = corepush::RuntimeConfig::default()
 ///     .workers(2)
-///     .fanout_coalesce(Duration::from_millis(2));
+///     .fanout_window(corepush::FanoutWindow::Adaptive {
+///         max: Duration::from_millis(20),
+///     });
 /// assert_eq!(config.workers, 2);
 /// ```
 #[derive(Debug, Clone)]
@@ -503,23 +578,9 @@ pub struct RuntimeConfig {
     pub stats_interval: Option<Duration>,
     /// How long the frames of a message to many clients (everyone, a group, several ids or a
     /// flag's connections) may wait on a core loop so that the frames that follow share their
-    /// write. The cost of pushing is per write system call far more than per byte, so under
-    /// heavy fan-out this turns many small writes into a few large ones.
-    ///
-    /// A core loop starts a fan-out round — writing every connection that holds such frames,
-    /// a few hundred per loop turn so that reading and replying go on meanwhile — at most once
-    /// per window, and at once when the last round began longer than a window ago: a lone
-    /// message is not delayed, only a burst is. A message to one client, a handler's reply,
-    /// a ping or a close still writes the connection's whole queue (held frames first, order
-    /// kept) in the loop turn that queued it, and so does a queue of 64 frames or more.
-    ///
-    /// Zero writes every frame in the loop turn that queued it; at most 60 s (a longer window
-    /// is refused by [`RuntimeBuilder::start`](crate::RuntimeBuilder::start)). Defaults to
-    /// 10 ms: invisible next to network round trips, and enough for several times the
-    /// deliveries per second of a server that writes every broadcast on its own (see the
-    /// README's Performance section). Lower it where a burst's later messages must not wait
-    /// (tick-driven games).
-    pub fanout_coalesce: Duration,
+    /// write: see [`FanoutWindow`]. Defaults to [`FanoutWindow::Adaptive`] with a 10 ms
+    /// ceiling; [`fanout_coalesce`](RuntimeConfig::fanout_coalesce) sets a fixed window.
+    pub fanout_window: FanoutWindow,
 }
 
 impl Default for RuntimeConfig {
@@ -532,7 +593,7 @@ impl Default for RuntimeConfig {
             mailbox_capacity: 16 * 1024,
             mailbox_timeout: Duration::from_secs(1),
             stats_interval: None,
-            fanout_coalesce: Duration::from_millis(10),
+            fanout_window: FanoutWindow::default(),
         }
     }
 }
@@ -580,9 +641,17 @@ impl RuntimeConfig {
         self
     }
 
-    /// Sets [`fanout_coalesce`](RuntimeConfig::fanout_coalesce).
-    pub fn fanout_coalesce(mut self, fanout_coalesce: Duration) -> Self {
-        self.fanout_coalesce = fanout_coalesce;
+    /// Sets [`fanout_window`](RuntimeConfig::fanout_window).
+    pub fn fanout_window(mut self, fanout_window: FanoutWindow) -> Self {
+        self.fanout_window = fanout_window;
+        self
+    }
+
+    /// Sets a fixed fan-out window: [`fanout_window`](RuntimeConfig::fanout_window) becomes
+    /// [`FanoutWindow::Fixed`]`(window)`. Zero writes every frame in the loop turn that queued
+    /// it.
+    pub fn fanout_coalesce(mut self, window: Duration) -> Self {
+        self.fanout_window = FanoutWindow::Fixed(window);
         self
     }
 }

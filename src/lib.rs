@@ -28,9 +28,9 @@
 //! * **Frame once, write many.** A broadcast is encoded and framed once; every connection
 //!   queues a reference to the same bytes, and each connection's queue is flushed with one
 //!   vectored write. Frames of a message to many clients wait for the core loop's next
-//!   fan-out round ([`RuntimeConfig::fanout_coalesce`], 10 ms; at once after a quiet spell),
-//!   so that under load one write carries many of them; a message to one client goes out in
-//!   the loop turn that queued it.
+//!   fan-out round ([`RuntimeConfig::fanout_window`]: a window that opens with the load, up
+//!   to 10 ms, and stays shut while it is light), so that under load one write carries many
+//!   of them; a message to one client goes out in the loop turn that queued it.
 //! * **Identities route themselves.** A [`ClientId`] encodes the core loop (and, in a
 //!   cluster, the instance) that owns the connection, so a push to one client needs no lookup.
 //!   Ids are never reused in the life of a process, and a restarted process does not repeat
@@ -270,7 +270,8 @@ pub use compression::DeflateConfig;
 #[cfg(feature = "redis")]
 pub use config::RedisConfig;
 pub use config::{
-    BackendConfig, ChannelBackendConfig, Protocol, RuntimeConfig, ServerConfig, SlowConsumer,
+    BackendConfig, ChannelBackendConfig, FanoutWindow, Protocol, RuntimeConfig, ServerConfig,
+    SlowConsumer,
 };
 pub use config_file::{ConfigFile, ConfigFormat};
 pub use conn::accept::{Accept, HandshakeReply};

@@ -99,10 +99,10 @@ impl RuntimeBuilder {
                 "mailbox_capacity must be at least 1 command".into(),
             ));
         }
-        if self.config.fanout_coalesce > MAX_FANOUT_COALESCE {
+        if self.config.fanout_window.longest() > MAX_FANOUT_COALESCE {
             return Err(Error::Config(format!(
-                "fanout_coalesce must be at most {MAX_FANOUT_COALESCE:?}, not {:?}",
-                self.config.fanout_coalesce
+                "fanout_window (or fanout_coalesce) must be at most {MAX_FANOUT_COALESCE:?}, not {:?}",
+                self.config.fanout_window.longest()
             )));
         }
         if self.specs.is_empty() {

@@ -49,7 +49,7 @@ pub struct Stats {
     /// ([`DeflateConfig::server_context_takeover`](crate::DeflateConfig::server_context_takeover)).
     pub frames_compressed: u64,
     /// Write system calls that carried them: `messages_out / writes` is how many frames a
-    /// write carries on average (see `RuntimeConfig::fanout_coalesce`).
+    /// write carries on average (see `RuntimeConfig::fanout_window`).
     pub writes: u64,
     /// Messages dropped for slow consumers: queued to a connection (and counted by the send)
     /// but refused by its full outbound queue — with [`SlowConsumer::Drop`](crate::SlowConsumer)

@@ -1,4 +1,5 @@
-//! Fan-out coalescing (`RuntimeConfig::fanout_coalesce`): frames of messages to many clients
+//! A fixed fan-out window (`RuntimeConfig::fanout_coalesce`, `FanoutWindow::Fixed`, set
+//! either way): frames of messages to many clients
 //! wait for the core loop's next fan-out round and share its write; the first one after a
 //! quiet spell goes at once; a message to one client, a handler's reply and a shutdown take
 //! whatever is held along at once, in order.
@@ -7,7 +8,7 @@ mod util;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use corepush::{Runtime, RuntimeConfig, Server, ServerConfig};
+use corepush::{FanoutWindow, Runtime, RuntimeConfig, Server, ServerConfig};
 use util::*;
 
 /// One core loop with a [`Cmd`] server and this fan-out window; no keepalive pings, so that
@@ -135,6 +136,36 @@ fn a_window_over_a_minute_is_refused() {
         .start()
         .expect_err("a 61 s window must be refused");
     assert!(err.to_string().contains("fanout_coalesce"), "{err}");
+}
+
+#[test]
+fn a_fixed_window_set_as_a_fanout_window_holds_frames_as_fanout_coalesce_does() {
+    let config =
+        RuntimeConfig::default().fanout_window(FanoutWindow::Fixed(Duration::from_secs(60)));
+    let runtime = Runtime::builder()
+        .config(config)
+        .workers(1)
+        .server(
+            ServerConfig::websocket("coalesce-fixed", "127.0.0.1:0".parse().unwrap())
+                .idle_timeout(None)
+                .handler(|_| Cmd),
+        )
+        .start()
+        .expect("start the runtime");
+    let addr = runtime.local_addr("coalesce-fixed").unwrap();
+    let server = runtime.server("coalesce-fixed").unwrap();
+    let mut a = Client::connect(addr);
+    assert_eq!(server.send_raw_to_all("first").unwrap(), 1);
+    assert_eq!(a.recv(), "first");
+    // Inside the minute's window: held, until a message to `a` alone takes it along.
+    assert_eq!(server.send_raw_to_all("held").unwrap(), 1);
+    assert_silent(&mut a.ws, Duration::from_millis(200));
+    assert_eq!(server.send_raw("direct", a.id).unwrap(), 1);
+    assert_eq!(a.recv(), "held");
+    assert_eq!(a.recv(), "direct");
+    assert_writes(&server, 4, 3);
+    drop(a);
+    runtime.shutdown().unwrap();
 }
 
 #[test]

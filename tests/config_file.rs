@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use corepush::{
     BackendConfig, ChannelBackendConfig, ConfigFile, ConfigFormat, DeflateConfig, Error,
-    GatewayBackendConfig, Protocol, RedisConfig, Runtime, ServerConfig, SlowConsumer,
+    FanoutWindow, GatewayBackendConfig, Protocol, RedisConfig, Runtime, ServerConfig, SlowConsumer,
 };
 
 const EVERY_FIELD_TOML: &str = r#"
@@ -153,8 +153,8 @@ fn assert_every_field(file: &ConfigFile) {
     );
     assert_eq!((rt.mailbox_batch, rt.mailbox_capacity), (64, 512));
     assert_eq!(
-        (rt.stats_interval, rt.fanout_coalesce),
-        (Some(ms(60_000)), ms(2))
+        (rt.stats_interval, rt.fanout_window),
+        (Some(ms(60_000)), FanoutWindow::Fixed(ms(2)))
     );
 
     let names: Vec<&str> = file.servers.iter().map(|s| s.name.as_str()).collect();
@@ -390,7 +390,7 @@ addr = "127.0.0.1:8081"
     ];
     let file = ConfigFile::parse_with_env("app.toml", text, ConfigFormat::Toml, env).unwrap();
     assert_eq!(file.runtime.workers, 4);
-    assert_eq!(file.runtime.fanout_coalesce, ms(3));
+    assert_eq!(file.runtime.fanout_window, FanoutWindow::Fixed(ms(3)));
     assert_eq!(file.runtime.stats_interval, None);
     let ws = file.server("my-ws").unwrap();
     assert_eq!(ws.max_connections, 50);

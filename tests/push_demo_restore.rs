@@ -190,6 +190,7 @@ fn restore_on_local() {
     rt.shutdown().unwrap();
 }
 
+#[cfg(feature = "redis")]
 #[test]
 fn restore_on_another_redis_instance() {
     let Some(redis) = RedisServer::start("restore_on_another_redis_instance") else {

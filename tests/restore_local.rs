@@ -274,3 +274,21 @@ fn the_keep_time_is_configured_in_code_and_in_files() {
     assert_eq!(file("keep_context = \"off\""), None);
     assert_eq!(file("keep_context = 250"), Some(Duration::from_millis(250)));
 }
+
+/// A client that names its flag in the upgrade request is restored by `on_open`, before its
+/// first message; `on_restore` follows `on_open`.
+#[test]
+fn a_restore_in_on_open() {
+    let (rt, addr, server, reports) = start("restore-open", KEEP);
+    let old = cut(holder(addr, "fay", &["g"], "f"), &server);
+    let mut ws = util::connect_path(addr, "/?restore=fay");
+    let answer = recv_text(&mut ws);
+    let (new, _) = next_restored(&reports);
+    assert_eq!(answer, format!("from:{old}:g"));
+    assert_eq!(server.flag_clients("fay"), vec![new]);
+    assert_eq!(server.data::<String>(new, "name").as_deref(), Some("f"));
+    let mut again = util::connect_path(addr, "/?restore=fay");
+    assert_eq!(recv_text(&mut again), "nothing");
+    drop((ws, again));
+    rt.shutdown().unwrap();
+}

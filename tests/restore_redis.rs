@@ -106,6 +106,28 @@ fn a_context_kept_on_one_instance_is_restored_on_another() {
     );
     assert_eq!(b.server.data::<u32>(new.id, "visits"), None);
 
+    // Held by a live connection of another instance: nothing, and the context stays kept.
+    let gone = cut(holder(a.addr, "held", &[], "h"), &a.server);
+    let mut live = Client::connect(b.addr);
+    assert_eq!(live.ask("bind:held"), "ok");
+    wait_kept(&redis, "held");
+    let on_a = Client::connect(a.addr);
+    assert_eq!(
+        a.server.restore(on_a.id, "held").unwrap(),
+        Restored::Nothing
+    );
+    // Unbound (a close would keep its own context, the most recent one).
+    assert_eq!(b.server.unbind(live.id).as_deref(), Some("held"));
+    assert_eq!(
+        restore_when_kept(&a.server, on_a.id, "held"),
+        Restored::Done {
+            from: gone,
+            groups: Vec::new()
+        }
+    );
+    assert_eq!(next_restored(&a.reports), (on_a.id, gone));
+    drop((on_a, live));
+
     // Restored on the instance it was kept on, typed data comes back too.
     let old = cut(holder(a.addr, "bob", &[], "bo"), &a.server);
     let on_a = Client::connect(a.addr);
@@ -183,4 +205,47 @@ fn with_redis_unreachable_a_restore_is_an_error() {
     assert!(a.server.flag_clients("carol").is_empty(), "nothing changed");
     drop(new);
     a.rt.shutdown().unwrap();
+}
+
+/// A graceful shutdown closes every connection: their contexts are in Redis before the
+/// instance has stopped, and its clients restore on another instance (a rolling restart).
+#[test]
+fn a_stopped_instance_s_clients_restore_on_another() {
+    let Some(redis) = RedisServer::start("a_stopped_instance_s_clients_restore_on_another") else {
+        return;
+    };
+    let (a, b) = (instance(&redis), instance(&redis));
+    let flags: Vec<String> = (0..20).map(|i| format!("user-{i}")).collect();
+    let holders: Vec<Client> = flags
+        .iter()
+        .map(|f| holder(a.addr, f, &["all"], f))
+        .collect();
+    a.rt.shutdown_handle().shutdown();
+    for mut h in holders {
+        assert_eq!(
+            util::read_until_close(&mut h.ws),
+            Some(1001),
+            "a going-away close"
+        );
+    }
+    a.rt.shutdown().unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for flag in &flags {
+        let key = format!("{PREFIX}:ws:kept:{flag}");
+        let kept: bool = redis::cmd("EXISTS").arg(&key).query(&mut con).unwrap();
+        assert!(kept, "{flag} is in Redis once the instance has stopped");
+    }
+    let mut back = Vec::new();
+    for flag in &flags {
+        let new = Client::connect(b.addr);
+        assert!(b.server.restore(new.id, flag).unwrap().is_done(), "{flag}");
+        let name = b.server.data::<serde_json::Value>(new.id, "name");
+        assert_eq!(name, Some(json!(flag)));
+        assert_eq!(next_restored(&b.reports).0, new.id);
+        back.push(new);
+    }
+    assert_eq!(b.server.group_count("all"), flags.len());
+    drop(back);
+    b.rt.shutdown().unwrap();
 }

@@ -10,7 +10,8 @@ use super::{Opts, Res, SERVERS, cli};
 #[derive(Debug, clap::Parser)]
 #[command(name = "load", disable_version_flag = true)]
 pub(super) struct Flags {
-    /// corepush, floor, tokio, all, or a list of them separated by commas
+    /// corepush, corepush@MS (a fixed fan-out window of MS ms), floor, tokio, all (corepush,
+    /// corepush@0, floor, tokio), or a list of them separated by commas
     #[arg(long, value_name = "LIST", default_value = "all")]
     server: String,
     /// Connected clients, or a list separated by commas (one measurement each)
@@ -46,18 +47,23 @@ pub(super) struct Flags {
     /// Seconds to wait at most for a quiet machine before a run (0: no waiting)
     #[arg(long, value_name = "S", default_value_t = 60)]
     quiet_wait: u64,
+    /// Attempts per run at most when other processes take over a quarter of a core (the
+    /// least disturbed is kept)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    attempts: usize,
     /// The shootout's ramp instead of the measurements
     #[arg(long)]
     ramp: bool,
     /// The ramp's most clients
     #[arg(long, value_name = "N", default_value_t = 30_000)]
     ramp_max: usize,
-    /// corepush's RuntimeConfig::fanout_coalesce in milliseconds [default: the library's]
+    /// A fixed fan-out window for corepush, in milliseconds [default: the library's adaptive one]
     #[arg(long, value_name = "MS")]
     pub(super) fanout_coalesce_ms: Option<u64>,
-    /// Open-loop fan-out at this many broadcasts per second [default: closed loop]
-    #[arg(long, value_name = "BROADCASTS_PER_S")]
-    rate: Option<f64>,
+    /// Open-loop fan-out rates, broadcasts per second at 1,000 clients (the same deliveries
+    /// per second at other client counts), separated by commas; "none" for no open loop
+    #[arg(long, value_name = "R[,R...]", default_value = "50,200,800")]
+    rates: String,
     /// The server child this program runs itself as: corepush, floor or tokio
     #[arg(long, hide = true, value_name = "KIND")]
     pub(super) serve: Option<String>,
@@ -93,8 +99,14 @@ pub(super) fn parse(flags: &Flags) -> Res<Opts> {
         match name.trim() {
             "all" => servers.extend(SERVERS.map(String::from)),
             n @ ("corepush" | "floor" | "tokio") => servers.push(n.to_owned()),
+            n if n
+                .strip_prefix("corepush@")
+                .is_some_and(|ms| ms.parse::<u64>().is_ok()) =>
+            {
+                servers.push(n.to_owned())
+            }
             _ => {
-                let e = "corepush, floor, tokio, all, or a list";
+                let e = "corepush, corepush@MS, floor, tokio, all, or a list";
                 return Err(bad("--server", &flags.server, &e));
             }
         }
@@ -105,11 +117,19 @@ pub(super) fn parse(flags: &Flags) -> Res<Opts> {
         .map(|c| c.trim().parse())
         .collect::<Result<_, _>>()
         .map_err(|e| bad("--clients", &flags.clients, &e))?;
-    if let Some(r) = flags.rate
-        && !(r.is_finite() && r > 0.0)
-    {
-        let e = "a positive number of broadcasts per second";
-        return Err(bad("--rate", &r.to_string(), &e));
+    let rates: Vec<f64> = if flags.rates.trim() == "none" {
+        Vec::new()
+    } else {
+        flags
+            .rates
+            .split(',')
+            .map(|r| r.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad("--rates", &flags.rates, &e))?
+    };
+    if rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+        let e = "positive numbers of broadcasts per second";
+        return Err(bad("--rates", &flags.rates, &e));
     }
     let o = Opts {
         servers,
@@ -126,8 +146,9 @@ pub(super) fn parse(flags: &Flags) -> Res<Opts> {
         ramp: flags.ramp,
         ramp_max: flags.ramp_max,
         quiet_wait: flags.quiet_wait,
+        attempts: flags.attempts.max(1),
         coalesce_ms: flags.fanout_coalesce_ms,
-        rate: flags.rate,
+        rates,
     };
     let min_clients = o.clients.iter().copied().min().unwrap_or(0);
     if !(o.seconds > 0.0 && o.seconds <= 600.0) {

@@ -2,35 +2,40 @@
 //! protocol (see `examples/shootout.rs`), served by corepush, by a "floor" — a minimal mio
 //! server with no library around it — and by a tuned tokio + tokio-tungstenite broadcast
 //! server (`tokio_ws.rs`), each as a child process so that its CPU time and memory are its
-//! own. `--server all` (the default) runs the three.
+//! own. `corepush@MS` is corepush with a fixed fan-out window of MS milliseconds
+//! (`corepush@0`: every frame written in the loop turn that queued it). `--server all` (the
+//! default) runs corepush, corepush@0, floor and tokio.
 //!
 //! ```sh
-//! cargo run --release --example load -- [--server corepush|floor|tokio|all|LIST]
+//! cargo run --release --example load -- [--server corepush|corepush@MS|floor|tokio|all|LIST]
 //!     [--clients 1000[,10000]] [--senders 4] [--payload 64] [--seconds 5] [--runs 3]
 //!     [--workers 2] [--echo-clients 100] [--inflight 16] [--client-threads 1]
-//!     [--connect-threads 4] [--quiet-wait 60] [--ramp] [--ramp-max 30000]
-//!     [--fanout-coalesce-ms MS] [--rate BROADCASTS_PER_S]
+//!     [--connect-threads 4] [--quiet-wait 60] [--attempts 3] [--ramp] [--ramp-max 30000]
+//!     [--fanout-coalesce-ms MS] [--rates R[,R...]]
 //! ```
 //!
 //! A run starts a fresh server, reads its idle RSS, connects the clients (tungstenite's
 //! handshake, then raw non-blocking sockets on one mio loop per client thread), reads the RSS
 //! again, and measures:
 //!
-//! * **fan-out** — `--senders` clients broadcast `--payload`-byte payloads in a closed loop
-//!   (the next as soon as the previous one's broadcastResult is read — a result ends the
-//!   client thread's batch of reads early — and at most `--inflight` of a sender's
-//!   broadcasts not yet received by every client); deliveries per second,
-//!   send → broadcastResult and send → last delivery latencies, server CPU per delivery;
-//!
-//!   With `--rate`, the fan-out is an open loop instead: the senders broadcast on a fixed
-//!   schedule, that many per second together, whatever the results (still at most
-//!   `--inflight` per sender open; a send that waits a whole interval for room is dropped
-//!   and reported) — latency at a load every server can carry, rather than at saturation;
+//! * **fan-out, closed loop** — `--senders` clients broadcast `--payload`-byte payloads in a
+//!   closed loop (the next as soon as the previous one's broadcastResult is read — a result
+//!   ends the client thread's batch of reads early — and at most `--inflight` of a sender's
+//!   broadcasts not yet received by every client); deliveries per second, send →
+//!   broadcastResult and send → last delivery latencies, server CPU per delivery;
+//! * **fan-out, one in flight** — the same with at most one broadcast per sender not yet
+//!   received by every client: a sender's next broadcast waits for the last delivery of its
+//!   previous one (a lighter, latency-bound load);
+//! * **fan-out, open loop** — for each of `--rates` (broadcasts per second at 1,000 clients,
+//!   scaled to the same deliveries per second at other client counts): the senders
+//!   broadcast on a fixed schedule, whatever the results (still at most `--inflight` per
+//!   sender open; a send that waits a whole interval for room is dropped and reported) —
+//!   latency at a load every server can carry, rather than at saturation;
 //! * **echo** — `--echo-clients` clients in a closed loop; round trips per second and server
 //!   CPU per round trip.
 //!
-//! `--fanout-coalesce-ms` sets corepush's `RuntimeConfig::fanout_coalesce` (default: the
-//! library's default). Figures are medians over `--runs` runs. `--ramp` runs the shootout's ramp instead: 1,000
+//! `--fanout-coalesce-ms` sets a fixed window for every corepush server (`corepush@MS` for
+//! one of them). Figures are medians over `--runs` runs. `--ramp` runs the shootout's ramp instead: 1,000
 //! more clients per step, a burst of 20 broadcasts from 4 senders at each, until the 95th
 //! percentile of send → broadcastResult passes 500 ms (or `--ramp-max`, or a failure).
 //!
@@ -45,6 +50,7 @@ mod child;
 mod client;
 mod floor;
 mod phases;
+mod report;
 mod tokio_ws;
 
 use std::error::Error;
@@ -83,10 +89,52 @@ struct Opts {
     ramp_max: usize,
     /// Seconds to wait at most for a quiet machine before a run (0: no waiting).
     quiet_wait: u64,
+    /// Attempts per run at most when other processes disturb it.
+    attempts: usize,
     /// corepush's fan-out window, if not its default.
     coalesce_ms: Option<u64>,
-    /// Open-loop fan-out at this many broadcasts per second (all senders together).
+    /// Open-loop fan-out at these many broadcasts per second (all senders together) at
+    /// 1,000 clients.
+    rates: Vec<f64>,
+}
+
+/// Broadcasts per second of the open-loop rates are given for this many clients.
+const RATE_CLIENTS: f64 = 1000.0;
+
+/// One fan-out measurement of a run.
+#[derive(Debug, Clone)]
+struct Phase {
+    name: String,
+    inflight: u64,
+    /// Open loop: broadcasts per second at this client count.
     rate: Option<f64>,
+}
+
+impl Opts {
+    /// The fan-out measurements of a run with `n` clients, in order.
+    fn phases(&self, n: usize) -> Vec<Phase> {
+        let mut phases = vec![
+            Phase {
+                name: format!("closed loop, {} in flight per sender", self.inflight),
+                inflight: self.inflight,
+                rate: None,
+            },
+            Phase {
+                name: "closed loop, 1 in flight per sender".to_owned(),
+                inflight: 1,
+                rate: None,
+            },
+        ];
+        for &r in &self.rates {
+            let rate = r * RATE_CLIENTS / n as f64;
+            phases.push(Phase {
+                name: format!("open loop, {r}k deliveries/s ({rate:.1} broadcasts/s)"),
+                inflight: self.inflight,
+                rate: Some(rate),
+            });
+        }
+        phases
+    }
 }
 
 fn main() -> Res<()> {
@@ -105,7 +153,7 @@ fn main() -> Res<()> {
     println!(
         "parameters: server={} clients={} senders={} payload={} B seconds={} runs={} workers={} \
          echo-clients={} inflight={}/sender client-threads={} corepush-fanout-coalesce={} \
-         fan-out={}{}",
+         open-loop rates={} broadcasts/s at 1,000 clients{}",
         o.servers.join(","),
         join(&o.clients),
         o.senders,
@@ -118,10 +166,11 @@ fn main() -> Res<()> {
         o.client_threads,
         o.coalesce_ms
             .map_or_else(|| "default".to_owned(), |ms| format!("{ms}ms")),
-        o.rate.map_or_else(
-            || "closed-loop".to_owned(),
-            |r| format!("open-loop {r} broadcasts/s")
-        ),
+        o.rates
+            .iter()
+            .map(f64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
         if o.ramp {
             format!(" ramp (max {})", o.ramp_max)
         } else {
@@ -161,15 +210,15 @@ fn main() -> Res<()> {
                 // attempt they disturbed least is kept; the table shows what share of the
                 // machine they took anyway (oth%).
                 let mut kept: Option<Run> = None;
-                for _ in 0..MAX_ATTEMPTS {
+                for _ in 0..o.attempts {
                     wait_quiet(tck, &o);
                     let run = run_once(kind, n, &o, tck)
                         .map_err(|e| format!("{kind} with {n} clients, run {}: {e}", r + 1))?;
                     eprintln!("  {}", run.brief());
-                    let quiet = run.other_cpu_fanout <= BUSY_OTHER;
+                    let quiet = run.other_cpu() <= BUSY_OTHER;
                     if kept
                         .as_ref()
-                        .is_none_or(|k| run.other_cpu_fanout < k.other_cpu_fanout)
+                        .is_none_or(|k| run.other_cpu() < k.other_cpu())
                     {
                         kept = Some(run);
                     }
@@ -182,10 +231,7 @@ fn main() -> Res<()> {
             }
         }
         for (kind, runs) in o.servers.iter().zip(results) {
-            let disturbed = runs
-                .iter()
-                .filter(|r| r.other_cpu_fanout > BUSY_OTHER)
-                .count();
+            let disturbed = runs.iter().filter(|r| r.other_cpu() > BUSY_OTHER).count();
             if disturbed > 0 {
                 notes.push(format!(
                     "note: {kind} × {n}: {disturbed} of the {} run(s) kept had other processes \
@@ -196,14 +242,13 @@ fn main() -> Res<()> {
             rows.push((kind.clone(), n, Summary::of(&runs)));
         }
     }
-    print_tables(&rows, &o);
+    report::print(&rows, &o);
     notes.iter().for_each(|n| println!("{n}"));
     println!("loadavg at the end: {}", loadavg());
     Ok(())
 }
 
-/// Attempts per run when other processes take more than [`BUSY_OTHER`] percent of a core.
-const MAX_ATTEMPTS: usize = 3;
+/// The share of a core (percent) other processes may take before a run is done again.
 const BUSY_OTHER: f64 = 25.0;
 
 /// File descriptors each process keeps besides its connections (stdio, pipes, epoll, wakers).
@@ -265,11 +310,15 @@ fn loadavg() -> String {
 }
 
 impl Opts {
-    /// The server child's arguments beyond kind, port and workers.
-    fn serve_args(&self, kind: &str) -> Vec<String> {
-        match self.coalesce_ms {
-            Some(ms) if kind == "corepush" => vec!["--fanout-coalesce-ms".into(), ms.to_string()],
-            _ => Vec::new(),
+    /// The server child's kind, and its arguments beyond kind, port and workers.
+    fn child(&self, kind: &str) -> (String, Vec<String>) {
+        let window = |ms: u64| vec!["--fanout-coalesce-ms".into(), ms.to_string()];
+        match kind.split_once('@') {
+            Some((base, ms)) => (base.to_owned(), window(ms.parse().unwrap_or(0))),
+            None => match self.coalesce_ms {
+                Some(ms) if kind == "corepush" => (kind.to_owned(), window(ms)),
+                _ => (kind.to_owned(), Vec::new()),
+            },
         }
     }
 }
@@ -297,22 +346,29 @@ fn serve(kind: &str, flags: &args::Flags) -> Res<()> {
 }
 
 /// The servers `--server all` (the default) runs, in this order.
-const SERVERS: [&str; 3] = ["corepush", "floor", "tokio"];
+const SERVERS: [&str; 4] = ["corepush", "corepush@0", "floor", "tokio"];
 
-/// One run's figures.
+/// One fan-out phase's figures.
 #[derive(Debug, Clone, Default)]
-struct Run {
-    connect_per_s: f64,
-    rss_per_conn: f64,
+struct Fig {
     deliveries_per_s: f64,
     result_p50: f64,
     result_p99: f64,
     last_p50: f64,
     last_p99: f64,
     cpu_per_delivery_us: f64,
-    server_cpu_fanout: f64,
-    client_cpu_fanout: f64,
-    other_cpu_fanout: f64,
+    server_cpu: f64,
+    client_cpu: f64,
+    other_cpu: f64,
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, Default)]
+struct Run {
+    connect_per_s: f64,
+    rss_per_conn: f64,
+    /// Per phase, in the order of [`Opts::phases`].
+    fanout: Vec<Fig>,
     echo_per_s: f64,
     echo_p50: f64,
     echo_p99: f64,
@@ -320,24 +376,31 @@ struct Run {
 }
 
 impl Run {
+    /// The most CPU other processes took during a fan-out phase.
+    fn other_cpu(&self) -> f64 {
+        self.fanout.iter().map(|f| f.other_cpu).fold(0.0, f64::max)
+    }
+
     fn brief(&self) -> String {
-        format!(
-            "{:.0} deliveries/s, result p50 {:.2} ms p99 {:.2} ms, last p50 {:.2} ms p99 {:.2} ms, \
-             {:.3} µs CPU/delivery (server {:.0}%, client {:.0}%, other {:.0}%), {:.0} echo/s, \
-             {:.1} µs CPU/echo, {:.0} B/conn, {:.0} connects/s",
-            self.deliveries_per_s,
-            self.result_p50,
-            self.result_p99,
-            self.last_p50,
-            self.last_p99,
-            self.cpu_per_delivery_us,
-            self.server_cpu_fanout,
-            self.client_cpu_fanout,
-            self.other_cpu_fanout,
-            self.echo_per_s,
-            self.cpu_per_echo_us,
-            self.rss_per_conn,
-            self.connect_per_s,
+        let mut out = String::new();
+        for f in &self.fanout {
+            out += &format!(
+                "{:.0} deliveries/s, result p50 {:.2} ms p99 {:.2} ms, last p50 {:.2} ms p99 \
+                 {:.2} ms, {:.3} µs CPU/delivery (server {:.0}%, client {:.0}%, other {:.0}%); ",
+                f.deliveries_per_s,
+                f.result_p50,
+                f.result_p99,
+                f.last_p50,
+                f.last_p99,
+                f.cpu_per_delivery_us,
+                f.server_cpu,
+                f.client_cpu,
+                f.other_cpu,
+            );
+        }
+        out + &format!(
+            "{:.0} echo/s, {:.1} µs CPU/echo, {:.0} B/conn, {:.0} connects/s",
+            self.echo_per_s, self.cpu_per_echo_us, self.rss_per_conn, self.connect_per_s,
         )
     }
 }
@@ -347,23 +410,32 @@ type Summary = Run;
 
 impl Summary {
     fn of(runs: &[Run]) -> Self {
-        let m = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        let m = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        let phases = runs.iter().map(|r| r.fanout.len()).min().unwrap_or(0);
+        let fanout = (0..phases)
+            .map(|i| {
+                let p = |f: fn(&Fig) -> f64| m(&|r: &Run| f(&r.fanout[i]));
+                Fig {
+                    deliveries_per_s: p(|f| f.deliveries_per_s),
+                    result_p50: p(|f| f.result_p50),
+                    result_p99: p(|f| f.result_p99),
+                    last_p50: p(|f| f.last_p50),
+                    last_p99: p(|f| f.last_p99),
+                    cpu_per_delivery_us: p(|f| f.cpu_per_delivery_us),
+                    server_cpu: p(|f| f.server_cpu),
+                    client_cpu: p(|f| f.client_cpu),
+                    other_cpu: p(|f| f.other_cpu),
+                }
+            })
+            .collect();
         Run {
-            connect_per_s: m(|r| r.connect_per_s),
-            rss_per_conn: m(|r| r.rss_per_conn),
-            deliveries_per_s: m(|r| r.deliveries_per_s),
-            result_p50: m(|r| r.result_p50),
-            result_p99: m(|r| r.result_p99),
-            last_p50: m(|r| r.last_p50),
-            last_p99: m(|r| r.last_p99),
-            cpu_per_delivery_us: m(|r| r.cpu_per_delivery_us),
-            server_cpu_fanout: m(|r| r.server_cpu_fanout),
-            client_cpu_fanout: m(|r| r.client_cpu_fanout),
-            other_cpu_fanout: m(|r| r.other_cpu_fanout),
-            echo_per_s: m(|r| r.echo_per_s),
-            echo_p50: m(|r| r.echo_p50),
-            echo_p99: m(|r| r.echo_p99),
-            cpu_per_echo_us: m(|r| r.cpu_per_echo_us),
+            connect_per_s: m(&|r| r.connect_per_s),
+            rss_per_conn: m(&|r| r.rss_per_conn),
+            fanout,
+            echo_per_s: m(&|r| r.echo_per_s),
+            echo_p50: m(&|r| r.echo_p50),
+            echo_p99: m(&|r| r.echo_p99),
+            cpu_per_echo_us: m(&|r| r.cpu_per_echo_us),
         }
     }
 }
@@ -389,7 +461,8 @@ fn add_clients(engines: &mut [Engine], port: u16, first: usize, count: usize, o:
 }
 
 fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
-    let server = ServerChild::start(kind, o.workers, &o.serve_args(kind))?;
+    let (child_kind, args) = o.child(kind);
+    let server = ServerChild::start(&child_kind, o.workers, &args)?;
     let rss_idle = server.settled_rss()?;
     let mut engines = engines(o.client_threads, o)?;
     let t = Instant::now();
@@ -401,9 +474,9 @@ fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
         rss_per_conn: (rss_conns as f64 - rss_idle as f64) / n as f64,
         ..Run::default()
     };
-    let spec = |stop, rate| FanoutSpec {
+    let spec = |stop, inflight, rate| FanoutSpec {
         senders: o.senders,
-        inflight: o.inflight,
+        inflight,
         payload: o.payload,
         stop,
         clients: n,
@@ -411,43 +484,55 @@ fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
         rate,
     };
     // Warm-up: lazily grown buffers and first-touch pages stay out of the window.
-    phases::fanout(&mut engines, &spec(Stop::Each(o.inflight), None))?;
+    phases::fanout(
+        &mut engines,
+        &spec(Stop::Each(o.inflight), o.inflight, None),
+    )?;
 
     let seconds = Duration::from_secs_f64(o.seconds);
-    let (all0, _) = child::machine_ticks()?;
-    let (cpu0, me0, t0) = (
-        server.cpu_ticks()?,
-        child::cpu_ticks("self")?,
-        Instant::now(),
-    );
-    eprintln!("  fan-out phase: server pid {}", server.pid);
-    let f = phases::fanout(&mut engines, &spec(Stop::After(seconds), o.rate))?;
-    let (cpu1, me1, wall) = (server.cpu_ticks()?, child::cpu_ticks("self")?, t0.elapsed());
-    let (all1, _) = child::machine_ticks()?;
-    if f.skipped > 0 {
-        eprintln!(
-            "  note: {} scheduled broadcast(s) dropped: {} per sender were still open",
-            f.skipped, o.inflight
+    for phase in o.phases(n) {
+        let (all0, _) = child::machine_ticks()?;
+        let (cpu0, me0, t0) = (
+            server.cpu_ticks()?,
+            child::cpu_ticks("self")?,
+            Instant::now(),
         );
+        eprintln!("  fan-out, {}: server pid {}", phase.name, server.pid);
+        let f = phases::fanout(
+            &mut engines,
+            &spec(Stop::After(seconds), phase.inflight, phase.rate),
+        )?;
+        let (cpu1, me1, wall) = (server.cpu_ticks()?, child::cpu_ticks("self")?, t0.elapsed());
+        let (all1, _) = child::machine_ticks()?;
+        if f.skipped > 0 {
+            eprintln!(
+                "  note: {} scheduled broadcast(s) dropped: {} per sender were still open",
+                f.skipped, phase.inflight
+            );
+        }
+        if f.wrong_count > 0 {
+            eprintln!(
+                "  note: {} broadcastResult(s) with a listenerCount other than {n}",
+                f.wrong_count
+            );
+        }
+        let secs = |ticks: u64| ticks as f64 / tck as f64;
+        let server_cpu = 100.0 * secs(cpu1 - cpu0) / wall.as_secs_f64();
+        let client_cpu = 100.0 * secs(me1 - me0) / wall.as_secs_f64();
+        // Whatever else ran meanwhile: other processes, kernel work charged to neither.
+        let machine = 100.0 * secs(all1 - all0) / wall.as_secs_f64();
+        run.fanout.push(Fig {
+            deliveries_per_s: f.deliveries as f64 / f.window.as_secs_f64(),
+            result_p50: ms(pct(&f.to_result, 0.50)),
+            result_p99: ms(pct(&f.to_result, 0.99)),
+            last_p50: ms(pct(&f.to_last, 0.50)),
+            last_p99: ms(pct(&f.to_last, 0.99)),
+            cpu_per_delivery_us: secs(cpu1 - cpu0) * 1e6 / f.deliveries.max(1) as f64,
+            server_cpu,
+            client_cpu,
+            other_cpu: (machine - server_cpu - client_cpu).max(0.0),
+        });
     }
-    if f.wrong_count > 0 {
-        eprintln!(
-            "  note: {} broadcastResult(s) with a listenerCount other than {n}",
-            f.wrong_count
-        );
-    }
-    let secs = |ticks: u64| ticks as f64 / tck as f64;
-    run.deliveries_per_s = f.deliveries as f64 / f.window.as_secs_f64();
-    run.result_p50 = ms(pct(&f.to_result, 0.50));
-    run.result_p99 = ms(pct(&f.to_result, 0.99));
-    run.last_p50 = ms(pct(&f.to_last, 0.50));
-    run.last_p99 = ms(pct(&f.to_last, 0.99));
-    run.cpu_per_delivery_us = secs(cpu1 - cpu0) * 1e6 / f.deliveries as f64;
-    run.server_cpu_fanout = 100.0 * secs(cpu1 - cpu0) / wall.as_secs_f64();
-    run.client_cpu_fanout = 100.0 * secs(me1 - me0) / wall.as_secs_f64();
-    // Whatever else ran meanwhile: other processes, kernel work charged to neither.
-    let machine = 100.0 * secs(all1 - all0) / wall.as_secs_f64();
-    run.other_cpu_fanout = (machine - run.server_cpu_fanout - run.client_cpu_fanout).max(0.0);
 
     let t = engines.len();
     let echo_clients = o.echo_clients.min(n);
@@ -456,6 +541,7 @@ fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
         .collect();
     // The phase and the pid on stderr, for a profiler to attach to the phase it wants.
     eprintln!("  echo phase: server pid {}", server.pid);
+    let secs = |ticks: u64| ticks as f64 / tck as f64;
     let cpu0 = server.cpu_ticks()?;
     let e = phases::echo(&mut engines, &per_engine, o.payload, seconds, DRAIN)?;
     let cpu1 = server.cpu_ticks()?;
@@ -474,7 +560,8 @@ fn ramp(kind: &str, o: &Opts, tck: u64) -> Res<()> {
         o.ramp_max
     );
     wait_quiet(tck, o);
-    let server = ServerChild::start(kind, o.workers, &o.serve_args(kind))?;
+    let (child_kind, args) = o.child(kind);
+    let server = ServerChild::start(&child_kind, o.workers, &args)?;
     let mut engines = engines(o.client_threads, o)?;
     println!(
         "\nramp, {kind}: 20 broadcasts from 4 senders per step; limit p95(send → broadcastResult) ≤ 500 ms"
@@ -524,105 +611,6 @@ fn ramp(kind: &str, o: &Opts, tck: u64) -> Res<()> {
     drop(server);
     drop(engines);
     Ok(())
-}
-
-fn print_tables(rows: &[(String, usize, Summary)], o: &Opts) {
-    println!("\nmedians of {} run(s); latencies in ms", o.runs);
-    let head = [
-        "server",
-        "clients",
-        "deliv/s",
-        "res p50",
-        "res p99",
-        "last p50",
-        "last p99",
-        "µs/deliv",
-        "srv%",
-        "cli%",
-        "oth%",
-        "echo/s",
-        "p50",
-        "p99",
-        "µs/echo",
-        "RSS B/c",
-        "conn/s",
-    ];
-    let widths = [8, 7, 10, 8, 8, 8, 8, 8, 5, 5, 5, 8, 6, 6, 7, 7, 7];
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                if i == 0 {
-                    format!("{c:<w$}")
-                } else {
-                    format!("{c:>w$}")
-                }
-            })
-            .collect();
-        println!("{}", padded.join(" "));
-    };
-    line(head.iter().map(|h| h.to_string()).collect());
-    for (kind, n, s) in rows {
-        line(vec![
-            kind.clone(),
-            n.to_string(),
-            format!("{:.0}", s.deliveries_per_s),
-            format!("{:.2}", s.result_p50),
-            format!("{:.2}", s.result_p99),
-            format!("{:.2}", s.last_p50),
-            format!("{:.2}", s.last_p99),
-            format!("{:.3}", s.cpu_per_delivery_us),
-            format!("{:.0}", s.server_cpu_fanout),
-            format!("{:.0}", s.client_cpu_fanout),
-            format!("{:.0}", s.other_cpu_fanout),
-            format!("{:.0}", s.echo_per_s),
-            format!("{:.3}", s.echo_p50),
-            format!("{:.3}", s.echo_p99),
-            format!("{:.2}", s.cpu_per_echo_us),
-            format!("{:.0}", s.rss_per_conn),
-            format!("{:.0}", s.connect_per_s),
-        ]);
-    }
-    println!(
-        "deliv/s: broadcast frames received by all clients per second; res / last: send → \
-         broadcastResult / → the last client's delivery;\nµs/deliv, µs/echo: the server \
-         process's user+system CPU time per delivery / per echo round trip; srv% cli% oth%: CPU \
-         of the server, of this load generator, of everything else during fan-out (100% = one \
-         core);\nRSS B/c: the server's resident memory per idle connection; conn/s: connects + \
-         handshakes per second"
-    );
-    let ran = |k: &str| o.servers.iter().any(|s| s == k);
-    for base in ["floor", "tokio"] {
-        if !(ran("corepush") && ran(base)) {
-            continue;
-        }
-        println!(
-            "\ncorepush / {base} (deliveries/s, echo/s: higher is better; CPU: lower is better)"
-        );
-        println!(
-            "{:>7} {:>13} {:>17} {:>12} {:>14} {:>14}",
-            "clients", "deliveries/s", "CPU per delivery", "echo/s", "CPU per echo", "RSS per conn"
-        );
-        for &n in &o.clients {
-            let find = |k: &str| {
-                rows.iter()
-                    .find(|(kind, m, _)| kind == k && *m == n)
-                    .map(|r| &r.2)
-            };
-            if let (Some(c), Some(f)) = (find("corepush"), find(base)) {
-                println!(
-                    "{n:>7} {:>12.2}x {:>16.2}x {:>11.2}x {:>13.2}x {:>13.2}x",
-                    c.deliveries_per_s / f.deliveries_per_s,
-                    c.cpu_per_delivery_us / f.cpu_per_delivery_us,
-                    c.echo_per_s / f.echo_per_s,
-                    c.cpu_per_echo_us / f.cpu_per_echo_us,
-                    c.rss_per_conn / f.rss_per_conn,
-                );
-            }
-        }
-    }
 }
 
 /// Nearest-rank percentile of sorted values (0 if none).

@@ -33,12 +33,14 @@ use crate::registry::{DataValue, KeptContext};
 ///   instances taking at once: one gets it). An unreachable engine is an
 ///   [`Error::Backend`](crate::Error::Backend).
 pub(crate) trait KeptStore: Send + Sync + fmt::Debug {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // only the Redis store keeps copies
     fn keep(&self, flag: &str, record: Vec<u8>);
     fn put_back(&self, flag: &str, record: Vec<u8>);
     fn take(&self, flag: &str) -> Result<Option<Vec<u8>>>;
 }
 
 /// The JSON record of a context kept from client `from`.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // only the Redis store keeps copies
 pub(crate) fn encode(from: ClientId, context: &KeptContext) -> Vec<u8> {
     let data: Map<String, Value> = context
         .data

@@ -6,7 +6,9 @@
 use std::net::SocketAddr;
 
 use crate::compression::DeflateConfig;
-use crate::config::{BackendConfig, ChannelBackendConfig, Protocol, RuntimeConfig, ServerConfig};
+use crate::config::{
+    BackendConfig, ChannelBackendConfig, FanoutWindow, Protocol, RuntimeConfig, ServerConfig,
+};
 use crate::error::Result;
 use crate::gateway::config::{GatewayBackendConfig, GatewayConfig};
 use crate::http::HttpConfig;
@@ -22,7 +24,13 @@ pub(crate) fn runtime(s: &mut Section<'_>, c: &mut RuntimeConfig) -> Result<()> 
     s.field("mailbox_capacity", &mut c.mailbox_capacity)?;
     s.field("mailbox_timeout", &mut c.mailbox_timeout)?;
     s.field("stats_interval", &mut c.stats_interval)?;
-    s.field("fanout_coalesce", &mut c.fanout_coalesce)?;
+    // A fixed window under its old name; `fanout_window` says which kind.
+    let mut fixed = None;
+    s.field("fanout_coalesce", &mut fixed)?;
+    if let Some(window) = fixed {
+        c.fanout_window = FanoutWindow::Fixed(window);
+    }
+    s.field("fanout_window", &mut c.fanout_window)?;
     Ok(())
 }
 

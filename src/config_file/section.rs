@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Protocol, SlowConsumer};
+use crate::config::{FanoutWindow, Protocol, SlowConsumer};
 use crate::error::{Error, Result};
 
 /// The `COREPUSH_*` variables in force, by name.
@@ -378,6 +378,35 @@ impl Setting for SlowConsumer {
     }
 }
 
+/// `"adaptive"` (a 10 ms ceiling), `"adaptive 20ms"` (that ceiling), `"fixed 5ms"`, or a
+/// duration alone (fixed).
+impl Setting for FanoutWindow {
+    fn from_value(value: &Value) -> Result<Self, String> {
+        const EXPECTED: &str =
+            "expected \"adaptive\", \"adaptive MAX\", \"fixed DURATION\" or a duration";
+        if let Value::String(text) = value {
+            let text = text.trim();
+            let (kind, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+            let rest = rest.trim();
+            match kind {
+                "adaptive" if rest.is_empty() => return Ok(FanoutWindow::default()),
+                "adaptive" => {
+                    let max = parse_duration(rest).map_err(|_| EXPECTED.to_owned())?;
+                    return Ok(FanoutWindow::Adaptive { max });
+                }
+                "fixed" => {
+                    let window = parse_duration(rest).map_err(|_| EXPECTED.to_owned())?;
+                    return Ok(FanoutWindow::Fixed(window));
+                }
+                _ => {}
+            }
+        }
+        Duration::from_value(value)
+            .map(FanoutWindow::Fixed)
+            .map_err(|_| EXPECTED.to_owned())
+    }
+}
+
 fn expected_duration() -> String {
     "expected a duration such as \"10s\", \"250ms\", \"2m\", or a number of milliseconds".into()
 }
@@ -426,6 +455,27 @@ mod tests {
             Option::<Duration>::from_value(&Value::Bool(false)),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn fanout_windows_read_as_a_kind_and_a_duration() {
+        let ms = Duration::from_millis;
+        for (text, expected) in [
+            ("adaptive", FanoutWindow::default()),
+            ("adaptive 20ms", FanoutWindow::Adaptive { max: ms(20) }),
+            (" fixed 5ms ", FanoutWindow::Fixed(ms(5))),
+            ("fixed 0", FanoutWindow::Fixed(ms(0))),
+            ("2ms", FanoutWindow::Fixed(ms(2))),
+        ] {
+            assert_eq!(FanoutWindow::from_env(text), Ok(expected), "{text}");
+        }
+        assert_eq!(
+            FanoutWindow::from_value(&Value::from(3)),
+            Ok(FanoutWindow::Fixed(ms(3)))
+        );
+        for bad in ["", "adaptive soon", "fixed", "sometimes 5ms"] {
+            assert!(FanoutWindow::from_env(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,8 +6,10 @@ use crate::restore::Restored;
 
 impl Context<'_> {
     /// Takes over the context kept under `flag` from a closed connection (imi's
-    /// `ConnectionContext::restore`): this connection then holds the flag, is in the closed
-    /// connection's groups, and has its data (overwriting its own values of the same keys).
+    /// `ConnectionContext::restore`): this connection then holds the flag (replacing any flag
+    /// it had), is in the closed connection's groups too (up to
+    /// [`max_groups_per_connection`](crate::ServerConfig::max_groups_per_connection)), and has
+    /// its data (overwriting its own values of the same keys).
     /// Works once per kept context, and only with
     /// [`ServerConfig::keep_context`](crate::ServerConfig::keep_context) on; the handler's
     /// [`on_restore`](crate::Handler::on_restore) follows this call. Nothing is pushed.

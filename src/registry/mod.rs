@@ -31,7 +31,6 @@ pub(crate) use restore::{KeepHook, KeptContext, Source};
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -101,13 +100,6 @@ impl Registry {
             kept: None,
             keep_hook: OnceLock::new(),
         }
-    }
-
-    /// Keeps the context of a closing flag holder for `keep` (see
-    /// [`ServerConfig::keep_context`](crate::ServerConfig::keep_context)); `None`: never.
-    pub(crate) fn keeping(mut self, keep: Option<Duration>) -> Self {
-        self.kept = keep.map(|k| Mutex::new(Kept::new(k)));
-        self
     }
 
     fn table(&self, id: ClientId) -> Option<&RwLock<Table>> {

@@ -4,8 +4,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
+use super::kept::Kept;
 use super::{DataValue, Entry, Registry, remove_flag_member};
 use crate::id::ClientId;
 
@@ -42,12 +45,20 @@ pub(crate) struct Done {
 }
 
 impl Registry {
+    /// Keeps the context of a closing flag holder for `keep` (see
+    /// [`ServerConfig::keep_context`](crate::ServerConfig::keep_context)); `None`: never.
+    pub(crate) fn keeping(mut self, keep: Option<Duration>) -> Self {
+        self.kept = keep.map(|k| Mutex::new(Kept::new(k)));
+        self
+    }
+
     /// Whether closing flag holders' contexts are kept.
     pub(crate) fn is_keeping(&self) -> bool {
         self.kept.is_some()
     }
 
     /// Sets the hook told of every context kept (once; later calls are ignored).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // only the Redis store keeps copies
     pub(crate) fn set_keep_hook(&self, hook: KeepHook) {
         let _ = self.keep_hook.set(hook);
     }

@@ -557,9 +557,9 @@ impl Worker {
 
     /// Works on the fan-out flush: a round writes every held connection, at most
     /// [`FANOUT_CHUNK`] per turn so that the loop keeps reading and answering in between; a
-    /// new round starts once the window since the last one began has passed (at once after
-    /// a quiet spell), or straight away when the loop is stopping. Connections that get
-    /// fan-out frames during a round after their write wait for the next one.
+    /// new round starts once the fan-out window allows (see [`super::pacer`]), or straight
+    /// away when the loop is stopping. Connections that get fan-out frames during a round
+    /// after their write wait for the next one.
     pub(super) fn flush_held(&mut self, now: Instant) {
         if self.round_pos >= self.round.len() {
             self.round.clear();
@@ -567,7 +567,7 @@ impl Worker {
             if self.held.is_empty() || (now < self.next_round() && self.stopping.is_none()) {
                 return;
             }
-            self.fanout_at = Some(now);
+            self.pacer.started(now);
             std::mem::swap(&mut self.round, &mut self.held);
         }
         let round = std::mem::take(&mut self.round);
@@ -575,15 +575,14 @@ impl Worker {
         self.flush_slots(&round[self.round_pos..end], Pending::Held);
         self.round = round;
         self.round_pos = end;
+        if end >= self.round.len() {
+            self.pacer.finished(Instant::now(), !self.held.is_empty());
+        }
     }
 
-    /// When the next fan-out round may start: a window after the last one began, or at once
-    /// if there was none.
+    /// When the next fan-out round may start.
     pub(super) fn next_round(&self) -> Instant {
-        match self.fanout_at {
-            Some(last) => last + self.config.fanout_coalesce,
-            None => self.epoch,
-        }
+        self.pacer.next_round(self.epoch)
     }
 
     /// Whether a fan-out round is part done.

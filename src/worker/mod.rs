@@ -4,11 +4,13 @@
 //! bounded batch of commands from the mailbox, then flush every connection due — one
 //! vectored write per connection, however many frames were queued to it. A connection that
 //! got a message of its own (a reply, a push to it alone, a ping, a close) is due this turn;
-//! one holding only fan-out frames waits for the next fan-out round, which starts at most once
-//! per `RuntimeConfig::fanout_coalesce` and is written `FANOUT_CHUNK` connections per turn.
+//! one holding only fan-out frames waits for the next fan-out round, which starts when the
+//! fan-out window allows (`RuntimeConfig::fanout_window`, sized by [`pacer`]) and is written
+//! `FANOUT_CHUNK` connections per turn.
 //! Per-connection I/O and the close paths live in [`io`].
 
 mod io;
+mod pacer;
 mod remote;
 mod restored;
 pub(crate) mod slots;
@@ -85,8 +87,8 @@ pub(crate) struct Worker {
     /// The fan-out round under way, written up to `round_pos`.
     round: Vec<u32>,
     round_pos: usize,
-    /// When the last fan-out round began.
-    fanout_at: Option<Instant>,
+    /// When the next fan-out round may start.
+    pacer: pacer::Pacer,
     /// Connections whose read budget ran out: read again next turn.
     again: Vec<u32>,
     /// The slots a command names, reused from command to command.
@@ -132,7 +134,7 @@ impl Worker {
             held: Vec::new(),
             round: Vec::new(),
             round_pos: 0,
-            fanout_at: None,
+            pacer: pacer::Pacer::new(config.fanout_window),
             again: Vec::new(),
             targets: Vec::new(),
             config,
@@ -231,7 +233,7 @@ impl Worker {
             }
             self.run_local();
             self.flush_dirty();
-            self.flush_held(now);
+            self.flush_held(Instant::now());
             if let Some(deadline) = self.stopping {
                 if self.conns.is_empty() {
                     // Worker messages already counted as delivered to this loop still run.
@@ -508,6 +510,10 @@ impl Worker {
                     LocalTarget::All { .. } => true,
                 };
                 let slots = self.targets_of(server, &target, at);
+                if fan_out && !slots.is_empty() {
+                    let idle = self.held.is_empty() && !self.in_round();
+                    self.pacer.arrived(Instant::now(), idle);
+                }
                 for &slot in &slots {
                     let Some(conn) = self.conns.get_mut(slot) else {
                         continue;

@@ -20,6 +20,19 @@ pub struct Keeper {
 }
 
 impl Handler for Keeper {
+    /// `/?restore=F` restores flag `F` at once and sends the answer as the first message.
+    fn on_open(&mut self, ctx: &mut Context<'_>) {
+        let flag = ctx
+            .request()
+            .and_then(|r| r.query())
+            .and_then(|q| q.strip_prefix("restore="))
+            .map(str::to_owned);
+        if let Some(flag) = flag {
+            let reply = answer(ctx.restore(&flag));
+            let _ = ctx.send_raw(reply);
+        }
+    }
+
     fn on_message(&mut self, ctx: &mut Context<'_>, message: Message<'_>) {
         let text = message.as_text().unwrap_or("").to_owned();
         let (verb, arg) = text.split_once(':').unwrap_or((&text, ""));

@@ -18,6 +18,7 @@ use crate::target::Scope;
 impl ClusterBackend {
     /// Keeps closed contexts in `store` too: every context this instance keeps is copied
     /// there, and restores take from there.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // only the Redis store keeps copies
     pub(crate) fn keeping(mut self, store: Arc<dyn KeptStore>, delivery: &Delivery) -> Self {
         let copy = store.clone();
         delivery.set_keep_hook(Box::new(move |flag, from, context| {

@@ -1,0 +1,189 @@
+//! The load benchmark's tables: one per fan-out phase, echo and memory, the ratios to the
+//! baselines, and the fan-out window's targets checked against the same run's figures.
+
+use super::{Fig, Opts, Summary};
+
+/// Prints every table for `rows` (server, clients, medians).
+pub(super) fn print(rows: &[(String, usize, Summary)], o: &Opts) {
+    println!("\nmedians of {} run(s); latencies in ms", o.runs);
+    let phases = o.phases(o.clients.first().copied().unwrap_or(1000));
+    for (i, phase) in phases.iter().enumerate() {
+        println!("\nfan-out, {}", phase.name);
+        let head = [
+            "server",
+            "clients",
+            "deliv/s",
+            "res p50",
+            "res p99",
+            "last p50",
+            "last p99",
+            "µs/deliv",
+            "srv%",
+            "cli%",
+            "oth%",
+        ];
+        let widths = [12, 7, 10, 8, 8, 8, 8, 8, 5, 5, 5];
+        line(&widths, head.iter().map(|h| h.to_string()).collect());
+        for (kind, n, s) in rows {
+            let Some(f) = s.fanout.get(i) else { continue };
+            line(
+                &widths,
+                vec![
+                    kind.clone(),
+                    n.to_string(),
+                    format!("{:.0}", f.deliveries_per_s),
+                    format!("{:.2}", f.result_p50),
+                    format!("{:.2}", f.result_p99),
+                    format!("{:.2}", f.last_p50),
+                    format!("{:.2}", f.last_p99),
+                    format!("{:.3}", f.cpu_per_delivery_us),
+                    format!("{:.0}", f.server_cpu),
+                    format!("{:.0}", f.client_cpu),
+                    format!("{:.0}", f.other_cpu),
+                ],
+            );
+        }
+    }
+    println!("\necho and memory");
+    let widths = [12, 7, 8, 6, 6, 7, 7, 7];
+    let head = [
+        "server", "clients", "echo/s", "p50", "p99", "µs/echo", "RSS B/c", "conn/s",
+    ];
+    line(&widths, head.iter().map(|h| h.to_string()).collect());
+    for (kind, n, s) in rows {
+        line(
+            &widths,
+            vec![
+                kind.clone(),
+                n.to_string(),
+                format!("{:.0}", s.echo_per_s),
+                format!("{:.3}", s.echo_p50),
+                format!("{:.3}", s.echo_p99),
+                format!("{:.2}", s.cpu_per_echo_us),
+                format!("{:.0}", s.rss_per_conn),
+                format!("{:.0}", s.connect_per_s),
+            ],
+        );
+    }
+    println!(
+        "deliv/s: broadcast frames received by all clients per second; res / last: send → \
+         broadcastResult / → the last client's delivery;\nµs/deliv, µs/echo: the server \
+         process's user+system CPU time per delivery / per echo round trip; srv% cli% oth%: CPU \
+         of the server, of this load generator, of everything else during the phase (100% = \
+         one core);\nRSS B/c: the server's resident memory per idle connection; conn/s: \
+         connects + handshakes per second"
+    );
+    let find = |k: &str, n: usize| {
+        rows.iter()
+            .find(|(kind, m, _)| kind == k && *m == n)
+            .map(|r| &r.2)
+    };
+    for base in ["floor", "tokio"] {
+        let pairs: Vec<_> = o
+            .clients
+            .iter()
+            .filter_map(|&n| Some((n, find("corepush", n)?, find(base, n)?)))
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        println!(
+            "\ncorepush / {base} (deliveries/s, echo/s: higher is better; CPU: lower is better)"
+        );
+        println!(
+            "{:>7} {:>13} {:>17} {:>12} {:>14} {:>14}",
+            "clients", "deliveries/s", "CPU per delivery", "echo/s", "CPU per echo", "RSS per conn"
+        );
+        for (n, c, f) in pairs {
+            let (Some(cf), Some(ff)) = (c.fanout.first(), f.fanout.first()) else {
+                continue;
+            };
+            println!(
+                "{n:>7} {:>12.2}x {:>16.2}x {:>11.2}x {:>13.2}x {:>13.2}x",
+                cf.deliveries_per_s / ff.deliveries_per_s,
+                cf.cpu_per_delivery_us / ff.cpu_per_delivery_us,
+                c.echo_per_s / f.echo_per_s,
+                c.cpu_per_echo_us / f.cpu_per_echo_us,
+                c.rss_per_conn / f.rss_per_conn,
+            );
+        }
+    }
+    targets(o, find);
+}
+
+/// The fan-out window's targets, where the run has what they compare.
+fn targets<'a>(o: &Opts, find: impl Fn(&str, usize) -> Option<&'a Summary>) {
+    println!("\ntargets (corepush: the default, adaptive window)");
+    for &n in &o.clients {
+        let Some(c) = find("corepush", n) else {
+            continue;
+        };
+        let phases = o.phases(n);
+        if let (Some(cf), Some(t)) = (c.fanout.first(), find("tokio", n).and_then(first)) {
+            let ratio = cf.deliveries_per_s / t.deliveries_per_s;
+            println!(
+                "{n:>6} clients, {}: deliveries/s {ratio:.2}× tokio (target ≥ 2.5×): {}",
+                phases[0].name,
+                verdict(ratio >= 2.5)
+            );
+        }
+        if let Some(cf) = c.fanout.get(1) {
+            println!(
+                "{n:>6} clients, {}: {:.3} µs server CPU per delivery (target ≤ 0.5 at 1,000 \
+                 clients){}",
+                phases[1].name,
+                cf.cpu_per_delivery_us,
+                if n == 1000 {
+                    format!(": {}", verdict(cf.cpu_per_delivery_us <= 0.5))
+                } else {
+                    String::new()
+                }
+            );
+        }
+        for (i, phase) in phases.iter().enumerate().skip(2) {
+            let Some(cf) = c.fanout.get(i) else { continue };
+            let bases: Vec<&Fig> = ["floor", "corepush@0"]
+                .iter()
+                .filter_map(|k| find(k, n)?.fanout.get(i))
+                .collect();
+            if bases.is_empty() {
+                continue;
+            }
+            let best = |f: fn(&Fig) -> f64| bases.iter().map(|b| f(b)).fold(f64::MAX, f64::min);
+            let (p50, p99) = (best(|f| f.last_p50), best(|f| f.last_p99));
+            println!(
+                "{n:>6} clients, {}: last p50 {:.2} ms (best baseline {p50:.2}), p99 {:.2} ms \
+                 ({p99:.2}): {}",
+                phase.name,
+                cf.last_p50,
+                cf.last_p99,
+                verdict(cf.last_p50 <= p50 && cf.last_p99 <= p99)
+            );
+        }
+    }
+}
+
+fn first(s: &Summary) -> Option<&Fig> {
+    s.fanout.first()
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+/// One table line, the first cell left-aligned.
+fn line(widths: &[usize], cells: Vec<String>) {
+    let padded: Vec<String> = cells
+        .iter()
+        .zip(widths)
+        .enumerate()
+        .map(|(i, (c, &w))| {
+            if i == 0 {
+                format!("{c:<w$}")
+            } else {
+                format!("{c:>w$}")
+            }
+        })
+        .collect();
+    println!("{}", padded.join(" "));
+}

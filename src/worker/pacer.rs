@@ -1,0 +1,246 @@
+//! When a core loop's next fan-out round may start: the policy of
+//! [`FanoutWindow`](crate::FanoutWindow), kept apart from the loop so that it can be tested
+//! on its own, with made-up clocks.
+//!
+//! The loop tells the pacer three things: a fan-out message reached connections (and whether
+//! it found the loop quiet), a round started, a round finished (and whether anything is held
+//! for the next one). The pacer answers one question: from when may the next round start.
+
+use std::time::{Duration, Instant};
+
+use crate::config::FanoutWindow;
+
+/// One core loop's fan-out window.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    window: FanoutWindow,
+    /// When the last round began.
+    began: Option<Instant>,
+    /// Adaptive: the window open now, after `began`.
+    open: Duration,
+    /// Fan-out messages since the last round began.
+    since_round: u32,
+    /// How long the last finished round took to write.
+    round_time: Duration,
+    /// The burst under way: the quiet arrival that began it, its last arrival, its size.
+    burst: Option<(Instant, Instant, u32)>,
+    /// How long a round waits after a quiet arrival, learned from the last burst.
+    linger: Duration,
+    /// When the round for what is held may start, if a quiet arrival set it.
+    due: Option<Instant>,
+}
+
+impl Pacer {
+    pub(crate) fn new(window: FanoutWindow) -> Self {
+        Pacer {
+            window,
+            began: None,
+            open: Duration::ZERO,
+            since_round: 0,
+            round_time: Duration::ZERO,
+            burst: None,
+            linger: Duration::ZERO,
+            due: None,
+        }
+    }
+
+    /// A fan-out message reached connections at `now`; `idle`: the loop held nothing and had
+    /// no round under way when it came.
+    pub(crate) fn arrived(&mut self, now: Instant, idle: bool) {
+        self.since_round = self.since_round.saturating_add(1);
+        let FanoutWindow::Adaptive { max } = self.window else {
+            return;
+        };
+        let quiet = idle && self.began.is_none_or(|b| now >= b + self.open);
+        if !quiet {
+            if let Some((_, last, n)) = &mut self.burst {
+                *last = now;
+                *n = n.saturating_add(1);
+            }
+            return;
+        }
+        // The last burst ends here: if it had company, the next one is awaited for a while.
+        if let Some((first, last, n)) = self.burst {
+            self.linger = if n >= 2 {
+                (last.saturating_duration_since(first) * 2)
+                    .min(self.round_time)
+                    .min(max)
+            } else {
+                Duration::ZERO
+            };
+        }
+        self.burst = Some((now, now, 1));
+        self.open = Duration::ZERO;
+        self.due = Some(now + self.linger);
+    }
+
+    /// From when the next round may start (it starts only if something is held).
+    pub(crate) fn next_round(&self, epoch: Instant) -> Instant {
+        match self.window {
+            FanoutWindow::Fixed(window) => self.began.map_or(epoch, |b| b + window),
+            FanoutWindow::Adaptive { .. } => match (self.due, self.began) {
+                (Some(due), _) => due,
+                (None, Some(b)) => b + self.open,
+                (None, None) => epoch,
+            },
+        }
+    }
+
+    /// A round began at `now`.
+    pub(crate) fn started(&mut self, now: Instant) {
+        if let FanoutWindow::Adaptive { max } = self.window {
+            // More messages came in the time of one round than one round carries: the loop
+            // cannot keep up by writing at once, so it waits a round's time per extra one.
+            self.open = if self.since_round >= 2 {
+                self.round_time
+                    .saturating_mul(self.since_round - 1)
+                    .min(max)
+            } else {
+                Duration::ZERO
+            };
+        }
+        self.began = Some(now);
+        self.since_round = 0;
+        self.due = None;
+    }
+
+    /// The round under way was written to its end at `now`; `held`: connections got fan-out
+    /// frames meanwhile after their write, and wait for the next round.
+    pub(crate) fn finished(&mut self, now: Instant, held: bool) {
+        if let Some(b) = self.began {
+            self.round_time = now.saturating_duration_since(b);
+        }
+        if !held {
+            self.open = Duration::ZERO;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: Duration = Duration::from_millis(10);
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    fn adaptive() -> (Pacer, Instant) {
+        (
+            Pacer::new(FanoutWindow::Adaptive { max: MAX }),
+            Instant::now(),
+        )
+    }
+
+    /// One round: a message at `at` (quiet or not), the round when allowed, written in `took`.
+    fn round(p: &mut Pacer, epoch: Instant, at: Instant, took: Duration, held: bool) -> Instant {
+        let start = p.next_round(epoch).max(at);
+        p.started(start);
+        p.finished(start + took, held);
+        start
+    }
+
+    #[test]
+    fn a_lone_message_and_a_light_stream_go_at_once() {
+        let (mut p, t0) = adaptive();
+        for k in 0..5u32 {
+            // One message every 5 ms, a round taking 1 ms to write.
+            let at = t0 + Duration::from_millis(5) * k;
+            p.arrived(at, true);
+            assert_eq!(p.next_round(t0).max(at), at, "message {k}");
+            round(&mut p, t0, at, Duration::from_millis(1), false);
+        }
+    }
+
+    /// Messages every `every` from `t0` on, rounds taking `took`: the window at each round.
+    fn steady(every: Duration, took: Duration, rounds: usize) -> Vec<Duration> {
+        let (mut p, t0) = adaptive();
+        let mut next = t0;
+        let mut windows = Vec::new();
+        let mut now = t0;
+        for _ in 0..rounds {
+            // Whatever arrives before the round may start.
+            loop {
+                let held = next <= now;
+                if next <= p.next_round(t0).max(now) || held {
+                    let idle = windows.is_empty() && next == t0;
+                    p.arrived(next, idle || next > now);
+                    now = now.max(next);
+                    next += every;
+                } else {
+                    break;
+                }
+            }
+            let start = p.next_round(t0).max(now);
+            p.started(start);
+            windows.push(p.open);
+            now = start + took;
+            p.finished(now, next <= now);
+        }
+        windows
+    }
+
+    #[test]
+    fn fan_out_faster_than_rounds_opens_the_window_up_to_max() {
+        let windows = steady(us(100), us(500), 12);
+        assert!(windows.windows(2).all(|w| w[1] >= w[0]), "{windows:?}");
+        assert_eq!(*windows.last().unwrap(), MAX, "{windows:?}");
+    }
+
+    #[test]
+    fn fan_out_slower_than_rounds_keeps_it_shut() {
+        let windows = steady(us(2000), us(500), 12);
+        assert!(windows.iter().all(|w| w.is_zero()), "{windows:?}");
+    }
+
+    #[test]
+    fn the_window_closes_once_a_round_leaves_nothing_held() {
+        let (mut p, t0) = adaptive();
+        p.arrived(t0, true);
+        p.started(t0);
+        for k in 1..=4 {
+            p.arrived(t0 + us(k), false);
+        }
+        p.finished(t0 + us(500), true);
+        p.started(t0 + us(500));
+        assert!(p.open > Duration::ZERO);
+        p.finished(t0 + us(900), false);
+        // Right after, well inside the window that was open: at once.
+        let at = t0 + Duration::from_millis(1);
+        p.arrived(at, true);
+        assert!(p.next_round(t0) <= at + us(900));
+    }
+
+    #[test]
+    fn a_recurring_burst_is_awaited_for_twice_its_spread() {
+        let (mut p, t0) = adaptive();
+        let mut at = t0;
+        let mut starts = Vec::new();
+        for _ in 0..4 {
+            // Four messages 30 µs apart after a quiet spell; rounds take 1 ms.
+            p.arrived(at, true);
+            let first = p.next_round(t0).max(at);
+            for k in 1..=3 {
+                p.arrived(at + us(30 * k), false);
+            }
+            starts.push(first.saturating_duration_since(at));
+            let start = round(&mut p, t0, at, Duration::from_millis(1), false);
+            at = start + Duration::from_millis(3);
+        }
+        assert_eq!(starts[0], Duration::ZERO, "the first burst teaches");
+        assert!(starts[1..].iter().all(|&s| s == us(180)), "{starts:?}");
+    }
+
+    #[test]
+    fn a_fixed_window_spaces_rounds() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(FanoutWindow::Fixed(MAX));
+        assert_eq!(p.next_round(t0), t0);
+        p.arrived(t0, true);
+        p.started(t0);
+        p.finished(t0 + us(10), false);
+        p.arrived(t0 + us(20), true);
+        assert_eq!(p.next_round(t0), t0 + MAX);
+    }
+}
