@@ -152,6 +152,9 @@ pub fn build(opts: &Options) -> corepush::Result<Runtime> {
     let mut server = server.unwrap_or_else(|| ServerConfig::websocket(SERVER, addr));
     server.name = SERVER.to_owned();
     server.addr = addr;
+    if opts.deflate && server.permessage_deflate.is_none() {
+        server = server.permessage_deflate(corepush::DeflateConfig::default());
+    }
     if let Some(ms) = opts.keep_ms {
         server = server.keep_context(std::time::Duration::from_millis(ms));
     }

@@ -283,6 +283,9 @@ pub struct ServerConfig {
     /// for (`Forwarded: for=`, else `X-Forwarded-For`). Checked when the runtime starts.
     /// Defaults to none: the client's address is the socket's peer.
     pub trusted_proxies: Vec<String>,
+    /// permessage-deflate (RFC 7692) for the WebSocket clients that offer it. Defaults to
+    /// `None`: no client's offer is accepted and every message goes out as it is.
+    pub permessage_deflate: Option<crate::compression::DeflateConfig>,
     /// The history kept per group and per flag, for recovery after a reconnect (see
     /// [`crate::history`]). Defaults to none.
     pub history: HistoryConfig,
@@ -318,6 +321,7 @@ impl ServerConfig {
             keep_context: None,
             subprotocols: Vec::new(),
             trusted_proxies: Vec::new(),
+            permessage_deflate: None,
             history: HistoryConfig::default(),
             listen: true,
             #[cfg(feature = "tls")]
@@ -351,6 +355,13 @@ impl ServerConfig {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`permessage_deflate`](ServerConfig::permessage_deflate): compression for the
+    /// clients that offer it.
+    pub fn permessage_deflate(mut self, deflate: crate::compression::DeflateConfig) -> Self {
+        self.permessage_deflate = Some(deflate);
         self
     }
 

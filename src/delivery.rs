@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::codec::{SharedFrame, frame};
+use crate::codec::{Frame, SharedFrame, frame};
 use crate::error::{Error, Result};
 use crate::id::{ClientId, WorkerId};
 use crate::mailbox::{Command, LocalTarget, Mailbox, Offer, RemoteEvent, current_worker_runtime};
@@ -311,11 +311,11 @@ impl Delivery {
 
     /// Frames a payload for this server's protocol, once for every receiver.
     pub(crate) fn frame(&self, payload: Payload<'_>) -> Result<SharedFrame> {
-        Ok(Arc::new(frame(
+        Ok(Arc::new(Frame::new(frame(
             self.server.config.protocol,
             payload.is_text,
             payload.bytes,
-        )?))
+        )?)))
     }
 
     /// Delivers a framed message to the targets connected to this instance.

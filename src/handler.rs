@@ -18,6 +18,7 @@ use crate::parser::{DataParser, encode_with};
 use crate::shared::ServerShared;
 use crate::target::Raw;
 
+mod history;
 mod restore;
 
 /// The application logic of one server. The runtime builds one handler per core loop (with
@@ -354,27 +355,6 @@ impl Context<'_> {
                 .is_ok_and(|a| a.value),
             Conn::Remote(_) => false,
         }
-    }
-
-    /// Joins a group and queues what this connection missed since `since`, in one step: see
-    /// [`Server::join_recovering`]. From a core loop, where the history lives in Redis, it
-    /// fails with [`Error::WouldBlock`]: make the call from another thread.
-    pub fn join_recovering(
-        &mut self,
-        group: &str,
-        since: Option<&crate::StreamPosition>,
-    ) -> Result<crate::Recovery> {
-        self.server.join_recovering(self.client_id(), group, since)
-    }
-
-    /// Binds a flag and queues what this connection missed since `since`, in one step: see
-    /// [`Server::bind_recovering`].
-    pub fn bind_recovering(
-        &mut self,
-        flag: &str,
-        since: Option<&crate::StreamPosition>,
-    ) -> Result<crate::Recovery> {
-        self.server.bind_recovering(self.client_id(), flag, since)
     }
 
     /// Leaves a group; returns whether this connection was a member.

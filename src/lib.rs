@@ -100,6 +100,16 @@
 //! a client may restore on another instance (its data crossing as JSON); the Channel and
 //! Gateway backends keep none ([`Error::Unsupported`]).
 //!
+//! ## History and recovery
+//!
+//! With [`ServerConfig::history`], chosen groups and flags keep their last N messages and/or
+//! the last T, each under an offset within an epoch ([`history`]). A client that reconnects
+//! with the position it had ([`StreamPosition`]) calls [`Server::join_recovering`] /
+//! [`Server::bind_recovering`] (or the [`Context`] forms) instead of `join` / `bind`: it
+//! becomes a member and receives what it missed, then live messages, each exactly once and
+//! in order — or learns from [`Recovery::recovered`] that the history no longer covers it.
+//! On the Redis backend the history lives in Redis, so it may recover on any instance.
+//!
 //! ## Choosing a backend
 //!
 //! | backend | scope |
@@ -206,6 +216,17 @@
 //! what it reads and encrypts at flush — so a broadcast is still framed once and shared by
 //! every queue in clear, and each connection encrypts its own copy as it is written.
 //!
+//! ## Compression
+//!
+//! [`ServerConfig::permessage_deflate`] turns on permessage-deflate (RFC 7692) for the
+//! WebSocket clients that offer it, browsers among them; the others are served as before. A
+//! message to many clients is compressed once, by the first core loop that needs it, and the
+//! compressed frame is shared by every client that negotiated the extension, as the plain
+//! frame is by the others (the server keeps no compression context between messages unless
+//! [`DeflateConfig::server_context_takeover`] asks for one per connection). What clients send
+//! compressed is inflated under `max_message_size`: a message that would inflate past it is
+//! refused (close 1009) before it is, whatever its compressed size.
+//!
 //! ## Shutdown
 //!
 //! [`Runtime::run`] blocks until Ctrl-C or SIGTERM; a [`ShutdownHandle`] stops the runtime
@@ -220,6 +241,7 @@ mod backend;
 mod channel;
 mod cluster;
 mod codec;
+mod compression;
 mod config;
 mod config_file;
 mod conn;
@@ -254,6 +276,7 @@ mod worker;
 
 pub use channel::{ChannelConfig, ChannelServer};
 pub use codec::Message;
+pub use compression::DeflateConfig;
 #[cfg(feature = "redis")]
 pub use config::RedisConfig;
 pub use config::{

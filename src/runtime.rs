@@ -152,6 +152,12 @@ impl RuntimeBuilder {
                     )));
                 }
             }
+            if c.permessage_deflate.is_some_and(|d| d.level > 9) {
+                return Err(Error::Config(format!(
+                    "server {:?}: permessage_deflate: the level is 0 to 9",
+                    c.name
+                )));
+            }
             if c.max_message_size == 0 {
                 return Err(Error::Config(format!(
                     "server {:?}: max_message_size must be > 0",

@@ -43,6 +43,11 @@ pub struct Stats {
     /// Bytes written to clients (not counting HTTP answers: the 101 of an upgrade, the answers
     /// to plain requests and refusals).
     pub bytes_out: u64,
+    /// Messages compressed for permessage-deflate clients: once per message for all the
+    /// clients that share its compressed form (the default), once per client where the server
+    /// keeps a context per connection
+    /// ([`DeflateConfig::server_context_takeover`](crate::DeflateConfig::server_context_takeover)).
+    pub frames_compressed: u64,
     /// Write system calls that carried them: `messages_out / writes` is how many frames a
     /// write carries on average (see `RuntimeConfig::fanout_window`).
     pub writes: u64,
@@ -100,6 +105,7 @@ counters!(
     bytes_in,
     messages_out,
     bytes_out,
+    frames_compressed,
     writes,
     dropped,
     slow_consumer_closes,

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use corepush::{
-    BackendConfig, ChannelBackendConfig, ConfigFile, ConfigFormat, Error, FanoutWindow,
-    GatewayBackendConfig, Protocol, RedisConfig, Runtime, ServerConfig, SlowConsumer,
+    BackendConfig, ChannelBackendConfig, ConfigFile, ConfigFormat, DeflateConfig, Error,
+    FanoutWindow, GatewayBackendConfig, Protocol, RedisConfig, Runtime, ServerConfig, SlowConsumer,
 };
 
 const EVERY_FIELD_TOML: &str = r#"
@@ -37,6 +37,11 @@ idle_timeout = "30s"
 max_groups_per_connection = 5
 subprotocols = ["chat.v2", "chat.v1"]
 trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+permessage_deflate = true
+deflate_level = 3
+deflate_min_size = 256
+deflate_server_context_takeover = true
+deflate_client_no_context_takeover = true
 
 [servers.ws.backend]
 type = "redis"
@@ -91,6 +96,8 @@ const EVERY_FIELD_JSON: &str = r#"{
       "max_connections_per_ip": 2, "max_outbound_bytes": 8192, "slow_consumer": "drop",
       "idle_timeout": "30s", "max_groups_per_connection": 5,
       "subprotocols": ["chat.v2", "chat.v1"], "trusted_proxies": ["127.0.0.1", "10.0.0.0/8"],
+      "permessage_deflate": true, "deflate_level": 3, "deflate_min_size": 256,
+      "deflate_server_context_takeover": true, "deflate_client_no_context_takeover": true,
       "backend": {
         "type": "redis", "url": "redis://:pw@127.0.0.1:6380/2", "prefix": "app",
         "query_timeout": "750ms", "name": "eu-1"
@@ -174,6 +181,12 @@ fn assert_every_field(file: &ConfigFile) {
     assert_eq!(ws.max_groups_per_connection, 5);
     assert_eq!(ws.subprotocols, ["chat.v2", "chat.v1"]);
     assert_eq!(ws.trusted_proxies, ["127.0.0.1", "10.0.0.0/8"]);
+    let deflate = DeflateConfig::default()
+        .level(3)
+        .min_size(256)
+        .server_context_takeover(true)
+        .client_no_context_takeover(true);
+    assert_eq!(ws.permessage_deflate, Some(deflate));
     let redis = RedisConfig::default()
         .url("redis://:pw@127.0.0.1:6380/2")
         .prefix("app")

@@ -215,3 +215,15 @@ fn a_rule_without_a_bound_is_refused_at_start() {
     let started = Runtime::builder().workers(1).server(config).start();
     assert!(matches!(started, Err(corepush::Error::Config(_))));
 }
+
+#[test]
+fn a_history_is_configured_in_files_too() {
+    let history = |line: &str| {
+        let text = format!("[servers.ws]\naddr = \"127.0.0.1:0\"\n{line}");
+        let file = corepush::ConfigFile::parse(&text, corepush::ConfigFormat::Toml).unwrap();
+        file.server("ws").unwrap().history.clone()
+    };
+    assert!(history("").is_off(), "off by default");
+    assert!(history("history = 0").is_off());
+    assert_eq!(history("history = 50"), HistoryConfig::everything(50));
+}

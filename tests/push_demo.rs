@@ -659,7 +659,7 @@ fn parse_args_accepts_the_documented_flags() {
     assert!(defaults.workers >= 1);
     let all = run("--port 0 --host 0.0.0.0 --workers 3 --backend local \
         --redis-url redis://127.0.0.1:6379/ --channel 127.0.0.1:13005 --token t0 --instance eu-1 \
-        --gateway a:1,b:2 --secret s3");
+        --gateway a:1,b:2 --secret s3 --deflate");
     let expected = Options {
         host: "0.0.0.0".into(),
         port: 0,
@@ -674,6 +674,7 @@ fn parse_args_accepts_the_documented_flags() {
         config: None,
         tls_cert: None,
         tls_key: None,
+        deflate: true,
         keep_ms: None,
         history: 0,
     };

@@ -127,3 +127,77 @@ fn redis_going_away_is_an_error_and_coming_back_works() {
 fn pair(redis: &RedisServer) -> Pair {
     Pair::start(|name| instance(redis, name))
 }
+
+/// One demo instance on `redis` keeping the last `n` messages of every group and flag.
+fn with_history(redis: &RedisServer, n: usize) -> (Runtime, SocketAddr) {
+    let url = redis.url();
+    let n = n.to_string();
+    let args = [
+        "--port",
+        "0",
+        "--workers",
+        "2",
+        "--backend",
+        "redis",
+        "--redis-url",
+        &url,
+        "--history",
+        &n,
+    ];
+    let Ok(Cli::Run(opts)) = parse_args(args) else {
+        panic!("the arguments parse")
+    };
+    let rt = build(&opts).expect("an instance");
+    let addr = rt.local_addr(SERVER).expect("local addr");
+    (rt, addr)
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn recover_on_another_instance() {
+    use push_demo_cluster::Client;
+    use serde_json::json;
+    let redis = redis_or_skip!("recover_on_another_instance");
+    let (a, addr_a) = with_history(&redis, 3);
+    let (b, addr_b) = with_history(&redis, 3);
+    let mut x = Client::connect(addr_a);
+    let mut p = Client::connect(addr_b);
+    let at = x.ok(json!({"op": "join", "group": "g", "position": true}));
+    let epoch = at["epoch"].as_str().expect("an epoch").to_owned();
+    assert!(!epoch.is_empty());
+    assert_eq!(at["offset"], json!(0));
+    p.ok(json!({"op": "sendRawToGroup", "group": "g", "text": "m1"}));
+    x.expect_raw("m1");
+    drop(x);
+    for m in ["m2", "m3", "m4"] {
+        p.ok(json!({"op": "sendRawToGroup", "group": "g", "text": m}));
+    }
+    // Left instance A, comes back on B.
+    let mut y = Client::connect(addr_b);
+    let r = y.ok(json!({"op": "recover", "group": "g", "epoch": epoch, "offset": 1}));
+    // Pushes to kept names are kept by Redis after the op answered: those not yet kept at
+    // the recovery arrive live, after the missed ones.
+    assert_eq!(r["recovered"], json!(true), "{r}");
+    let missed = r["missed"].as_u64().expect("missed");
+    assert!((1..=3).contains(&missed), "{r}");
+    for m in ["m2", "m3", "m4"] {
+        y.expect_raw(m);
+    }
+    p.ok(json!({"op": "sendRawToGroup", "group": "g", "text": "m5"}));
+    y.expect_raw("m5");
+    let mut z = Client::connect(addr_a);
+    let r = z.ok(json!({"op": "recover", "group": "g", "epoch": epoch, "offset": 1}));
+    assert_eq!(r, json!({"recovered": false}), "m2 is no longer kept");
+    // Flags, with the position from bind.
+    let at = z.ok(json!({"op": "bind", "flag": "u", "position": true}));
+    assert_eq!(at, json!({"epoch": epoch, "offset": 0}));
+    drop(z);
+    p.ok(json!({"op": "sendRawByFlag", "flag": "u", "text": "f1"}));
+    let mut w = Client::connect(addr_b);
+    let r = w.ok(json!({"op": "recover", "flag": "u", "epoch": epoch, "offset": 0}));
+    assert_eq!(r["recovered"], json!(true), "{r}");
+    w.expect_raw("f1");
+    drop((y, w, p));
+    a.shutdown().expect("clean shutdown");
+    b.shutdown().expect("clean shutdown");
+}

@@ -66,6 +66,9 @@ pub struct Options {
     pub tls_cert: Option<String>,
     /// Serve `wss://`: the private key's PEM file (with `tls_cert`).
     pub tls_key: Option<String>,
+    /// Compress messages for the clients that offer permessage-deflate (RFC 7692), with the
+    /// default `DeflateConfig` unless the configuration file set one.
+    pub deflate: bool,
     /// How long a closed connection's flag context is kept for `restore`, in milliseconds
     /// (0 keeps nothing); `None` (the default) leaves it to `--config`'s `keep_context`, off
     /// without one.
@@ -91,6 +94,7 @@ impl Default for Options {
             config: None,
             tls_cert: None,
             tls_key: None,
+            deflate: false,
             keep_ms: None,
             history: 0,
         }
@@ -166,6 +170,9 @@ pub(crate) struct Flags {
     /// Serve wss://: the private key, PEM (with --tls-cert)
     #[arg(long, value_name = "FILE")]
     tls_key: Option<String>,
+    /// Compress messages for the clients that offer permessage-deflate (RFC 7692)
+    #[arg(long)]
+    deflate: bool,
     /// Keep a closed connection's flag context (data, groups) this long for restore
     /// [default: 0, off]
     #[arg(long, value_name = "MS")]
@@ -221,6 +228,7 @@ where
     overlay(&mut opts.host, flags.host);
     overlay(&mut opts.workers, flags.workers);
     overlay(&mut opts.backend, flags.backend);
+    opts.deflate |= flags.deflate;
     if flags.keep_ms.is_some() {
         opts.keep_ms = flags.keep_ms;
     }

@@ -26,6 +26,25 @@ pub(crate) fn keep(built: Built, config: &ServerConfig, delivery: &Arc<Delivery>
     history.validate()?;
     let keeper: Arc<dyn Keeper> = match &config.backend {
         BackendConfig::Local => Arc::new(LocalKeeper::new(history.clone(), delivery.clone())),
+        #[cfg(feature = "redis")]
+        BackendConfig::Redis(redis) => {
+            let (keeper, thread) = crate::history::redis::RedisKeeper::start(
+                history.clone(),
+                &redis.url,
+                &format!("{}:{}", redis.prefix, config.name),
+                delivery.clone(),
+            )?;
+            let mut threads = built.threads;
+            threads.push(thread);
+            return Ok(Built {
+                backend: Arc::new(WithHistory {
+                    inner: built.backend,
+                    keeper,
+                }),
+                local: built.local,
+                threads,
+            });
+        }
         BackendConfig::Fpm => return Ok(built),
         _ => {
             return Err(Error::Config(format!(
@@ -116,11 +135,14 @@ impl Backend for WithHistory {
         self.inner.remove_data(id, key, scope)
     }
     /// A counted push to kept names is kept like any other: it counts this instance's
-    /// connections (on a cluster, the others deliver it from the history's own channel).
+    /// connections, and where other instances are live (which deliver it from the history's
+    /// own channel, uncounted) the answer says it is not complete.
     fn gather(&self, request: &Request<'_>, scope: Scope<'_>) -> Result<Gathered> {
         if let Request::Push { target, payload } = request {
             if let Some(n) = self.keeper.push(target, *payload, scope) {
-                return Ok(Gathered::alone(Value::Count(n? as u64)));
+                let mut gathered = Gathered::alone(Value::Count(n? as u64));
+                gathered.complete = self.inner.instances().len() <= 1;
+                return Ok(gathered);
             }
         }
         self.inner.gather(request, scope)

@@ -1,4 +1,5 @@
-//! Server side of the WebSocket framing layer (RFC 6455), without extensions.
+//! Server side of the WebSocket framing layer (RFC 6455): the decoder of client frames, with
+//! permessage-deflate (RFC 7692) where it was negotiated. The encoder is in `ws_out.rs`.
 //!
 //! Header parsing is our own rather than tungstenite's `FrameHeader::parse`: that one
 //! needs a `Cursor`, returns the length before we can veto it, and accepts a 64-bit
@@ -7,24 +8,9 @@
 
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
+use super::deflate::Inflate;
 use super::message::{Message, ProtocolError};
-
-/// Opcode of an outgoing frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-// Ping is for server-side keepalive probes, which nothing sends yet.
-#[allow(dead_code)]
-pub(crate) enum OpKind {
-    /// A text message.
-    Text,
-    /// A binary message.
-    Binary,
-    /// A ping.
-    Ping,
-    /// A pong.
-    Pong,
-    /// A close frame.
-    Close,
-}
+pub(crate) use super::ws_out::{OpKind, close_payload, encode_deflated, encode_frame, header_len};
 
 /// Something decoded from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -77,6 +63,8 @@ struct Header {
     mask: [u8; 4],
     /// Payload length, already checked against the size limit.
     len: usize,
+    /// RSV1 on a data frame that starts a message: the message is compressed (RFC 7692).
+    compressed: bool,
     /// Header length in bytes.
     size: usize,
 }
@@ -118,6 +106,11 @@ pub(crate) struct WsDecoder {
     message: Vec<u8>,
     /// Opcode (Text or Binary) of the fragmented message in progress.
     message_op: Option<OpCode>,
+    /// Whether the fragmented message in progress is compressed.
+    message_compressed: bool,
+    /// The inflater where permessage-deflate was negotiated (RSV1 is an error without it);
+    /// boxed, with its buffer, so that connections without it pay one pointer.
+    inflate: Option<Box<Inflate>>,
     /// Set once a Close frame has been delivered.
     closed: bool,
 }
@@ -126,6 +119,16 @@ impl WsDecoder {
     /// An empty decoder.
     pub(crate) fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty decoder of a connection that negotiated permessage-deflate: compressed
+    /// messages (RSV1) are inflated, keeping the client's context from one to the next if
+    /// `client_takeover`.
+    pub(crate) fn with_deflate(client_takeover: bool) -> Self {
+        WsDecoder {
+            inflate: Some(Box::new(Inflate::new(client_takeover))),
+            ..Self::default()
+        }
     }
 
     /// Decodes every complete frame in (previously buffered bytes ++ input), calling `on` for each
@@ -153,7 +156,7 @@ impl WsDecoder {
                 if pending.got < pending.header.len {
                     self.pending = Some(pending);
                 } else {
-                    self.finish_buffered(pending.header, pending.dest, on)?;
+                    self.finish_buffered(pending.header, pending.dest, max_message_size, on)?;
                 }
                 continue;
             }
@@ -167,7 +170,7 @@ impl WsDecoder {
                 let payload = &mut input[pos..pos + header.len];
                 pos += header.len;
                 apply_mask(payload, header.mask, 0);
-                self.finish_in_place(header, dest, payload, on)?;
+                self.finish_in_place(header, dest, payload, max_message_size, on)?;
             } else {
                 // The loop's first branch collects what is here. No reserve(header.len):
                 // a client could claim a large frame and stall, and we only want to pay
@@ -199,6 +202,11 @@ impl WsDecoder {
         self.head_len + self.payload.len() + self.message.len()
     }
 
+    /// Whether RSV1 may mark a compressed message.
+    fn deflate(&self) -> bool {
+        self.inflate.is_some()
+    }
+
     /// Parses the next header from the saved header bytes plus `avail`, advancing
     /// `pos` past the bytes it used. `None` means `avail` ran out (the bytes are saved).
     fn next_header(
@@ -208,7 +216,7 @@ impl WsDecoder {
         pos: &mut usize,
     ) -> Result<Option<Header>, ProtocolError> {
         if self.head_len == 0 {
-            if let Some(header) = parse_header(avail, max_message_size)? {
+            if let Some(header) = parse_header(avail, max_message_size, self.deflate())? {
                 *pos += header.size;
                 return Ok(Some(header));
             }
@@ -225,7 +233,7 @@ impl WsDecoder {
         let old = self.head_len;
         let n = (MAX_HEADER - old).min(avail.len());
         self.head[old..old + n].copy_from_slice(&avail[..n]);
-        match parse_header(&self.head[..old + n], max_message_size)? {
+        match parse_header(&self.head[..old + n], max_message_size, self.deflate())? {
             Some(header) => {
                 self.head_len = 0;
                 *pos += header.size - old;
@@ -264,6 +272,7 @@ impl WsDecoder {
                     Ok(Dest::Single)
                 } else {
                     self.message_op = Some(header.opcode);
+                    self.message_compressed = header.compressed;
                     Ok(Dest::Message)
                 }
             }
@@ -277,13 +286,19 @@ impl WsDecoder {
         header: Header,
         dest: Dest,
         payload: &[u8],
+        max: usize,
         on: &mut dyn FnMut(Inbound<'_>),
     ) -> Result<(), ProtocolError> {
         match dest {
-            Dest::Single => deliver(header.opcode, payload, &mut self.closed, on),
+            Dest::Single => {
+                let result = expand(header.compressed, payload, &mut self.inflate, max)
+                    .and_then(|data| deliver(header.opcode, data, &mut self.closed, on));
+                self.recycle_inflated();
+                result
+            }
             Dest::Message => {
                 self.message.extend_from_slice(payload);
-                self.finish_buffered(header, dest, on)
+                self.finish_buffered(header, dest, max, on)
             }
         }
     }
@@ -293,28 +308,45 @@ impl WsDecoder {
         &mut self,
         header: Header,
         dest: Dest,
+        max: usize,
         on: &mut dyn FnMut(Inbound<'_>),
     ) -> Result<(), ProtocolError> {
         match dest {
             Dest::Single => {
-                let result = deliver(header.opcode, &self.payload, &mut self.closed, on);
+                let result = expand(header.compressed, &self.payload, &mut self.inflate, max)
+                    .and_then(|data| deliver(header.opcode, data, &mut self.closed, on));
                 recycle(&mut self.payload);
+                self.recycle_inflated();
                 result
             }
-            Dest::Message if header.fin => self.finish_message(on),
+            Dest::Message if header.fin => self.finish_message(max, on),
             Dest::Message => Ok(()),
         }
     }
 
     /// Delivers the assembled fragmented message and resets the assembly state.
-    fn finish_message(&mut self, on: &mut dyn FnMut(Inbound<'_>)) -> Result<(), ProtocolError> {
+    fn finish_message(
+        &mut self,
+        max: usize,
+        on: &mut dyn FnMut(Inbound<'_>),
+    ) -> Result<(), ProtocolError> {
+        let compressed = std::mem::take(&mut self.message_compressed);
         let result = match self.message_op.take() {
-            Some(op) => deliver(op, &self.message, &mut self.closed, on),
+            Some(op) => expand(compressed, &self.message, &mut self.inflate, max)
+                .and_then(|data| deliver(op, data, &mut self.closed, on)),
             // start_frame routes nothing to the message buffer without an opcode.
             None => Err(protocol("continuation without a message")),
         };
         recycle(&mut self.message);
+        self.recycle_inflated();
         result
+    }
+
+    /// Empties the inflater's message buffer, if there is an inflater.
+    fn recycle_inflated(&mut self) {
+        if let Some(inflate) = self.inflate.as_deref_mut() {
+            inflate.recycle();
+        }
     }
 
     /// Drops every buffer once the stream is over.
@@ -326,14 +358,38 @@ impl WsDecoder {
     }
 }
 
-/// Parses and validates a client frame header from the start of `buf`.
-/// `None` means more bytes are needed; every check that the available bytes allow
-/// is made first, so a bad frame is refused as early as possible.
-fn parse_header(buf: &[u8], max_message_size: usize) -> Result<Option<Header>, ProtocolError> {
+/// A compressed message's payload inflated (bounded by `max`) into the inflater's buffer; any
+/// other payload as it is.
+fn expand<'a>(
+    compressed: bool,
+    payload: &'a [u8],
+    inflate: &'a mut Option<Box<Inflate>>,
+    max: usize,
+) -> Result<&'a [u8], ProtocolError> {
+    if !compressed {
+        return Ok(payload);
+    }
+    // parse_header lets RSV1 through only where an inflater exists.
+    let Some(inflate) = inflate.as_deref_mut() else {
+        return Err(protocol("reserved bits set"));
+    };
+    inflate.message(payload, max)
+}
+
+/// Parses and validates a client frame header from the start of `buf`; RSV1 marks a
+/// compressed message if `deflate` was negotiated. `None` means more bytes are needed; every
+/// check that the available bytes allow is made first, so a bad frame is refused as early as
+/// possible.
+fn parse_header(
+    buf: &[u8],
+    max_message_size: usize,
+    deflate: bool,
+) -> Result<Option<Header>, ProtocolError> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
+    let compressed = b0 & 0x40 != 0;
+    if b0 & 0x30 != 0 || (compressed && !deflate) {
         return Err(protocol("reserved bits set"));
     }
     let fin = b0 & 0x80 != 0;
@@ -351,6 +407,10 @@ fn parse_header(buf: &[u8], max_message_size: usize) -> Result<Option<Header>, P
     let len7 = b1 & 0x7F;
     if control && (!fin || len7 > 125) {
         return Err(protocol("invalid control frame"));
+    }
+    // RFC 7692 §6: RSV1 only on the first frame of a data message.
+    if compressed && (control || opcode == OpCode::Data(Data::Continue)) {
+        return Err(protocol("RSV1 on a control or continuation frame"));
     }
     let ext = match len7 {
         126 => 2,
@@ -384,6 +444,7 @@ fn parse_header(buf: &[u8], max_message_size: usize) -> Result<Option<Header>, P
         mask: [m0, m1, m2, m3],
         len,
         size,
+        compressed,
     }))
 }
 
@@ -464,56 +525,6 @@ fn recycle(buf: &mut Vec<u8>) {
         *buf = Vec::new();
     } else {
         buf.clear();
-    }
-}
-
-/// Appends one unmasked, final server frame to `out`.
-pub(crate) fn encode_frame(out: &mut Vec<u8>, op: OpKind, payload: &[u8]) {
-    let opcode: u8 = match op {
-        OpKind::Text => 0x1,
-        OpKind::Binary => 0x2,
-        OpKind::Close => 0x8,
-        OpKind::Ping => 0x9,
-        OpKind::Pong => 0xA,
-    };
-    let len = payload.len();
-    out.reserve(header_len(len) + len);
-    out.push(0x80 | opcode);
-    match (u8::try_from(len), u16::try_from(len)) {
-        (Ok(short), _) if short < 126 => out.push(short),
-        (_, Ok(medium)) => {
-            out.push(126);
-            out.extend_from_slice(&medium.to_be_bytes());
-        }
-        _ => {
-            out.push(127);
-            // usize is at most 64 bits on every target Rust supports.
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(payload);
-}
-
-/// Builds the body of a Close frame: the code big-endian, then the reason truncated to
-/// fit 123 bytes at a char boundary.
-pub(crate) fn close_payload(code: u16, reason: &str) -> Vec<u8> {
-    // A control payload is at most 125 bytes, two of which are the code.
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = Vec::with_capacity(2 + end);
-    out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(&reason.as_bytes()[..end]);
-    out
-}
-
-/// Length of the header `encode_frame` writes for a payload of `len` bytes (2, 4 or 10).
-pub(crate) fn header_len(len: usize) -> usize {
-    match len {
-        0..=125 => 2,
-        126..=0xFFFF => 4,
-        _ => 10,
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 
+use crate::compression::DeflateConfig;
 use crate::config::{
     BackendConfig, ChannelBackendConfig, FanoutWindow, Protocol, RuntimeConfig, ServerConfig,
 };
@@ -62,8 +63,12 @@ pub(crate) fn server(
         &mut c.max_groups_per_connection,
     )?;
     s.field("keep_context", &mut c.keep_context)?;
+    if let Some(n) = s.take::<usize>("history")?.filter(|&n| n > 0) {
+        c.history = crate::history::config::HistoryConfig::everything(n);
+    }
     s.field("subprotocols", &mut c.subprotocols)?;
     s.field("trusted_proxies", &mut c.trusted_proxies)?;
+    deflate(s, &mut c)?;
     tls(s, &mut c)?;
     c.backend = backend(s)?;
     let gateway = if s.has("gateway") {
@@ -75,6 +80,26 @@ pub(crate) fn server(
         None
     };
     Ok((c, gateway))
+}
+
+/// `permessage_deflate = true`, and the `deflate_*` keys that tune it.
+fn deflate(s: &mut Section<'_>, c: &mut ServerConfig) -> Result<()> {
+    let on: bool = s.take("permessage_deflate")?.unwrap_or(false);
+    let mut d = DeflateConfig::default();
+    s.field("deflate_level", &mut d.level)?;
+    s.field("deflate_min_size", &mut d.min_size)?;
+    s.field(
+        "deflate_server_context_takeover",
+        &mut d.server_context_takeover,
+    )?;
+    s.field(
+        "deflate_client_no_context_takeover",
+        &mut d.client_no_context_takeover,
+    )?;
+    if on {
+        c.permessage_deflate = Some(d);
+    }
+    Ok(())
 }
 
 /// `tls_cert` and `tls_key`, together: the server's TLS (feature `tls`), read from those PEM

@@ -53,6 +53,7 @@ impl ConfigFormat {
 /// max_connections = 50000
 /// idle_timeout = "60s"           # or "off"
 /// keep_context = "30s"           # restore's keep time; "off" (the default)
+/// history = 100                  # keep the last 100 of every group and flag; 0 (the default) is off
 /// slow_consumer = "close"        # or "drop"
 ///
 /// [servers.ws.backend]           # or backend = "local" / "fpm" (the type alone)

@@ -15,7 +15,9 @@ use tungstenite::handshake::server::{Request, Response, create_response, write_r
 use tungstenite::http::{HeaderName, HeaderValue};
 
 use super::accept::{Accept, HandshakeHook, choose, is_own_header};
+use super::extension::{self, Agreement};
 pub(crate) use super::request::{HandshakeRequest, Rejection};
+use crate::compression::DeflateConfig;
 
 /// The longest request head accepted (tungstenite's own limit).
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
@@ -30,6 +32,8 @@ pub(crate) struct Handshake {
     subprotocols: Arc<[String]>,
     /// A complete request waiting for a deferred hook's answer.
     parked: Option<Box<Parked>>,
+    /// permessage-deflate, where the server offers it.
+    deflate: Option<DeflateConfig>,
 }
 
 /// A request whose hook answers later: what the answer needs to be written.
@@ -54,13 +58,14 @@ pub(crate) enum Step {
     /// Waiting for more of the request.
     Pending,
     /// Accepted: the request, the 101 answer to queue first, any bytes the client sent
-    /// after the request (its first frames), and what the hook settled on (with the
-    /// subprotocol answered).
+    /// after the request (its first frames), what the hook settled on (with the
+    /// subprotocol answered), and the permessage-deflate agreed on, if any.
     Done {
         request: Box<HandshakeRequest>,
         response: Vec<u8>,
         rest: Vec<u8>,
         accept: Box<Accept>,
+        deflate: Option<Box<Agreement>>,
     },
     /// The request is complete and this deferred hook decides: the caller runs it with the
     /// [`parked_request`](Handshake::parked_request) and a reply whose answer comes back
@@ -81,12 +86,17 @@ pub(crate) enum Step {
 }
 
 impl Handshake {
-    pub(crate) fn new(hook: Option<Arc<HandshakeHook>>, subprotocols: Arc<[String]>) -> Self {
+    pub(crate) fn new(
+        hook: Option<Arc<HandshakeHook>>,
+        subprotocols: Arc<[String]>,
+        deflate: Option<DeflateConfig>,
+    ) -> Self {
         Handshake {
             buf: Vec::new(),
             hook,
             subprotocols,
             parked: None,
+            deflate,
         }
     }
 
@@ -219,7 +229,20 @@ impl Handshake {
         rest: Vec<u8>,
     ) -> Step {
         accept.subprotocol = choose(&request, accept.subprotocol.as_deref(), &self.subprotocols);
+        let deflate = self.deflate.as_ref().and_then(|config| {
+            let offers = request
+                .headers
+                .iter()
+                .filter(|(name, _)| name == extension::HEADER);
+            extension::negotiate(offers.map(|(_, value)| value.as_str()), config)
+        });
         let headers = response.headers_mut();
+        if let Some(agreed) = &deflate {
+            // Made of fixed words only: always a valid header value.
+            if let Ok(value) = HeaderValue::from_str(&agreed.answer) {
+                headers.insert(extension::HEADER, value);
+            }
+        }
         if let Some(protocol) = accept.subprotocol.as_deref() {
             // Offered by the client, so already a valid header value; checked all the same.
             if let Ok(value) = HeaderValue::from_str(protocol) {
@@ -246,6 +269,7 @@ impl Handshake {
             response: head,
             rest,
             accept: Box::new(accept),
+            deflate: deflate.map(Box::new),
         }
     }
 }

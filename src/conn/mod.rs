@@ -1,6 +1,8 @@
 //! One client connection: its socket, its decoder, and its queue of outbound frames.
 
 pub(crate) mod accept;
+pub(crate) mod deflate;
+pub(crate) mod extension;
 pub(crate) mod forwarded;
 pub(crate) mod handshake;
 pub(crate) mod remote;
@@ -16,14 +18,14 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use crate::codec::SharedFrame;
-use crate::codec::frame;
 use crate::codec::tcp::{LengthDecoder, LineDecoder};
 use crate::codec::ws::{OpKind, WsDecoder, close_payload, encode_frame};
+use crate::codec::{Frame, SharedFrame, frame};
 use crate::config::Protocol;
 use crate::error::Result;
 use crate::id::ClientId;
 use crate::mailbox::{Command, LocalTarget, Stamp, local_pending, push_behind_local};
+use deflate::{Deflater, Form};
 use handshake::{Handshake, HandshakeRequest};
 
 /// How many queued frames one vectored write takes at most.
@@ -40,17 +42,21 @@ pub(crate) struct Flushed {
     pub(crate) writes: usize,
 }
 
-/// A queued piece of output: a frame shared with other connections, or one of its own.
+/// A queued piece of output: a frame shared with other connections (plain, or its shared
+/// compressed form), or one of its own.
 #[derive(Debug)]
 pub(crate) enum Chunk {
     Shared(SharedFrame),
+    /// Queued only once the compressed form exists.
+    Deflated(SharedFrame),
     Owned(Vec<u8>),
 }
 
 impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
-            Chunk::Shared(f) => f,
+            Chunk::Shared(f) => f.bytes(),
+            Chunk::Deflated(f) => f.deflated_bytes().unwrap_or(f.bytes()),
             Chunk::Owned(v) => v,
         }
     }
@@ -131,6 +137,10 @@ pub(crate) struct ConnIo {
     pub(crate) unregistered: bool,
     /// Frames queued since the core loop last counted them.
     pub(crate) frames_queued: u32,
+    /// Compressions run for this connection's frames since the core loop last counted them.
+    pub(crate) frames_compressed: u32,
+    /// Outbound compression, where permessage-deflate was negotiated.
+    pub(crate) deflate: Option<Box<Deflater>>,
     /// Frames refused for the outbound limit since the core loop last looked.
     pub(crate) overflow: u32,
     /// A close the handler asked for, carried out when its call returns.
@@ -166,6 +176,8 @@ impl ConnIo {
             output_closed: false,
             unregistered: false,
             frames_queued: 0,
+            frames_compressed: 0,
+            deflate: None,
             overflow: 0,
             close_request: None,
             pending: Pending::Clean,
@@ -251,11 +263,35 @@ impl ConnIo {
 
     /// Queues a frame shared with other connections. False if output is closed or the queue
     /// is full (then `overflow` counts it).
+    /// Where the connection compresses, the frame goes in the form its [`Deflater`] picks.
     pub(crate) fn queue_shared(&mut self, frame: &SharedFrame, limit: usize) -> bool {
-        if !self.admits(frame.len(), limit) {
+        let Some(keeps_context) = self.deflate.as_ref().map(|d| d.keeps_context()) else {
+            if !self.admits(frame.bytes().len(), limit) {
+                return false;
+            }
+            self.push(Chunk::Shared(frame.clone()));
+            return true;
+        };
+        // A message compressed with the connection's context must go out, as the client's
+        // inflater follows the compressor: admission comes first, on the plain size.
+        if keeps_context && !self.admits(frame.bytes().len(), limit) {
             return false;
         }
-        self.push(Chunk::Shared(frame.clone()));
+        let mut made = false;
+        let form = match self.deflate.as_deref_mut() {
+            Some(deflater) => deflater.form(frame, &mut made),
+            None => Form::Plain,
+        };
+        self.frames_compressed += u32::from(made);
+        let chunk = match form {
+            Form::Plain => Chunk::Shared(frame.clone()),
+            Form::Shared => Chunk::Deflated(frame.clone()),
+            Form::Own(bytes) => Chunk::Owned(bytes),
+        };
+        if !keeps_context && !self.admits(chunk.bytes().len(), limit) {
+            return false;
+        }
+        self.push(chunk);
         true
     }
 
@@ -292,9 +328,11 @@ impl ConnIo {
         if local_pending() {
             push_behind_local(Command::Push {
                 server: self.server,
-                frame: Arc::new(framed),
+                frame: Arc::new(Frame::new(framed)),
                 target: LocalTarget::Ids(vec![self.id]),
             });
+        } else if self.deflate.is_some() {
+            self.queue_shared(&Arc::new(Frame::new(framed)), limit);
         } else {
             self.queue_owned(framed, limit);
         }

@@ -48,6 +48,7 @@ const STATS: &[Metric] = metrics! {
     bytes_in, Counter, "Bytes received from clients after the handshake.";
     messages_out, Counter, "Frames queued to clients.";
     bytes_out, Counter, "Bytes written to clients.";
+    frames_compressed, Counter, "Messages compressed for permessage-deflate clients.";
     writes, Counter, "Write system calls to clients.";
     dropped, Counter, "Messages dropped for slow consumers.";
     slow_consumer_closes, Counter, "Connections closed because their outbound queue was full.";

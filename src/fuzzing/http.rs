@@ -195,7 +195,7 @@ pub fn plain_request(data: &[u8]) {
 /// Feeds `chunks` to a push port's handshake as reads, and classifies the head once it is
 /// done, as the core loop does.
 pub fn read_port(chunks: &[&[u8]]) -> PortItem {
-    let mut handshake = Handshake::new(None, std::sync::Arc::from([]));
+    let mut handshake = Handshake::new(None, std::sync::Arc::from([]), None);
     for chunk in chunks {
         let step = handshake.feed(chunk);
         match step {

@@ -17,6 +17,7 @@
 //! `pub fn target(data: &[u8])`, a file in `fuzz/fuzz_targets/` calling it, a `[[bin]]` in
 //! `fuzz/Cargo.toml`, and a seed directory in `fuzz/corpus/`.
 
+mod deflate;
 mod gateway;
 mod http;
 mod input;
@@ -24,6 +25,7 @@ mod tcp;
 mod wire;
 mod ws;
 
+pub use deflate::ws_deflate;
 pub use gateway::gateway_proto;
 pub use http::{HttpItem, PortItem, http_request, parse_requests, plain_request, read_port};
 pub use tcp::{Decoded, decode_length, decode_lines, tcp_framers};

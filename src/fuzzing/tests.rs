@@ -75,6 +75,11 @@ fn ws_decoder_corpus_and_mutations() {
 }
 
 #[test]
+fn ws_deflate_corpus_and_mutations() {
+    exercise(ws_deflate, &corpus("ws_deflate"), 3000);
+}
+
+#[test]
 fn gateway_proto_corpus_and_mutations() {
     exercise(gateway_proto, &corpus("gateway_proto"), 3000);
     for data in [&[][..], &[15, 1], &[15, 1, 0, 0, 0, 1, 0x20], &[0xff; 9]] {
@@ -135,6 +140,7 @@ fn empty_and_tiny_inputs() {
     for data in [&[][..], &[0], &[1, 2], &[0xff; 7]] {
         tcp_framers(data);
         ws_decoder(data);
+        ws_deflate(data);
         http_request(data);
         plain_request(data);
     }

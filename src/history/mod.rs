@@ -28,7 +28,8 @@
 //! So each backend makes "keep `m` + hand `m` to the connections" one step, and "make `c` a
 //! member + read the missed ones + hand them to `c`" another, ordered against each other per
 //! stream; and hands everything to a connection through the one delivery door, whose order
-//! is the order of hand-over. How each backend does it is in [`local`] and `redis`.
+//! is the order of hand-over. How each backend does it is in the docs of `local.rs` and
+//! `redis.rs` beside this module, and in README "History and recovery".
 //!
 //! # Cost
 //!
@@ -39,7 +40,13 @@
 
 pub(crate) mod config;
 pub(crate) mod local;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+#[cfg(feature = "redis")]
+mod redis_script;
 mod ring;
+#[cfg(feature = "redis")]
+mod wire;
 
 pub(crate) use config::{Bound, Kind};
 pub use config::{HistoryConfig, HistoryRule};

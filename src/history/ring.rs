@@ -88,13 +88,13 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::frame;
+    use crate::codec::{Frame, frame};
     use crate::config::Protocol;
     use std::sync::Arc;
     use std::time::Duration;
 
     fn f() -> SharedFrame {
-        Arc::new(frame(Protocol::WebSocket, true, b"x").unwrap())
+        Arc::new(Frame::new(frame(Protocol::WebSocket, true, b"x").unwrap()))
     }
 
     #[test]

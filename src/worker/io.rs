@@ -622,6 +622,10 @@ fn flush_counted(io: &mut ConnIo, counters: &Counters) -> std::io::Result<()> {
         &counters.messages_out,
         u64::from(std::mem::take(&mut io.frames_queued)),
     );
+    bump(
+        &counters.frames_compressed,
+        u64::from(std::mem::take(&mut io.frames_compressed)),
+    );
     let done = io.flush()?;
     bump(&counters.bytes_out, done.bytes as u64);
     bump(&counters.writes, done.writes as u64);

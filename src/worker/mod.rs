@@ -392,6 +392,7 @@ impl Worker {
                     Some(Box::new(Handshake::new(
                         shared.handshake_hook.clone(),
                         shared.subprotocols.clone(),
+                        shared.config.permessage_deflate,
                     ))),
                     deadline,
                 ),

@@ -9,10 +9,12 @@ use std::time::Instant;
 use log::{debug, error};
 
 use super::Worker;
-use crate::conn::Phase;
+use crate::codec::ws::WsDecoder;
 use crate::conn::accept::{Accept, Extras, HandshakeHook, HandshakeReply};
+use crate::conn::deflate::Deflater;
 use crate::conn::forwarded::client_ip;
 use crate::conn::handshake::{BAD_REQUEST, HEAD_TOO_LARGE, Rejection, SHUTTING_DOWN, Step};
+use crate::conn::{Decoder, Phase};
 use crate::id::ClientId;
 use crate::mailbox::{Command, Offer, current_worker};
 use crate::stats::bump;
@@ -138,6 +140,7 @@ impl Worker {
                 response,
                 rest,
                 accept,
+                deflate,
             } => {
                 let shared = &self.servers[conn.io.server as usize].shared;
                 let forwarded = match conn.io.socket.peer_addr() {
@@ -154,6 +157,11 @@ impl Worker {
                     }));
                 }
                 conn.io.request = Some(request);
+                if let (Some(agreed), Some(config)) = (deflate, shared.config.permessage_deflate) {
+                    conn.io.deflate =
+                        Some(Box::new(Deflater::new(&config, agreed.server_takeover)));
+                    conn.decoder = Decoder::Ws(WsDecoder::with_deflate(agreed.client_takeover));
+                }
                 conn.io.queue_handshake_answer(response);
                 conn.phase = Phase::Open;
                 conn.last_seen = self.now_ms;

@@ -12,6 +12,7 @@
 #![allow(dead_code)] // each fixture file is its own crate and names only its own `Kind`
 #![allow(unreachable_pub)] // a test crate module: `pub` is for the fixture files
 
+mod history;
 mod lifecycle;
 mod membership;
 mod sends;
@@ -27,6 +28,7 @@ use tungstenite::Message as WsMessage;
 
 use crate::util::{Client, clients_by_worker, recv_json};
 
+pub use history::*;
 pub use lifecycle::*;
 pub use membership::*;
 pub use sends::*;
@@ -343,6 +345,7 @@ macro_rules! contract_cases {
             bind_by_id,
             join_and_leave_by_id,
             data_by_id,
+            recovery_without_history_joins_and_never_recovers,
             worker_messages_count_core_loops,
             worker_scope_confines_to_one_core_loop,
             this_worker_needs_a_core_loop,

@@ -125,6 +125,8 @@ pub fn text_frame(text: &str) -> Vec<u8> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct ServerFrame {
     pub fin: bool,
+    /// RSV1: a compressed message (permessage-deflate).
+    pub rsv1: bool,
     pub opcode: u8,
     pub payload: Vec<u8>,
 }
@@ -176,6 +178,7 @@ pub fn read_server_frame(s: &mut TcpStream) -> Option<ServerFrame> {
     s.read_exact(&mut payload).expect("payload");
     Some(ServerFrame {
         fin: head[0] & 0x80 != 0,
+        rsv1: head[0] & 0x40 != 0,
         opcode: head[0] & 0x0F,
         payload,
     })
