@@ -132,11 +132,7 @@ const redis = redisInstalled();
 if (!redis && redisRequired()) throw new Error("redis-server is not installed, and COREPUSH_REQUIRE_REDIS is set");
 
 test("Redis: the stream survives cuts while the reader alternates between two instances",
-  {
-    skip: !redis && "redis-server is not installed",
-    // Until push_demo keeps history on the Redis backend: run, reported, not counted.
-    todo: "history on the Redis backend",
-  }, async () => {
+  { skip: !redis && "redis-server is not installed" }, async () => {
     const server = await startRedis();
     const args = [...LOCAL, "--backend", "redis", "--redis-url", server.url];
     const demos = [];
