@@ -15,7 +15,6 @@
 //! Each run measures both servers, in alternating order; the figures are medians over the runs.
 //! Every wait has a deadline.
 
-use std::collections::HashMap;
 use std::error::Error;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -25,6 +24,10 @@ use std::time::{Duration, Instant};
 
 use corepush::{DeflateConfig, Handler, Runtime, Server, ServerConfig};
 use mio::{Events, Interest, Poll, Token};
+
+#[path = "common/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::{cpu_ns, median, thread_id};
 
 /// Broadcasts sent before waiting for every client to have them (bounds the queues).
 const BATCH: usize = 100;
@@ -316,34 +319,6 @@ fn read_all(
         }
         due.extend(events.iter().map(|e| e.token().0));
     }
-}
-
-/// The id of this process's thread of that name.
-fn thread_id(name: &str) -> Option<u32> {
-    let names: HashMap<u32, String> = std::fs::read_dir("/proc/self/task")
-        .ok()?
-        .filter_map(|e| {
-            let tid = e.ok()?.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
-            Some((tid, comm.trim().to_owned()))
-        })
-        .collect();
-    names.into_iter().find(|(_, n)| n == name).map(|(t, _)| t)
-}
-
-/// A thread's time on CPU, in nanoseconds.
-fn cpu_ns(tid: u32) -> Result<u64, Box<dyn Error>> {
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))?;
-    Ok(text
-        .split_whitespace()
-        .next()
-        .ok_or("empty schedstat")?
-        .parse()?)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn parse() -> Result<Opts, Box<dyn Error>> {

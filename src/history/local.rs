@@ -89,14 +89,7 @@ impl Keeper for LocalKeeper {
         payload: Payload<'_>,
         scope: Scope<'_>,
     ) -> Option<Result<usize>> {
-        if scope.worker.is_some() {
-            return None;
-        }
-        let (kind, names) = match target {
-            Target::Groups(names) => (Kind::Group, names),
-            Target::Flags(names) => (Kind::Flag, names),
-            _ => return None,
-        };
+        let (kind, names) = super::kept_target(target, scope)?;
         let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
         names.sort_unstable();
         names.dedup();

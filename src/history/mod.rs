@@ -57,6 +57,22 @@ use crate::error::Result;
 use crate::id::ClientId;
 use crate::target::{Payload, Scope, Target};
 
+/// The kind and names of a push that a history may keep: one to groups or flags, not
+/// confined to one core loop (`None` for any other).
+pub(crate) fn kept_target<'t>(
+    target: &'t Target,
+    scope: Scope<'_>,
+) -> Option<(Kind, &'t [String])> {
+    if scope.worker.is_some() {
+        return None;
+    }
+    match target {
+        Target::Groups(names) => Some((Kind::Group, names)),
+        Target::Flags(names) => Some((Kind::Flag, names)),
+        _ => None,
+    }
+}
+
 /// Keeps a server's history and recovers clients from it, on one backend.
 ///
 /// # Contract

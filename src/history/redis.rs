@@ -354,14 +354,7 @@ impl Keeper for RedisKeeper {
         payload: Payload<'_>,
         scope: Scope<'_>,
     ) -> Option<Result<usize>> {
-        if scope.worker.is_some() {
-            return None;
-        }
-        let (kind, names) = match target {
-            Target::Groups(names) => (Kind::Group, names),
-            Target::Flags(names) => (Kind::Flag, names),
-            _ => return None,
-        };
+        let (kind, names) = super::kept_target(target, scope)?;
         let bounds: Vec<_> = names.iter().map(|n| self.config.bound(kind, n)).collect();
         if bounds.iter().all(Option::is_none) {
             return None;
@@ -371,7 +364,7 @@ impl Keeper for RedisKeeper {
             self.up.check()?;
             let kept = Kept {
                 kind,
-                names: names.clone(),
+                names: names.to_vec(),
                 is_kept: bounds.iter().map(Option::is_some).collect(),
                 except: scope.except.to_vec(),
                 is_text: payload.is_text,
