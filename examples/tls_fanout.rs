@@ -27,7 +27,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 #[path = "common/thread_cpu.rs"]
 mod thread_cpu;
-use thread_cpu::{cpu_ns, median, thread_id};
+use thread_cpu::{cpu_ns, median, wait_for_thread};
 
 /// Broadcasts sent before waiting for every client to have them (bounds the queues).
 const BATCH: usize = 100;
@@ -63,15 +63,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 .handler(|_| Quiet),
         )
         .start()?;
-    // The thread names itself once running.
-    let named = Instant::now() + DEADLINE;
-    let core = loop {
-        match thread_id("corepush-0") {
-            Some(tid) => break tid,
-            None if Instant::now() < named => std::thread::sleep(Duration::from_millis(1)),
-            None => return Err("no core loop thread".into()),
-        }
-    };
+    let core = wait_for_thread("corepush-0", Instant::now() + DEADLINE)?;
 
     eprintln!("connecting {} clients to each server", opts.clients);
     let mut sockets = Vec::new();

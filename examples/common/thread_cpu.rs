@@ -3,9 +3,22 @@
 
 use std::collections::HashMap;
 use std::error::Error;
+use std::time::{Duration, Instant};
+
+/// The id of this process's thread of that name, waiting for it until `deadline` (a core loop
+/// names its thread once it runs).
+pub(crate) fn wait_for_thread(name: &str, deadline: Instant) -> Result<u32, Box<dyn Error>> {
+    loop {
+        match thread_id(name) {
+            Some(tid) => return Ok(tid),
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            None => return Err(format!("no thread named {name}").into()),
+        }
+    }
+}
 
 /// The id of this process's thread of that name.
-pub(crate) fn thread_id(name: &str) -> Option<u32> {
+fn thread_id(name: &str) -> Option<u32> {
     let names: HashMap<u32, String> = std::fs::read_dir("/proc/self/task")
         .ok()?
         .filter_map(|e| {
