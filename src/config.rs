@@ -486,8 +486,10 @@ pub enum FanoutWindow {
     ///   no round under way, the window since the last round began passed — starts a round
     ///   at once, unless the last such quiet spell ended in a *burst* (two or more fan-out
     ///   messages before the next quiet spell): then the round waits twice that burst's
-    ///   spread, at most as long as the last round took to write and at most `max`, so that
-    ///   a burst that recurs (senders that answer a delivery together) shares one round.
+    ///   spread — at most the longer of that spread and the time the last round took to
+    ///   write, and at most `max` — or until as many messages as that burst had have come,
+    ///   whichever is first, so that a burst that recurs (senders that answer a delivery
+    ///   together) shares one round.
     ///   A lone message, or a stream of messages further apart than a round takes to write,
     ///   goes out at once.
     /// * **Heavy load, opening.** A round that begins with `k` ≥ 2 fan-out messages counted

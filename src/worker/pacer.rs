@@ -28,6 +28,9 @@ pub(crate) struct Pacer {
     linger: Duration,
     /// When the round for what is held may start, if a quiet arrival set it.
     due: Option<Instant>,
+    /// How many messages the last burst had: once as many have come, the round need not
+    /// wait for the rest of `linger`.
+    expect: u32,
 }
 
 impl Pacer {
@@ -41,6 +44,7 @@ impl Pacer {
             burst: None,
             linger: Duration::ZERO,
             due: None,
+            expect: 0,
         }
     }
 
@@ -61,12 +65,11 @@ impl Pacer {
         }
         // The last burst ends here: if it had company, the next one is awaited for a while.
         if let Some((first, last, n)) = self.burst {
-            self.linger = if n >= 2 {
-                (last.saturating_duration_since(first) * 2)
-                    .min(self.round_time)
-                    .min(max)
+            (self.linger, self.expect) = if n >= 2 {
+                let spread = last.saturating_duration_since(first) * 2;
+                (spread.min(self.round_time.max(spread / 2)).min(max), n)
             } else {
-                Duration::ZERO
+                (Duration::ZERO, 0)
             };
         }
         self.burst = Some((now, now, 1));
@@ -79,6 +82,7 @@ impl Pacer {
         match self.window {
             FanoutWindow::Fixed(window) => self.began.map_or(epoch, |b| b + window),
             FanoutWindow::Adaptive { .. } => match (self.due, self.began) {
+                (Some(_), _) if self.expect >= 2 && self.since_round >= self.expect => epoch,
                 (Some(due), _) => due,
                 (None, Some(b)) => b + self.open,
                 (None, None) => epoch,
@@ -230,6 +234,32 @@ mod tests {
         }
         assert_eq!(starts[0], Duration::ZERO, "the first burst teaches");
         assert!(starts[1..].iter().all(|&s| s == us(180)), "{starts:?}");
+    }
+
+    #[test]
+    fn a_recurring_burst_goes_once_as_many_as_last_time_have_come() {
+        let (mut p, t0) = adaptive();
+        let mut at = t0;
+        for burst in 0..3 {
+            // Four messages 300 µs apart after a quiet spell; rounds take 1 ms, so the linger
+            // (twice the spread, at most a round's time) would last past the fourth.
+            p.arrived(at, true);
+            for k in 1..=3 {
+                let now = at + us(300 * k);
+                if burst > 0 && k < 3 {
+                    // Fewer than the last burst had: the round still waits for the rest.
+                    assert!(p.next_round(t0) > now, "burst {burst}, message {k}");
+                }
+                p.arrived(now, false);
+            }
+            let last = at + us(900);
+            if burst > 0 {
+                // All four are here: no need to wait out the linger.
+                assert!(p.next_round(t0) <= last, "burst {burst}");
+            }
+            let start = round(&mut p, t0, last, Duration::from_millis(1), false);
+            at = start + Duration::from_millis(3);
+        }
     }
 
     #[test]
