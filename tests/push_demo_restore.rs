@@ -14,7 +14,7 @@ use corepush::Runtime;
 use push_demo::{Cli, SERVER, build, parse_args};
 use serde_json::{Value, json};
 use tungstenite::Message;
-use util::{RedisServer, WAIT, Ws, connect, wait_until};
+use util::{RedisServer, Ws, connect, wait_until};
 
 /// A demo client that waits for each reply.
 struct Client {
@@ -99,16 +99,14 @@ fn holder(addr: SocketAddr, flag: &str) -> Client {
 }
 
 /// Restores `flag` into `c`, asking again while the old connection may still be live
-/// (answered false then): the reply once it is true, or the last false one at the deadline.
+/// (answered false then, until the server has seen the cut): the reply once it is true.
 fn restore_when_kept(c: &mut Client, flag: &str) -> Value {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let got = c.ok(json!({"op": "restore", "flag": flag}));
-        if got["restored"] == json!(true) || std::time::Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let mut got = Value::Null;
+    wait_until("a restore that finds the context kept", || {
+        got = c.ok(json!({"op": "restore", "flag": flag}));
+        got["restored"] == json!(true)
+    });
+    got
 }
 
 /// What a restored client holds: the flag (a push by flag reaches it), the groups (counted,

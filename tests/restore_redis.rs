@@ -7,12 +7,12 @@ mod util;
 
 use std::net::SocketAddr;
 use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corepush::{BackendConfig, Error, RedisConfig, Restored, Runtime, Server, ServerConfig};
 use restore::{Reports, cut, holder, keeper_spec, next_restored};
 use serde_json::json;
-use util::{Client, RedisServer, WAIT, recv_text};
+use util::{Client, RedisServer, recv_text};
 
 const KEEP: Duration = Duration::from_secs(60);
 const PREFIX: &str = "restore-test";
@@ -42,17 +42,14 @@ fn instance(redis: &RedisServer) -> Instance {
 }
 
 /// Restores `flag` into `id` through `server`, asking again while the context is not in Redis
-/// yet (the close's write is on its way): the first answer that is not `Nothing`, or
-/// `Nothing` at the deadline.
+/// yet (the close's write is on its way): the first answer that is not `Nothing`.
 fn restore_when_kept(server: &Server, id: corepush::ClientId, flag: &str) -> Restored {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let got = server.restore(id, flag).expect("restore");
-        if got.is_done() || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut got = Restored::Nothing;
+    util::wait_until("a restore that finds the context kept", || {
+        got = server.restore(id, flag).expect("restore");
+        got.is_done()
+    });
+    got
 }
 
 /// Waits until the context kept under `flag` is in Redis.
