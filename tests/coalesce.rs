@@ -30,15 +30,6 @@ fn start(name: &str, window: Duration) -> (Runtime, SocketAddr, Server) {
     (runtime, addr, server)
 }
 
-/// Waits until the server has counted `frames` frames out in `writes` writes (the counters
-/// are written just after the bytes, so they may trail what a client has read).
-fn assert_writes(server: &Server, frames: u64, writes: u64) {
-    settle("(frames out, writes)", (frames, writes), || {
-        let s = server.stats();
-        (s.messages_out, s.writes)
-    });
-}
-
 #[test]
 fn fan_out_frames_after_the_first_wait_for_the_window_and_share_one_write() {
     // Long enough that "two" and "three" reach the core loop inside it on any machine.

@@ -54,14 +54,6 @@ fn start(name: &str) -> (Runtime, SocketAddr, Server) {
     (runtime, addr, server)
 }
 
-/// Waits until the server has counted `frames` frames out in `writes` writes.
-fn assert_writes(server: &Server, frames: u64, writes: u64) {
-    settle("(frames out, writes)", (frames, writes), || {
-        let s = server.stats();
-        (s.messages_out, s.writes)
-    });
-}
-
 #[test]
 fn a_lone_message_after_heavy_rounds_is_written_at_once() {
     let (rt, addr, server) = start("window-closes");

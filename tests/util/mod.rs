@@ -111,6 +111,15 @@ pub fn settle<T: PartialEq + std::fmt::Debug>(what: &str, expected: T, mut f: im
     assert_eq!(seen, expected, "timed out waiting for: {what}");
 }
 
+/// Waits until `server` has counted `frames` frames out in `writes` writes (the counters are
+/// written just after the bytes, so they may trail what a client has read).
+pub fn assert_writes(server: &corepush::Server, frames: u64, writes: u64) {
+    settle("(frames out, writes)", (frames, writes), || {
+        let s = server.stats();
+        (s.messages_out, s.writes)
+    });
+}
+
 /// Reads until the peer closes; returns the close code it sent, if any.
 pub fn read_until_close(ws: &mut Ws) -> Option<u16> {
     let deadline = Instant::now() + WAIT;
