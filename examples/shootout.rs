@@ -1,7 +1,8 @@
 //! The websocket-shootout server (hashrocket's benchmark protocol) on corepush.
 //!
 //! ```sh
-//! cargo run --release --example shootout -- --port 3334 --workers 2 [--fanout-coalesce-ms 10]
+//! cargo run --release --example shootout -- --port 3334 --workers 2 [--fanout-coalesce-ms 10 |
+//!     --fanout-max-ms 10]
 //! ```
 //!
 //! `{"type":"echo","payload":P}` comes back to the sender; `{"type":"broadcast","payload":P}`
@@ -12,7 +13,9 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use corepush::{Context, Handler, Message, Runtime, RuntimeConfig, ServerConfig};
+use corepush::{
+    Context, FanoutWindow, Handler, Message, Runtime, RuntimeConfig, Server, ServerConfig,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -85,9 +88,32 @@ struct Flags {
     /// Core loops [default: the number of cores]
     #[arg(long, value_name = "N", value_parser = value::within(1, corepush::MAX_WORKERS))]
     workers: Option<usize>,
-    /// RuntimeConfig::fanout_coalesce in milliseconds [default: the library's]
-    #[arg(long, value_name = "MS")]
+    /// A fixed fan-out window (RuntimeConfig::fanout_coalesce) in milliseconds [default: the
+    /// library's adaptive one]
+    #[arg(long, value_name = "MS", conflicts_with = "fanout_max_ms")]
     fanout_coalesce_ms: Option<u64>,
+    /// The adaptive fan-out window's ceiling (FanoutWindow::Adaptive) in milliseconds
+    /// [default: the library's]
+    #[arg(long, value_name = "MS")]
+    fanout_max_ms: Option<u64>,
+}
+
+impl Flags {
+    /// The fan-out window the flags ask for, if not the library's default.
+    fn window(&self) -> Option<FanoutWindow> {
+        window(self.fanout_coalesce_ms, self.fanout_max_ms)
+    }
+}
+
+/// A fixed window of `fixed_ms`, else an adaptive one up to `max_ms`, else the default.
+pub(crate) fn window(fixed_ms: Option<u64>, max_ms: Option<u64>) -> Option<FanoutWindow> {
+    match (fixed_ms, max_ms) {
+        (Some(ms), _) => Some(FanoutWindow::Fixed(Duration::from_millis(ms))),
+        (None, Some(ms)) => Some(FanoutWindow::Adaptive {
+            max: Duration::from_millis(ms),
+        }),
+        (None, None) => None,
+    }
 }
 
 fn main() {
@@ -114,8 +140,7 @@ fn main() {
     let workers = flags
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let coalesce = flags.fanout_coalesce_ms.map(Duration::from_millis);
-    if let Err(e) = serve(addr, workers, coalesce) {
+    if let Err(e) = serve(addr, workers, flags.window(), |_| {}) {
         eprintln!("{e}");
         std::process::exit(1);
     }
@@ -123,16 +148,18 @@ fn main() {
 
 /// Starts the shootout server on `addr` with `workers` core loops (and a fan-out window other
 /// than the default, if given), prints
-/// `listening on ws://ADDR/ (workers=N)` on stdout once it accepts, and runs until Ctrl-C or
-/// SIGTERM. The error is a message for the operator. The load example runs this too.
+/// `listening on ws://ADDR/ (workers=N)` on stdout once it accepts, hands its handle to
+/// `started`, and runs until Ctrl-C or SIGTERM. The error is a message for the operator. The
+/// load example runs this too.
 pub(crate) fn serve(
     addr: SocketAddr,
     workers: usize,
-    fanout_coalesce: Option<Duration>,
+    fanout_window: Option<FanoutWindow>,
+    started: impl FnOnce(Server),
 ) -> Result<(), String> {
     let mut config = RuntimeConfig::default();
-    if let Some(window) = fanout_coalesce {
-        config = config.fanout_coalesce(window);
+    if let Some(window) = fanout_window {
+        config = config.fanout_window(window);
     }
     let runtime = Runtime::builder()
         .config(config)
@@ -142,5 +169,8 @@ pub(crate) fn serve(
         .map_err(|e| format!("cannot start: {e}"))?;
     let bound = runtime.local_addr("shootout").unwrap_or(addr);
     println!("listening on ws://{bound}/ (workers={workers})");
+    if let Some(server) = runtime.server("shootout") {
+        started(server);
+    }
     runtime.run().map_err(|e| e.to_string())
 }

@@ -10,7 +10,8 @@ use super::{Opts, Res, SERVERS, cli};
 #[derive(Debug, clap::Parser)]
 #[command(name = "load", disable_version_flag = true)]
 pub(super) struct Flags {
-    /// corepush, corepush@MS (a fixed fan-out window of MS ms), floor, tokio, all (corepush,
+    /// corepush, corepush@MS (a fixed fan-out window of MS ms), corepush~MS (the adaptive
+    /// window up to MS ms), floor, tokio, all (corepush,
     /// corepush@0, floor, tokio), or a list of them separated by commas
     #[arg(long, value_name = "LIST", default_value = "all")]
     server: String,
@@ -60,6 +61,9 @@ pub(super) struct Flags {
     /// A fixed fan-out window for corepush, in milliseconds [default: the library's adaptive one]
     #[arg(long, value_name = "MS")]
     pub(super) fanout_coalesce_ms: Option<u64>,
+    /// The server child's adaptive window ceiling, in milliseconds
+    #[arg(long, hide = true, value_name = "MS")]
+    pub(super) fanout_max_ms: Option<u64>,
     /// Open-loop fan-out rates, broadcasts per second at 1,000 clients (the same deliveries
     /// per second at other client counts), separated by commas; "none" for no open loop
     #[arg(long, value_name = "R[,R...]", default_value = "50,200,800")]
@@ -101,12 +105,13 @@ pub(super) fn parse(flags: &Flags) -> Res<Opts> {
             n @ ("corepush" | "floor" | "tokio") => servers.push(n.to_owned()),
             n if n
                 .strip_prefix("corepush@")
+                .or_else(|| n.strip_prefix("corepush~"))
                 .is_some_and(|ms| ms.parse::<u64>().is_ok()) =>
             {
                 servers.push(n.to_owned())
             }
             _ => {
-                let e = "corepush, corepush@MS, floor, tokio, all, or a list";
+                let e = "corepush, corepush@MS, corepush~MS, floor, tokio, all, or a list";
                 return Err(bad("--server", &flags.server, &e));
             }
         }

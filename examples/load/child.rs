@@ -1,20 +1,27 @@
 //! The server under test as a child process, and what /proc says about a process.
 
 use std::error::Error;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 /// How long a child may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a child may take to answer `stats`.
+const STATS_TIMEOUT: Duration = Duration::from_secs(2);
+/// What a child that counts its writes prints when asked (`stats` on its stdin):
+/// `stats FRAMES WRITES`.
+pub(crate) const STATS_PREFIX: &str = "stats ";
 
 /// A running server child; killed and reaped when dropped, whatever happened meanwhile.
 /// Should this process die without unwinding (a signal), the child sees its stdin close and
 /// exits by itself.
 pub(crate) struct ServerChild {
     child: Child,
-    _stdin: Option<ChildStdin>,
+    stdin: Option<ChildStdin>,
+    /// The child's `stats` lines.
+    stats: mpsc::Receiver<String>,
     pub(crate) pid: u32,
     pub(crate) port: u16,
     /// The child's first stdout line (its `listening on` line).
@@ -48,8 +55,10 @@ impl ServerChild {
             .spawn()
             .map_err(|e| format!("spawning the {kind} server: {e}"))?;
         let pid = child.id();
+        let (stats_tx, stats) = mpsc::channel();
         let mut guard = ServerChild {
-            _stdin: child.stdin.take(),
+            stdin: child.stdin.take(),
+            stats,
             child,
             pid,
             port: 0,
@@ -67,7 +76,12 @@ impl ServerChild {
             let mut lines = BufReader::new(stdout).lines();
             let _ = tx.send(lines.next());
             for line in lines.map_while(Result::ok) {
-                eprintln!("[{name} server] {line}");
+                match line.strip_prefix(STATS_PREFIX) {
+                    Some(stats) => {
+                        let _ = stats_tx.send(stats.to_owned());
+                    }
+                    None => eprintln!("[{name} server] {line}"),
+                }
             }
         });
         let line = match rx.recv_timeout(START_TIMEOUT) {
@@ -86,6 +100,20 @@ impl ServerChild {
             .ok_or_else(|| format!("unexpected first line from the {kind} server: {line:?}"))?;
         guard.line = line;
         Ok(guard)
+    }
+
+    /// Frames queued to clients and the write calls that carried them, so far, from a child
+    /// that counts them (corepush); `None` from one that does not answer within 2 s.
+    pub(crate) fn frames_and_writes(&mut self) -> Option<(u64, u64)> {
+        while self.stats.try_recv().is_ok() {}
+        let stdin = self.stdin.as_mut()?;
+        stdin
+            .write_all(b"stats\n")
+            .and_then(|()| stdin.flush())
+            .ok()?;
+        let line = self.stats.recv_timeout(STATS_TIMEOUT).ok()?;
+        let (frames, writes) = line.split_once(' ')?;
+        Some((frames.parse().ok()?, writes.parse().ok()?))
     }
 
     /// User plus system CPU time of the child so far, in clock ticks.
@@ -124,6 +152,20 @@ pub(crate) fn exit_with_parent() {
         while let Ok(n) = std::io::stdin().read(&mut buf) {
             if n == 0 {
                 break;
+            }
+        }
+        std::process::exit(0);
+    });
+}
+
+/// In the child: as [`exit_with_parent`], and answers each `stats` line on stdin with
+/// `stats FRAMES WRITES` on stdout, from `count`.
+pub(crate) fn exit_with_parent_answering(count: impl Fn() -> (u64, u64) + Send + 'static) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if line.trim() == "stats" {
+                let (frames, writes) = count();
+                println!("{STATS_PREFIX}{frames} {writes}");
             }
         }
         std::process::exit(0);

@@ -3,11 +3,12 @@
 //! server with no library around it — and by a tuned tokio + tokio-tungstenite broadcast
 //! server (`tokio_ws.rs`), each as a child process so that its CPU time and memory are its
 //! own. `corepush@MS` is corepush with a fixed fan-out window of MS milliseconds
-//! (`corepush@0`: every frame written in the loop turn that queued it). `--server all` (the
+//! (`corepush@0`: every frame written in the loop turn that queued it), `corepush~MS` with the
+//! adaptive window opening up to MS milliseconds. `--server all` (the
 //! default) runs corepush, corepush@0, floor and tokio.
 //!
 //! ```sh
-//! cargo run --release --example load -- [--server corepush|corepush@MS|floor|tokio|all|LIST]
+//! cargo run --release --example load -- [--server corepush|corepush@MS|corepush~MS|floor|tokio|all|LIST]
 //!     [--clients 1000[,10000]] [--senders 4] [--payload 64] [--seconds 5] [--runs 3]
 //!     [--workers 2] [--echo-clients 100] [--inflight 16] [--client-threads 1]
 //!     [--connect-threads 4] [--quiet-wait 60] [--attempts 3] [--ramp] [--ramp-max 30000]
@@ -22,10 +23,14 @@
 //!   closed loop (the next as soon as the previous one's broadcastResult is read — a result
 //!   ends the client thread's batch of reads early — and at most `--inflight` of a sender's
 //!   broadcasts not yet received by every client); deliveries per second, send →
-//!   broadcastResult and send → last delivery latencies, server CPU per delivery;
-//! * **fan-out, one in flight** — the same with at most one broadcast per sender not yet
-//!   received by every client: a sender's next broadcast waits for the last delivery of its
-//!   previous one (a lighter, latency-bound load);
+//!   broadcastResult and send → last delivery latencies, server CPU per delivery, and for
+//!   corepush the frames each write call carried (asked of the server before and after);
+//! * **fan-out, one awaiting its result** — a sender's next broadcast goes as soon as the
+//!   previous one's broadcastResult is read, however many of its broadcasts are not yet
+//!   received by every client (up to 1,024, far beyond what a server holds back);
+//! * **fan-out, one not yet delivered** — a sender's next broadcast waits for the last
+//!   delivery of its previous one (a lighter, latency-bound load: a server's write carries
+//!   at most one frame per sender);
 //! * **fan-out, open loop** — for each of `--rates` (broadcasts per second at 1,000 clients,
 //!   scaled to the same deliveries per second at other client counts): the senders
 //!   broadcast on a fixed schedule, whatever the results (still at most `--inflight` per
@@ -101,13 +106,40 @@ struct Opts {
 /// Broadcasts per second of the open-loop rates are given for this many clients.
 const RATE_CLIENTS: f64 = 1000.0;
 
+/// Per sender, the undelivered broadcasts the "one awaiting its result" closed loop tracks:
+/// far more than the server holds back, so that only the results pace the senders.
+const RESULT_GATED_TRACKED: u64 = 1024;
+
+/// What paces a fan-out measurement's senders.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pace {
+    /// The next broadcast after the previous one's result, with at most `--inflight` not yet
+    /// received by every client.
+    Deep,
+    /// The next broadcast after the previous one's result, nothing else.
+    Result,
+    /// The next broadcast after the previous one's last delivery.
+    Delivery,
+    /// A fixed schedule, whatever the results (broadcasts per second at this client count).
+    Rate(f64),
+}
+
 /// One fan-out measurement of a run.
 #[derive(Debug, Clone)]
 struct Phase {
     name: String,
+    pace: Pace,
+    /// Broadcasts of one sender not yet received by every client, at most.
     inflight: u64,
-    /// Open loop: broadcasts per second at this client count.
-    rate: Option<f64>,
+}
+
+impl Phase {
+    fn rate(&self) -> Option<f64> {
+        match self.pace {
+            Pace::Rate(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 impl Opts {
@@ -116,21 +148,26 @@ impl Opts {
         let mut phases = vec![
             Phase {
                 name: format!("closed loop, {} in flight per sender", self.inflight),
+                pace: Pace::Deep,
                 inflight: self.inflight,
-                rate: None,
             },
             Phase {
-                name: "closed loop, 1 in flight per sender".to_owned(),
+                name: "closed loop, 1 awaiting its broadcastResult per sender".to_owned(),
+                pace: Pace::Result,
+                inflight: RESULT_GATED_TRACKED,
+            },
+            Phase {
+                name: "closed loop, 1 not yet delivered to all per sender".to_owned(),
+                pace: Pace::Delivery,
                 inflight: 1,
-                rate: None,
             },
         ];
         for &r in &self.rates {
             let rate = r * RATE_CLIENTS / n as f64;
             phases.push(Phase {
                 name: format!("open loop, {r}k deliveries/s ({rate:.1} broadcasts/s)"),
+                pace: Pace::Rate(rate),
                 inflight: self.inflight,
-                rate: Some(rate),
             });
         }
         phases
@@ -312,13 +349,19 @@ fn loadavg() -> String {
 impl Opts {
     /// The server child's kind, and its arguments beyond kind, port and workers.
     fn child(&self, kind: &str) -> (String, Vec<String>) {
-        let window = |ms: u64| vec!["--fanout-coalesce-ms".into(), ms.to_string()];
-        match kind.split_once('@') {
-            Some((base, ms)) => (base.to_owned(), window(ms.parse().unwrap_or(0))),
-            None => match self.coalesce_ms {
-                Some(ms) if kind == "corepush" => (kind.to_owned(), window(ms)),
-                _ => (kind.to_owned(), Vec::new()),
-            },
+        let window = |flag: &str, ms: &str| vec![flag.to_owned(), ms.to_owned()];
+        if let Some(ms) = kind.strip_prefix("corepush@") {
+            return ("corepush".into(), window("--fanout-coalesce-ms", ms));
+        }
+        if let Some(ms) = kind.strip_prefix("corepush~") {
+            return ("corepush".into(), window("--fanout-max-ms", ms));
+        }
+        match self.coalesce_ms {
+            Some(ms) if kind == "corepush" => (
+                kind.to_owned(),
+                window("--fanout-coalesce-ms", &ms.to_string()),
+            ),
+            _ => (kind.to_owned(), Vec::new()),
         }
     }
 }
@@ -328,8 +371,9 @@ impl Opts {
 fn serve(kind: &str, flags: &args::Flags) -> Res<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let (port, workers) = (flags.port, flags.workers);
-    let coalesce = flags.fanout_coalesce_ms.map(Duration::from_millis);
-    if flags.watch_stdin.is_some() {
+    let window = shootout::window(flags.fanout_coalesce_ms, flags.fanout_max_ms);
+    let watch = flags.watch_stdin.is_some();
+    if watch && kind != "corepush" {
         child::exit_with_parent();
     }
     child::raise_nofile()?;
@@ -337,7 +381,15 @@ fn serve(kind: &str, flags: &args::Flags) -> Res<()> {
         "corepush" => Ok(shootout::serve(
             SocketAddr::from(([127, 0, 0, 1], port)),
             workers,
-            coalesce,
+            window,
+            |server| {
+                if watch {
+                    child::exit_with_parent_answering(move || {
+                        let s = server.stats();
+                        (s.messages_out, s.writes)
+                    });
+                }
+            },
         )?),
         "floor" => floor::serve(port, workers),
         "tokio" => tokio_ws::serve(port, workers),
@@ -360,6 +412,8 @@ struct Fig {
     server_cpu: f64,
     client_cpu: f64,
     other_cpu: f64,
+    /// Frames per write call, from a server that counts them (NaN from others).
+    frames_per_write: f64,
 }
 
 /// One run's figures.
@@ -425,6 +479,7 @@ impl Summary {
                     server_cpu: p(|f| f.server_cpu),
                     client_cpu: p(|f| f.client_cpu),
                     other_cpu: p(|f| f.other_cpu),
+                    frames_per_write: p(|f| f.frames_per_write),
                 }
             })
             .collect();
@@ -462,7 +517,7 @@ fn add_clients(engines: &mut [Engine], port: u16, first: usize, count: usize, o:
 
 fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
     let (child_kind, args) = o.child(kind);
-    let server = ServerChild::start(&child_kind, o.workers, &args)?;
+    let mut server = ServerChild::start(&child_kind, o.workers, &args)?;
     let rss_idle = server.settled_rss()?;
     let mut engines = engines(o.client_threads, o)?;
     let t = Instant::now();
@@ -497,13 +552,24 @@ fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
             child::cpu_ticks("self")?,
             Instant::now(),
         );
+        let counted0 = server.frames_and_writes();
         eprintln!("  fan-out, {}: server pid {}", phase.name, server.pid);
         let f = phases::fanout(
             &mut engines,
-            &spec(Stop::After(seconds), phase.inflight, phase.rate),
+            &spec(Stop::After(seconds), phase.inflight, phase.rate()),
         )?;
         let (cpu1, me1, wall) = (server.cpu_ticks()?, child::cpu_ticks("self")?, t0.elapsed());
         let (all1, _) = child::machine_ticks()?;
+        let frames_per_write = match (counted0, server.frames_and_writes()) {
+            (Some((f0, w0)), Some((f1, w1))) if w1 > w0 => (f1 - f0) as f64 / (w1 - w0) as f64,
+            _ => f64::NAN,
+        };
+        if phase.pace == Pace::Result && f.room_waits > 0 {
+            eprintln!(
+                "  note: {} broadcast(s) waited for room: {} per sender were not yet delivered",
+                f.room_waits, phase.inflight
+            );
+        }
         if f.skipped > 0 {
             eprintln!(
                 "  note: {} scheduled broadcast(s) dropped: {} per sender were still open",
@@ -531,6 +597,7 @@ fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
             server_cpu,
             client_cpu,
             other_cpu: (machine - server_cpu - client_cpu).max(0.0),
+            frames_per_write,
         });
     }
 

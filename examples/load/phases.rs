@@ -52,6 +52,9 @@ pub(crate) struct Fanout {
     /// Open loop: scheduled sends dropped because `inflight` broadcasts of their broadcaster
     /// were still open for a whole interval (the server, or this generator, fell behind).
     pub(crate) skipped: u64,
+    /// Closed loop: broadcasts whose sender had the previous one's result but waited for
+    /// room, `inflight` of its broadcasts not yet being received by every client.
+    pub(crate) room_waits: u64,
 }
 
 /// What an echo run measured. Latencies in ns.
@@ -178,6 +181,8 @@ struct Sender {
     /// Oldest local sequence not yet complete.
     oldest: u64,
     awaiting_result: bool,
+    /// Closed loop: the next broadcast is waiting for room (counted once).
+    waiting_room: bool,
     sent_at: Vec<u64>,
     /// Open loop: when the next broadcast is due.
     due: Instant,
@@ -210,6 +215,7 @@ fn broadcast(
             next: 0,
             oldest: 0,
             awaiting_result: false,
+            waiting_room: false,
             sent_at: vec![0; inflight as usize],
             due: start + interval.map_or(Duration::ZERO, |i| i * s as u32 / n as u32),
         })
@@ -245,7 +251,13 @@ fn broadcast(
             let more = sending && st.next < per_sender;
             let room = st.next - st.oldest < inflight;
             let go = match interval {
-                None => !st.awaiting_result && room,
+                None => {
+                    if more && !st.awaiting_result && !room && !st.waiting_room {
+                        st.waiting_room = true;
+                        out.room_waits += 1;
+                    }
+                    !st.awaiting_result && room
+                }
                 Some(every) if now >= st.due => {
                     if !room {
                         // Full: the send waits, up to an interval; then it is dropped.
@@ -276,6 +288,7 @@ fn broadcast(
                 first_send = first_send.min(t);
                 e.send_text(s, &text)?;
                 st.awaiting_result = true;
+                st.waiting_room = false;
                 st.next += 1;
                 out.broadcasts += 1;
             }

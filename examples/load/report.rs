@@ -1,7 +1,7 @@
 //! The load benchmark's tables: one per fan-out phase, echo and memory, the ratios to the
 //! baselines, and the fan-out window's targets checked against the same run's figures.
 
-use super::{Fig, Opts, Summary};
+use super::{Fig, Opts, Pace, Summary};
 
 /// Prints every table for `rows` (server, clients, medians).
 pub(super) fn print(rows: &[(String, usize, Summary)], o: &Opts) {
@@ -21,8 +21,9 @@ pub(super) fn print(rows: &[(String, usize, Summary)], o: &Opts) {
             "srv%",
             "cli%",
             "oth%",
+            "f/write",
         ];
-        let widths = [12, 7, 10, 8, 8, 8, 8, 8, 5, 5, 5];
+        let widths = [12, 7, 10, 8, 8, 8, 8, 8, 5, 5, 5, 7];
         line(&widths, head.iter().map(|h| h.to_string()).collect());
         for (kind, n, s) in rows {
             let Some(f) = s.fanout.get(i) else { continue };
@@ -40,6 +41,11 @@ pub(super) fn print(rows: &[(String, usize, Summary)], o: &Opts) {
                     format!("{:.0}", f.server_cpu),
                     format!("{:.0}", f.client_cpu),
                     format!("{:.0}", f.other_cpu),
+                    if f.frames_per_write.is_nan() {
+                        "-".to_owned()
+                    } else {
+                        format!("{:.1}", f.frames_per_write)
+                    },
                 ],
             );
         }
@@ -70,7 +76,7 @@ pub(super) fn print(rows: &[(String, usize, Summary)], o: &Opts) {
          broadcastResult / → the last client's delivery;\nµs/deliv, µs/echo: the server \
          process's user+system CPU time per delivery / per echo round trip; srv% cli% oth%: CPU \
          of the server, of this load generator, of everything else during the phase (100% = \
-         one core);\nRSS B/c: the server's resident memory per idle connection; conn/s: \
+         one core);\nf/write: frames per write call (corepush counts them); RSS B/c: the server's resident memory per idle connection; conn/s: \
          connects + handshakes per second"
     );
     let find = |k: &str, n: usize| {
@@ -118,53 +124,59 @@ fn targets<'a>(o: &Opts, find: impl Fn(&str, usize) -> Option<&'a Summary>) {
         let Some(c) = find("corepush", n) else {
             continue;
         };
-        let phases = o.phases(n);
-        if let (Some(cf), Some(t)) = (c.fanout.first(), find("tokio", n).and_then(first)) {
-            let ratio = cf.deliveries_per_s / t.deliveries_per_s;
-            println!(
-                "{n:>6} clients, {}: deliveries/s {ratio:.2}× tokio (target ≥ 2.5×): {}",
-                phases[0].name,
-                verdict(ratio >= 2.5)
-            );
-        }
-        if let Some(cf) = c.fanout.get(1) {
-            println!(
-                "{n:>6} clients, {}: {:.3} µs server CPU per delivery (target ≤ 0.5 at 1,000 \
-                 clients){}",
-                phases[1].name,
-                cf.cpu_per_delivery_us,
-                if n == 1000 {
-                    format!(": {}", verdict(cf.cpu_per_delivery_us <= 0.5))
-                } else {
-                    String::new()
-                }
-            );
-        }
-        for (i, phase) in phases.iter().enumerate().skip(2) {
+        for (i, phase) in o.phases(n).iter().enumerate() {
             let Some(cf) = c.fanout.get(i) else { continue };
-            let bases: Vec<&Fig> = ["floor", "corepush@0"]
-                .iter()
-                .filter_map(|k| find(k, n)?.fanout.get(i))
-                .collect();
-            if bases.is_empty() {
-                continue;
+            match phase.pace {
+                Pace::Deep => {
+                    let Some(t) = find("tokio", n).and_then(|t| t.fanout.get(i)) else {
+                        continue;
+                    };
+                    let ratio = cf.deliveries_per_s / t.deliveries_per_s;
+                    println!(
+                        "{n:>6} clients, {}: deliveries/s {ratio:.2}× tokio (target ≥ 2.5×): {}",
+                        phase.name,
+                        verdict(ratio >= 2.5)
+                    );
+                }
+                Pace::Result => println!(
+                    "{n:>6} clients, {}: {:.3} µs server CPU per delivery (target ≤ 0.5 at \
+                     1,000 clients){}",
+                    phase.name,
+                    cf.cpu_per_delivery_us,
+                    if n == 1000 {
+                        format!(": {}", verdict(cf.cpu_per_delivery_us <= 0.5))
+                    } else {
+                        String::new()
+                    }
+                ),
+                Pace::Delivery => println!(
+                    "{n:>6} clients, {}: {:.3} µs server CPU per delivery, {:.1} frames per \
+                     write (no target: a write carries at most {} frames, one per sender)",
+                    phase.name, cf.cpu_per_delivery_us, cf.frames_per_write, o.senders
+                ),
+                Pace::Rate(_) => {
+                    let bases: Vec<&Fig> = ["floor", "corepush@0"]
+                        .iter()
+                        .filter_map(|k| find(k, n)?.fanout.get(i))
+                        .collect();
+                    if bases.is_empty() {
+                        continue;
+                    }
+                    let best =
+                        |f: fn(&Fig) -> f64| bases.iter().map(|b| f(b)).fold(f64::MAX, f64::min);
+                    let (p50, p99) = (best(|f| f.last_p50), best(|f| f.last_p99));
+                    println!(
+                        "{n:>6} clients, {}: last p50 {:.2} ms (best baseline {p50:.2}), p99 \
+                         {:.2} ms ({p99:.2}): {}",
+                        phase.name,
+                        cf.last_p50,
+                        cf.last_p99,
+                        verdict(cf.last_p50 <= p50 && cf.last_p99 <= p99)
+                    );
+                }
             }
-            let best = |f: fn(&Fig) -> f64| bases.iter().map(|b| f(b)).fold(f64::MAX, f64::min);
-            let (p50, p99) = (best(|f| f.last_p50), best(|f| f.last_p99));
-            println!(
-                "{n:>6} clients, {}: last p50 {:.2} ms (best baseline {p50:.2}), p99 {:.2} ms \
-                 ({p99:.2}): {}",
-                phase.name,
-                cf.last_p50,
-                cf.last_p99,
-                verdict(cf.last_p50 <= p50 && cf.last_p99 <= p99)
-            );
         }
     }
-}
-
-fn first(s: &Summary) -> Option<&Fig> {
-    s.fanout.first()
 }
 
 fn verdict(met: bool) -> &'static str {
