@@ -11,7 +11,7 @@ use super::{Opts, Res, SERVERS, cli};
 #[command(name = "load", disable_version_flag = true)]
 pub(super) struct Flags {
     /// corepush, corepush@MS (a fixed fan-out window of MS ms), corepush~MS (the adaptive
-    /// window up to MS ms), floor, tokio, all (corepush,
+    /// window up to MS ms), floor, tokio, other (see --other-build), all (corepush,
     /// corepush@0, floor, tokio), or a list of them separated by commas
     #[arg(long, value_name = "LIST", default_value = "all")]
     server: String,
@@ -64,6 +64,10 @@ pub(super) struct Flags {
     /// The server child's adaptive window ceiling, in milliseconds
     #[arg(long, hide = true, value_name = "MS")]
     pub(super) fanout_max_ms: Option<u64>,
+    /// Another build of this program: its corepush runs as the server "other" (added to
+    /// --server when missing), to compare two builds in one run
+    #[arg(long, value_name = "PATH")]
+    other_build: Option<std::path::PathBuf>,
     /// Open-loop fan-out rates, broadcasts per second at 1,000 clients (the same deliveries
     /// per second at other client counts), separated by commas; "none" for no open loop
     #[arg(long, value_name = "R[,R...]", default_value = "50,200,800")]
@@ -103,6 +107,7 @@ pub(super) fn parse(flags: &Flags) -> Res<Opts> {
         match name.trim() {
             "all" => servers.extend(SERVERS.map(String::from)),
             n @ ("corepush" | "floor" | "tokio") => servers.push(n.to_owned()),
+            "other" if flags.other_build.is_some() => servers.push("other".to_owned()),
             n if n
                 .strip_prefix("corepush@")
                 .or_else(|| n.strip_prefix("corepush~"))
@@ -111,9 +116,22 @@ pub(super) fn parse(flags: &Flags) -> Res<Opts> {
                 servers.push(n.to_owned())
             }
             _ => {
-                let e = "corepush, corepush@MS, corepush~MS, floor, tokio, all, or a list";
+                let e = "corepush, corepush@MS, corepush~MS, floor, tokio, other (with \
+                         --other-build), all, or a list";
                 return Err(bad("--server", &flags.server, &e));
             }
+        }
+    }
+    if let Some(path) = &flags.other_build {
+        if !path.is_file() {
+            return Err(bad(
+                "--other-build",
+                &path.display().to_string(),
+                &"no such file",
+            ));
+        }
+        if !servers.iter().any(|s| s == "other") {
+            servers.push("other".to_owned());
         }
     }
     let clients = flags
@@ -153,6 +171,7 @@ pub(super) fn parse(flags: &Flags) -> Res<Opts> {
         quiet_wait: flags.quiet_wait,
         attempts: flags.attempts.max(1),
         coalesce_ms: flags.fanout_coalesce_ms,
+        other_build: flags.other_build.clone(),
         rates,
     };
     let min_clients = o.clients.iter().copied().min().unwrap_or(0);

@@ -37,6 +37,16 @@ impl ServerChild {
         extra: &[String],
     ) -> Result<Self, Box<dyn Error>> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        Self::start_from(&exe, kind, workers, extra)
+    }
+
+    /// As [`ServerChild::start`], running `exe` (another build of this program) instead.
+    pub(crate) fn start_from(
+        exe: &std::path::Path,
+        kind: &str,
+        workers: usize,
+        extra: &[String],
+    ) -> Result<Self, Box<dyn Error>> {
         let mut child = Command::new(exe)
             .args([
                 "--serve",
@@ -53,7 +63,7 @@ impl ServerChild {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("spawning the {kind} server: {e}"))?;
+            .map_err(|e| format!("spawning the {kind} server ({}): {e}", exe.display()))?;
         let pid = child.id();
         let (stats_tx, stats) = mpsc::channel();
         let mut guard = ServerChild {

@@ -196,8 +196,10 @@ pub(crate) struct Engine {
 
 /// The main poll's token for the nested priority poll.
 const PRIO: Token = Token(usize::MAX);
-/// Main-poll events handled between two looks at the priority poll.
-const PRIO_EVERY: usize = 128;
+/// Main-poll events handled between two looks at the priority poll: a socket read costs
+/// this generator about 10 µs here, so a result waits at most ~0.2 ms behind deliveries
+/// (at 128 it waited over a millisecond, which slowed every server's closed loop alike).
+const PRIO_EVERY: usize = 16;
 
 struct Client {
     stream: TcpStream,

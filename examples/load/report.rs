@@ -1,7 +1,8 @@
 //! The load benchmark's tables: one per fan-out phase, echo and memory, the ratios to the
 //! baselines, and the fan-out window's targets checked against the same run's figures.
 
-use super::{Fig, Opts, Pace, Summary};
+use crate::run::{Fig, Summary};
+use crate::{Opts, Pace};
 
 /// Prints every table for `rows` (server, clients, medians).
 pub(super) fn print(rows: &[(String, usize, Summary)], o: &Opts) {
