@@ -572,11 +572,13 @@ impl Worker {
         }
         let round = std::mem::take(&mut self.round);
         let end = (self.round_pos + FANOUT_CHUNK).min(round.len());
+        let began = Instant::now();
         self.flush_slots(&round[self.round_pos..end], Pending::Held);
+        self.pacer.wrote(began.elapsed());
         self.round = round;
         self.round_pos = end;
         if end >= self.round.len() {
-            self.pacer.finished(Instant::now(), !self.held.is_empty());
+            self.pacer.finished(!self.held.is_empty());
         }
     }
 

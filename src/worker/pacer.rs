@@ -2,9 +2,16 @@
 //! [`FanoutWindow`](crate::FanoutWindow), kept apart from the loop so that it can be tested
 //! on its own, with made-up clocks.
 //!
-//! The loop tells the pacer three things: a fan-out message reached connections (and whether
-//! it found the loop quiet), a round started, a round finished (and whether anything is held
-//! for the next one). The pacer answers one question: from when may the next round start.
+//! The loop tells the pacer four things: a fan-out message reached connections (and whether
+//! it found the loop quiet), a round started, how long a part of it took to write, a round
+//! finished (and whether anything is held for the next one). The pacer answers one question:
+//! from when may the next round start.
+//!
+//! A round's time is the time spent writing it, not the time from its start to its end: a
+//! round is written a chunk per loop turn, and the reads, replies and other work in between
+//! are not its cost. Writing at once keeps up as long as messages come further apart than
+//! that time; measured from start to end, a busy loop would look slower than it writes and
+//! open the window where writing at once would do.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +29,8 @@ pub(crate) struct Pacer {
     since_round: u32,
     /// How long the last finished round took to write.
     round_time: Duration,
+    /// How long the round under way has taken to write so far.
+    writing: Duration,
     /// The burst under way: the quiet arrival that began it, its last arrival, its size.
     burst: Option<(Instant, Instant, u32)>,
     /// How long a round waits after a quiet arrival, learned from the last burst.
@@ -41,6 +50,7 @@ impl Pacer {
             open: Duration::ZERO,
             since_round: 0,
             round_time: Duration::ZERO,
+            writing: Duration::ZERO,
             burst: None,
             linger: Duration::ZERO,
             due: None,
@@ -106,14 +116,18 @@ impl Pacer {
         self.began = Some(now);
         self.since_round = 0;
         self.due = None;
+        self.writing = Duration::ZERO;
     }
 
-    /// The round under way was written to its end at `now`; `held`: connections got fan-out
-    /// frames meanwhile after their write, and wait for the next round.
-    pub(crate) fn finished(&mut self, now: Instant, held: bool) {
-        if let Some(b) = self.began {
-            self.round_time = now.saturating_duration_since(b);
-        }
+    /// A part of the round under way took `took` to write.
+    pub(crate) fn wrote(&mut self, took: Duration) {
+        self.writing += took;
+    }
+
+    /// The round under way was written to its end; `held`: connections got fan-out frames
+    /// meanwhile after their write, and wait for the next round.
+    pub(crate) fn finished(&mut self, held: bool) {
+        self.round_time = self.writing;
         if !held {
             self.open = Duration::ZERO;
         }
@@ -141,7 +155,8 @@ mod tests {
     fn round(p: &mut Pacer, epoch: Instant, at: Instant, took: Duration, held: bool) -> Instant {
         let start = p.next_round(epoch).max(at);
         p.started(start);
-        p.finished(start + took, held);
+        p.wrote(took);
+        p.finished(held);
         start
     }
 
@@ -180,7 +195,8 @@ mod tests {
             p.started(start);
             windows.push(p.open);
             now = start + took;
-            p.finished(now, next <= now);
+            p.wrote(took);
+            p.finished(next <= now);
         }
         windows
     }
@@ -206,10 +222,12 @@ mod tests {
         for k in 1..=4 {
             p.arrived(t0 + us(k), false);
         }
-        p.finished(t0 + us(500), true);
+        p.wrote(us(500));
+        p.finished(true);
         p.started(t0 + us(500));
         assert!(p.open > Duration::ZERO);
-        p.finished(t0 + us(900), false);
+        p.wrote(us(400));
+        p.finished(false);
         // Right after, well inside the window that was open: at once.
         let at = t0 + Duration::from_millis(1);
         p.arrived(at, true);
@@ -269,7 +287,8 @@ mod tests {
         assert_eq!(p.next_round(t0), t0);
         p.arrived(t0, true);
         p.started(t0);
-        p.finished(t0 + us(10), false);
+        p.wrote(us(10));
+        p.finished(false);
         p.arrived(t0 + us(20), true);
         assert_eq!(p.next_round(t0), t0 + MAX);
     }
