@@ -215,6 +215,25 @@ mod tests {
     }
 
     #[test]
+    fn a_round_counts_its_writing_not_the_turns_between() {
+        let (mut p, t0) = adaptive();
+        p.arrived(t0, true);
+        p.started(t0);
+        // Four chunks of 100 µs each, in turns spread over 4 ms of other work; a second
+        // message 2 ms in.
+        for k in 0..4 {
+            p.wrote(us(100));
+            if k == 1 {
+                p.arrived(t0 + Duration::from_millis(2), false);
+            }
+        }
+        p.finished(true);
+        p.started(t0 + Duration::from_millis(4));
+        // One message beyond one: a round's writing (400 µs), not its 4 ms from start to end.
+        assert_eq!(p.open, us(400));
+    }
+
+    #[test]
     fn the_window_closes_once_a_round_leaves_nothing_held() {
         let (mut p, t0) = adaptive();
         p.arrived(t0, true);
