@@ -219,12 +219,12 @@ mod tests {
         let (mut p, t0) = adaptive();
         p.arrived(t0, true);
         p.started(t0);
-        // Four chunks of 100 µs each, in turns spread over 4 ms of other work; a second
-        // message 2 ms in.
+        // Four chunks of 100 µs each, in turns spread over 4 ms of other work; two messages
+        // come meanwhile, 1 and 3 ms in.
         for k in 0..4 {
             p.wrote(us(100));
-            if k == 1 {
-                p.arrived(t0 + Duration::from_millis(2), false);
+            if k % 2 == 0 {
+                p.arrived(t0 + Duration::from_millis(k + 1), false);
             }
         }
         p.finished(true);
