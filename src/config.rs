@@ -469,8 +469,8 @@ pub(crate) const MAX_FANOUT_COALESCE: Duration = Duration::from_secs(60);
 /// The cost of pushing is per write system call far more than per byte, so under heavy
 /// fan-out holding frames turns many small writes into a few large ones; under light fan-out
 /// holding them only adds latency. A core loop writes the frames it holds in a *fan-out
-/// round*: every connection that holds such frames, a few hundred per loop turn so that
-/// reading and replying go on meanwhile. Either way, a message to one client, a handler's
+/// round*: every connection that holds such frames, 64 per loop turn so that reading and
+/// replying go on meanwhile. Either way, a message to one client, a handler's
 /// reply, a ping or a close writes the connection's whole queue (held frames first, order
 /// kept) in the loop turn that queued it, and so does a queue of 64 frames or more; in a
 /// shutdown, rounds start at once.
@@ -495,7 +495,8 @@ pub enum FanoutWindow {
     /// * **Heavy load, opening.** A round that begins with `k` ≥ 2 fan-out messages counted
     ///   since the previous round began — more than one round carries, so writing at once
     ///   does not keep up — opens the window to `k − 1` times the time the last round took
-    ///   to write, at most `max`. Under a load that waits for its deliveries (a closed loop),
+    ///   to write (the time spent in its writes, not counting the loop's other work between
+    ///   its chunks), at most `max`. Under a load that waits for its deliveries (a closed loop),
     ///   a longer window gathers more messages, so the window grows round after round up to
     ///   `max`; under a steady stream slower than rounds it stays shut.
     /// * **Closing when the load drops.** A round that finishes with nothing held for the

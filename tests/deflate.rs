@@ -1,11 +1,11 @@
 //! permessage-deflate (RFC 7692) over real sockets: a browser's offer and the answer, messages
 //! compressed both ways, a broadcast to clients that compress and clients that do not (one
-//! compression for all), context takeover on either side, offers declined, and a compression
-//! bomb refused with 1009 before it is inflated.
+//! compression for all), context takeover on either side, offers declined, a compression
+//! bomb refused with 1009 before it is inflated, and the same over wss:// (feature `tls`).
 
 mod util;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use corepush::{DeflateConfig, Server, ServerConfig};
@@ -28,9 +28,10 @@ fn json_1k() -> String {
     format!(r#"{{"type":"update","items":[{}]}}"#, items.join(","))
 }
 
-/// A raw WebSocket client that speaks permessage-deflate with flate2 itself.
-struct DeflateClient {
-    s: TcpStream,
+/// A raw WebSocket client that speaks permessage-deflate with flate2 itself, over TCP or
+/// over TLS.
+struct DeflateClient<S = TcpStream> {
+    s: S,
     /// The `Sec-WebSocket-Extensions` answer, if any.
     answer: Option<String>,
     compress: Compress,
@@ -40,8 +41,15 @@ struct DeflateClient {
 impl DeflateClient {
     /// Upgrades with `offer` as its `Sec-WebSocket-Extensions` (none if empty).
     fn connect(addr: SocketAddr, offer: &str) -> Self {
-        let mut s = tcp(addr);
+        let s = tcp(addr);
         s.set_nodelay(true).unwrap();
+        Self::upgrade(s, addr, offer)
+    }
+}
+
+impl<S: Read + Write> DeflateClient<S> {
+    /// Upgrades on `s`, a stream to `addr`, with `offer` as its `Sec-WebSocket-Extensions`.
+    fn upgrade(mut s: S, addr: SocketAddr, offer: &str) -> Self {
         let header = format!("Sec-WebSocket-Extensions: {offer}");
         let extra: &[&str] = if offer.is_empty() { &[] } else { &[&header] };
         s.write_all(upgrade_request(addr, "/", extra).as_bytes())
@@ -379,4 +387,72 @@ fn a_level_past_9_is_a_configuration_error() {
         .start()
         .expect_err("refused");
     assert!(err.to_string().contains("level"), "{err}");
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn over_wss_a_browser_offer_is_answered_and_a_broadcast_is_compressed_once() {
+    let ca = Ca::new();
+    let leaf = ca.leaf("corepush wss deflate", "server");
+    let tls = corepush::TlsConfig::from_pem_files(&leaf.cert_path, &leaf.key_path).unwrap();
+    let (_rt, addr, server) = start_config(
+        ServerConfig::websocket("wss", "127.0.0.1:0".parse().unwrap())
+            .tls(tls)
+            .permessage_deflate(DeflateConfig::default())
+            .max_message_size(64 * 1024),
+    );
+    let client = ca.client();
+    let mut deflating: Vec<_> = (0..4)
+        .map(|_| DeflateClient::upgrade(tls_stream(addr, &client), addr, BROWSER_OFFER))
+        .collect();
+    let mut plain = DeflateClient::upgrade(tls_stream(addr, &client), addr, "");
+    for c in &deflating {
+        assert_eq!(
+            c.answer.as_deref(),
+            Some("permessage-deflate; server_no_context_takeover")
+        );
+    }
+    assert_eq!(plain.answer, None);
+
+    // Both ways compressed, inside TLS records.
+    let json = json_1k();
+    let echo = format!("echo:{json}");
+    for _ in 0..3 {
+        deflating[0].send_compressed(&echo, false);
+        assert_eq!(deflating[0].recv(), (true, json.clone()));
+    }
+    let compressed_by_echoes = server.stats().frames_compressed;
+
+    // A broadcast: compressed once for the four, plain for the fifth.
+    settle("every client open", 5, || server.connection_count());
+    for round in 1..=3u64 {
+        assert_eq!(server.send_raw_to_all(json.as_str()).unwrap(), 5);
+        for c in &mut deflating {
+            assert_eq!(c.recv(), (true, json.clone()));
+        }
+        let frame = plain.recv_raw();
+        assert!(!frame.rsv1);
+        assert_eq!(frame.text(), json);
+        settle(
+            "one compression per broadcast",
+            compressed_by_echoes + round,
+            || server.stats().frames_compressed,
+        );
+    }
+    server.send_raw_to_all(json.as_str()).unwrap();
+    let frame = deflating[1].recv_raw();
+    assert!(frame.rsv1);
+    assert!(frame.payload.len() * 2 < json.len());
+
+    // A bomb over TLS closes with 1009 as over TCP.
+    let c = &mut deflating[2];
+    let bomb = compress_sync(&mut c.compress, &[&vec![b'a'; 1 << 20]]);
+    c.s.write_all(&client_frame(0xC1, &bomb)).unwrap();
+    let close = loop {
+        let frame = read_server_frame(&mut c.s).expect("a close frame before the end");
+        if frame.opcode == 0x8 {
+            break frame;
+        }
+    };
+    assert_eq!(close.close_code(), Some(1009));
 }

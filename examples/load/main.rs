@@ -12,7 +12,7 @@
 //!     [--clients 1000[,10000]] [--senders 4] [--payload 64] [--seconds 5] [--runs 3]
 //!     [--workers 2] [--echo-clients 100] [--inflight 16] [--client-threads 1]
 //!     [--connect-threads 4] [--quiet-wait 60] [--attempts 3] [--ramp] [--ramp-max 30000]
-//!     [--fanout-coalesce-ms MS] [--rates R[,R...]]
+//!     [--fanout-coalesce-ms MS] [--rates R[,R...]] [--other-build PATH]
 //! ```
 //!
 //! A run starts a fresh server, reads its idle RSS, connects the clients (tungstenite's
@@ -40,7 +40,8 @@
 //!   CPU per round trip.
 //!
 //! `--fanout-coalesce-ms` sets a fixed window for every corepush server (`corepush@MS` for
-//! one of them). Figures are medians over `--runs` runs. `--ramp` runs the shootout's ramp instead: 1,000
+//! one of them). `--other-build PATH` runs the corepush of another build of this program as
+//! the server `other`, alternating with this build's, to compare two builds in one run. Figures are medians over `--runs` runs. `--ramp` runs the shootout's ramp instead: 1,000
 //! more clients per step, a burst of 20 broadcasts from 4 senders at each, until the 95th
 //! percentile of send → broadcastResult passes 500 ms (or `--ramp-max`, or a failure).
 //!

@@ -32,7 +32,7 @@ pub fn upgrade_request(addr: SocketAddr, path: &str, extra: &[&str]) -> String {
 
 /// Reads an HTTP response head (up to and including the blank line), byte by byte so that
 /// nothing after it is consumed. Panics if the stream ends first.
-pub fn read_head(s: &mut TcpStream) -> String {
+pub fn read_head(s: &mut impl Read) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -152,7 +152,7 @@ impl ServerFrame {
 }
 
 /// The next frame from the server; `None` if the stream ends (or is reset) before it.
-pub fn read_server_frame(s: &mut TcpStream) -> Option<ServerFrame> {
+pub fn read_server_frame(s: &mut impl Read) -> Option<ServerFrame> {
     let mut head = [0u8; 2];
     if let Err(e) = s.read_exact(&mut head) {
         return match e.kind() {
