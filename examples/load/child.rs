@@ -1,7 +1,7 @@
 //! The server under test as a child process, and what /proc says about a process.
 
 use std::error::Error;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -157,23 +157,20 @@ impl Drop for ServerChild {
 
 /// In the child: exits the process once stdin reaches its end, i.e. once the parent is gone.
 pub(crate) fn exit_with_parent() {
-    std::thread::spawn(|| {
-        let mut buf = [0u8; 64];
-        while let Ok(n) = std::io::stdin().read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
-        std::process::exit(0);
-    });
+    watch_stdin(None);
 }
 
 /// In the child: as [`exit_with_parent`], and answers each `stats` line on stdin with
 /// `stats FRAMES WRITES` on stdout, from `count`.
 pub(crate) fn exit_with_parent_answering(count: impl Fn() -> (u64, u64) + Send + 'static) {
+    watch_stdin(Some(Box::new(count)));
+}
+
+/// Reads stdin's lines until its end, answering `stats` where it can count, then exits.
+fn watch_stdin(count: Option<Box<dyn Fn() -> (u64, u64) + Send>>) {
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-            if line.trim() == "stats" {
+            if let (Some(count), "stats") = (&count, line.trim()) {
                 let (frames, writes) = count();
                 println!("{STATS_PREFIX}{frames} {writes}");
             }
