@@ -27,20 +27,26 @@ pub enum FanoutWindow {
     /// * **Light load, at once.** A fan-out message that finds the loop quiet — nothing held,
     ///   no round under way, the window since the last round began passed — starts a round
     ///   at once, unless the last such quiet spell ended in a *burst* (two or more fan-out
-    ///   messages before the next quiet spell): then the round waits twice that burst's
+    ///   messages before the next quiet spell, closer together than that spell is long — a
+    ///   steady stream that finds the loop busy now and then is no burst): then the round
+    ///   waits twice that burst's
     ///   spread — at most the longer of that spread and the time the last round took to
     ///   write, and at most `max` — or until as many messages as that burst had have come,
     ///   whichever is first, so that a burst that recurs (senders that answer a delivery
     ///   together) shares one round.
     ///   A lone message, or a stream of messages further apart than a round takes to write,
     ///   goes out at once.
-    /// * **Heavy load, opening.** A round that begins with `k` ≥ 2 fan-out messages counted
-    ///   since the previous round began — more than one round carries, so writing at once
-    ///   does not keep up — opens the window to `k − 1` times the time the last round took
-    ///   to write (the time spent in its writes, not counting the loop's other work between
-    ///   its chunks), at most `max`. Under a load that waits for its deliveries (a closed loop),
-    ///   a longer window gathers more messages, so the window grows round after round up to
-    ///   `max`; under a steady stream slower than rounds it stays shut.
+    /// * **Heavy load, opening.** The loop keeps a *load*: the fan-out messages counted since
+    ///   the previous round began, times the time the last round took to write (the time
+    ///   spent in its writes, not counting the loop's other work between its chunks), over
+    ///   the time since the previous round began — how much of its time writing each message
+    ///   at once would take — averaged over the last few rounds. While the load is 1.5 or
+    ///   more, a round that begins with `k` ≥ 2 messages opens the window to `k − 1` times
+    ///   the last round's writing time, at most `max`. Below it, back-to-back rounds of
+    ///   whatever came meanwhile keep up, and waiting would only add latency. Under a load
+    ///   that waits for its deliveries (a closed loop), a longer window gathers more
+    ///   messages, so the window grows round after round up to `max`; under a steady stream
+    ///   the loop writes in less than 1.5 times its pace it stays shut.
     /// * **Closing when the load drops.** A round that finishes with nothing held for the
     ///   next one closes the window at once; so does a round that begins with one message,
     ///   and a message that finds the loop quiet.

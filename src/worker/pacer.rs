@@ -12,10 +12,27 @@
 //! are not its cost. Writing at once keeps up as long as messages come further apart than
 //! that time; measured from start to end, a busy loop would look slower than it writes and
 //! open the window where writing at once would do.
+//!
+//! Counting messages alone does not tell a loop that falls behind from one that is merely
+//! busy: a steady stream that takes most of the loop's time to write brings two messages
+//! into many rounds, and waiting then only adds latency, since the next round would carry
+//! both anyway. The window opens only while the *load* — the time writing each message at
+//! once would take, per unit of time — is above [`OPENS_AT`]. The load is the messages
+//! since the last round began times a round's writing time, over the time since it began,
+//! averaged over rounds; it does not depend on the window (a wider window gathers more
+//! messages in a longer period), so opening does not feed on itself.
 
 use std::time::{Duration, Instant};
 
 use crate::config::FanoutWindow;
+
+/// The load (see the module's docs) from which the adaptive window opens: writing at once
+/// would take half again the loop's time. Below it, back-to-back rounds of whatever came
+/// meanwhile keep up, and a round at once is the shortest way to the last delivery.
+pub(crate) const OPENS_AT: f64 = 1.5;
+
+/// The weight of the newest round in the load's average.
+const LOAD_WEIGHT: f64 = 0.25;
 
 /// One core loop's fan-out window.
 #[derive(Debug)]
@@ -40,6 +57,8 @@ pub(crate) struct Pacer {
     /// How many messages the last burst had: once as many have come, the round need not
     /// wait for the rest of `linger`.
     expect: u32,
+    /// The load, averaged over rounds.
+    load: f64,
 }
 
 impl Pacer {
@@ -55,6 +74,7 @@ impl Pacer {
             linger: Duration::ZERO,
             due: None,
             expect: 0,
+            load: 0.0,
         }
     }
 
@@ -73,9 +93,15 @@ impl Pacer {
             }
             return;
         }
-        // The last burst ends here: if it had company, the next one is awaited for a while.
+        // The last burst ends here: if it had company, the next one is awaited for a while —
+        // under a light load only if it came closer together than the quiet after it. A
+        // steady stream that finds the loop busy now and then also makes "bursts", spread as
+        // wide as the gaps between them: waiting for the rest of those only delays each
+        // round. Under a heavy load, gathering them is what keeps the loop up.
         if let Some((first, last, n)) = self.burst {
-            (self.linger, self.expect) = if n >= 2 {
+            let compact = self.load >= OPENS_AT
+                || last.saturating_duration_since(first) * 2 <= now.saturating_duration_since(last);
+            (self.linger, self.expect) = if n >= 2 && compact {
                 let spread = last.saturating_duration_since(first) * 2;
                 (spread.min(self.round_time.max(spread / 2)).min(max), n)
             } else {
@@ -103,9 +129,19 @@ impl Pacer {
     /// A round began at `now`.
     pub(crate) fn started(&mut self, now: Instant) {
         if let FanoutWindow::Adaptive { max } = self.window {
-            // More messages came in the time of one round than one round carries: the loop
-            // cannot keep up by writing at once, so it waits a round's time per extra one.
-            self.open = if self.since_round >= 2 {
+            if let Some(b) = self.began {
+                let period = now.saturating_duration_since(b).as_secs_f64();
+                let writing = self.round_time.as_secs_f64() * f64::from(self.since_round);
+                let load = if period > 0.0 {
+                    writing / period
+                } else {
+                    OPENS_AT
+                };
+                self.load += (load - self.load) * LOAD_WEIGHT;
+            }
+            // More messages came in the time of one round than one round carries, and
+            // writing each at once would not keep up: it waits a round's time per extra one.
+            self.open = if self.since_round >= 2 && self.load >= OPENS_AT {
                 self.round_time
                     .saturating_mul(self.since_round - 1)
                     .min(max)
@@ -149,6 +185,14 @@ mod tests {
             Pacer::new(FanoutWindow::Adaptive { max: MAX }),
             Instant::now(),
         )
+    }
+
+    /// An adaptive pacer on a loop that has been under heavy load: writing each message at
+    /// once would take twice the loop's time.
+    fn loaded() -> (Pacer, Instant) {
+        let (mut p, t0) = adaptive();
+        p.load = OPENS_AT * 2.0;
+        (p, t0)
     }
 
     /// One round: a message at `at` (quiet or not), the round when allowed, written in `took`.
@@ -215,8 +259,24 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_that_back_to_back_rounds_keep_up_with_keeps_it_shut() {
+        // A message every 5 ms, a round taking 6 ms to write: now and then a round begins
+        // with two messages, but the next round carries whatever came meanwhile anyway, and
+        // waiting would only delay them.
+        let windows = steady(us(5000), us(6000), 40);
+        assert!(windows.iter().all(|w| w.is_zero()), "{windows:?}");
+    }
+
+    #[test]
+    fn a_load_above_the_threshold_opens_it() {
+        // Writing each at once would take twice the time.
+        let windows = steady(us(3000), us(6000), 40);
+        assert!(windows[20..].iter().all(|w| !w.is_zero()), "{windows:?}");
+    }
+
+    #[test]
     fn a_round_counts_its_writing_not_the_turns_between() {
-        let (mut p, t0) = adaptive();
+        let (mut p, t0) = loaded();
         p.arrived(t0, true);
         p.started(t0);
         // Four chunks of 100 µs each, in turns spread over 4 ms of other work; two messages
@@ -235,7 +295,7 @@ mod tests {
 
     #[test]
     fn the_window_closes_once_a_round_leaves_nothing_held() {
-        let (mut p, t0) = adaptive();
+        let (mut p, t0) = loaded();
         p.arrived(t0, true);
         p.started(t0);
         for k in 1..=4 {
@@ -271,6 +331,41 @@ mod tests {
         }
         assert_eq!(starts[0], Duration::ZERO, "the first burst teaches");
         assert!(starts[1..].iter().all(|&s| s == us(180)), "{starts:?}");
+    }
+
+    #[test]
+    fn a_steady_stream_that_found_the_loop_busy_is_not_a_burst() {
+        let (mut p, t0) = adaptive();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // A message every 5 ms or so, rounds taking 4.5 ms: the second comes during the
+        // first round, the third after the second round.
+        p.arrived(ms(0), true);
+        p.started(ms(0));
+        p.arrived(ms(4), false);
+        p.wrote(us(4500));
+        p.finished(true);
+        p.started(t0 + us(4500));
+        p.wrote(us(4500));
+        p.finished(false);
+        p.arrived(ms(10), true);
+        assert_eq!(p.next_round(t0), ms(10));
+    }
+
+    #[test]
+    fn under_a_heavy_load_a_spread_burst_is_awaited() {
+        let (mut p, t0) = loaded();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // As above, the loop under a heavy load: gathering the messages keeps it up.
+        p.arrived(ms(0), true);
+        p.started(ms(0));
+        p.arrived(ms(4), false);
+        p.wrote(us(4500));
+        p.finished(true);
+        p.started(t0 + us(4500));
+        p.wrote(us(4500));
+        p.finished(false);
+        p.arrived(ms(10), true);
+        assert!(p.next_round(t0) > ms(10));
     }
 
     #[test]
