@@ -22,6 +22,10 @@ pub(crate) struct Fig {
     pub(crate) other_cpu: f64,
     /// Frames per write call, from a server that counts them (NaN from others).
     pub(crate) frames_per_write: f64,
+    /// In a summary: the median absolute deviation of `last_p50` and of `last_p99` over the
+    /// runs (zero for one run).
+    pub(crate) last_p50_mad: f64,
+    pub(crate) last_p99_mad: f64,
 }
 
 /// One run's figures.
@@ -88,6 +92,8 @@ impl Summary {
                     client_cpu: p(|f| f.client_cpu),
                     other_cpu: p(|f| f.other_cpu),
                     frames_per_write: p(|f| f.frames_per_write),
+                    last_p50_mad: mad(runs.iter().map(|r| r.fanout[i].last_p50).collect()),
+                    last_p99_mad: mad(runs.iter().map(|r| r.fanout[i].last_p99).collect()),
                 }
             })
             .collect();
@@ -211,6 +217,7 @@ pub(crate) fn run_once(kind: &str, n: usize, o: &Opts, tck: u64) -> Res<Run> {
             client_cpu,
             other_cpu: (machine - server_cpu - client_cpu).max(0.0),
             frames_per_write,
+            ..Fig::default()
         });
     }
 
@@ -250,6 +257,13 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// The median absolute deviation from the median: how far a run typically lands from the
+/// median of its kind.
+pub(crate) fn mad(v: Vec<f64>) -> f64 {
+    let m = median(v.clone());
+    median(v.into_iter().map(|x| (x - m).abs()).collect())
 }
 
 pub(crate) fn ms(ns: u64) -> f64 {
