@@ -333,12 +333,11 @@ mod tests {
         assert!(starts[1..].iter().all(|&s| s == us(180)), "{starts:?}");
     }
 
-    #[test]
-    fn a_steady_stream_that_found_the_loop_busy_is_not_a_burst() {
-        let (mut p, t0) = adaptive();
+    /// A message every 5 ms or so, rounds taking 4.5 ms: the second comes during the first
+    /// round, the third (at 10 ms) after the second round. When the round for the third may
+    /// start.
+    fn a_stream_that_finds_the_loop_busy(mut p: Pacer, t0: Instant) -> Instant {
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        // A message every 5 ms or so, rounds taking 4.5 ms: the second comes during the
-        // first round, the third after the second round.
         p.arrived(ms(0), true);
         p.started(ms(0));
         p.arrived(ms(4), false);
@@ -348,24 +347,22 @@ mod tests {
         p.wrote(us(4500));
         p.finished(false);
         p.arrived(ms(10), true);
-        assert_eq!(p.next_round(t0), ms(10));
+        p.next_round(t0)
+    }
+
+    #[test]
+    fn a_steady_stream_that_found_the_loop_busy_is_not_a_burst() {
+        let (p, t0) = adaptive();
+        let start = a_stream_that_finds_the_loop_busy(p, t0);
+        assert_eq!(start, t0 + Duration::from_millis(10));
     }
 
     #[test]
     fn under_a_heavy_load_a_spread_burst_is_awaited() {
-        let (mut p, t0) = loaded();
-        let ms = |n: u64| t0 + Duration::from_millis(n);
-        // As above, the loop under a heavy load: gathering the messages keeps it up.
-        p.arrived(ms(0), true);
-        p.started(ms(0));
-        p.arrived(ms(4), false);
-        p.wrote(us(4500));
-        p.finished(true);
-        p.started(t0 + us(4500));
-        p.wrote(us(4500));
-        p.finished(false);
-        p.arrived(ms(10), true);
-        assert!(p.next_round(t0) > ms(10));
+        // Gathering the messages is what keeps a loop under a heavy load up.
+        let (p, t0) = loaded();
+        let start = a_stream_that_finds_the_loop_busy(p, t0);
+        assert!(start > t0 + Duration::from_millis(10));
     }
 
     #[test]
