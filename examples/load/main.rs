@@ -239,9 +239,12 @@ fn main() -> Res<()> {
     let mut notes = Vec::new();
     for &n in &o.clients {
         let mut results: Vec<Vec<Run>> = vec![Vec::new(); o.servers.len()];
-        // Runs alternate between servers, so that drift on the machine hits them all alike.
+        // Runs alternate between servers, so that drift on the machine hits them all alike,
+        // and each run starts with the next server, so that none always follows the same one.
         for r in 0..o.runs {
-            for (k, kind) in o.servers.iter().enumerate() {
+            let m = o.servers.len();
+            for k in (0..m).map(|i| (i + r) % m) {
+                let kind = &o.servers[k];
                 eprintln!("[{kind} × {n}] run {}/{}", r + 1, o.runs);
                 // A run that other processes cut into is done again, twice at most, and the
                 // attempt they disturbed least is kept; the table shows what share of the
