@@ -29,7 +29,7 @@ use crate::config::FanoutWindow;
 /// The load (see the module's docs) from which the adaptive window opens: writing at once
 /// would take half again the loop's time. Below it, back-to-back rounds of whatever came
 /// meanwhile keep up, and a round at once is the shortest way to the last delivery.
-pub(crate) const OPENS_AT: f64 = 1.5;
+const OPENS_AT: f64 = 1.5;
 
 /// The weight of the newest round in the load's average.
 const LOAD_WEIGHT: f64 = 0.25;
