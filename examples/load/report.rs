@@ -1,7 +1,7 @@
 //! The load benchmark's tables: one per fan-out phase, echo and memory, the ratios to the
 //! baselines, and the fan-out window's targets checked against the same run's figures.
 
-use crate::run::{Fig, Summary};
+use crate::run::{self, Fig, Shift, Summary};
 use crate::{Opts, Pace};
 
 /// Prints every table for `rows` (server, clients, medians).
@@ -163,36 +163,54 @@ fn targets<'a>(o: &Opts, find: impl Fn(&str, usize) -> Option<&'a Summary>) {
                     if bases.is_empty() {
                         continue;
                     }
-                    // Per figure: the best baseline's median, and how far its runs typically
-                    // land from it.
-                    let best = |f: fn(&Fig) -> (f64, f64)| {
-                        bases
+                    // Per figure: the baseline with the best median, and how corepush's runs
+                    // lie against its runs.
+                    let judge = |f: fn(&Fig) -> (f64, &[f64])| {
+                        let base = bases
                             .iter()
-                            .map(|b| f(b))
-                            .fold((f64::MAX, 0.0), |a, b| if b.0 < a.0 { b } else { a })
+                            .min_by(|a, b| f(a).0.total_cmp(&f(b).0))
+                            .expect("one baseline at least");
+                        let (mine, runs) = f(cf);
+                        (mine, f(base).0, run::shift(runs, f(base).1))
                     };
-                    let (p50, p50_mad) = best(|f| (f.last_p50, f.last_p50_mad));
-                    let (p99, p99_mad) = best(|f| (f.last_p99, f.last_p99_mad));
-                    let met = cf.last_p50 <= p50 && cf.last_p99 <= p99;
-                    let near = cf.last_p50 <= p50 + p50_mad && cf.last_p99 <= p99 + p99_mad;
+                    let p50 = judge(|f| (f.last_p50, &f.last_p50_runs));
+                    let p99 = judge(|f| (f.last_p99, &f.last_p99_runs));
+                    let figure = |(mine, best, shift): (f64, f64, Option<Shift>)| {
+                        let interval = shift.map_or(String::new(), |s| {
+                            format!(
+                                ", difference {:+.2} ms (95 % interval {:+.2} to {:+.2})",
+                                s.estimate, s.low, s.high
+                            )
+                        });
+                        format!("{mine:.2} ms (best baseline {best:.2}{interval})")
+                    };
                     println!(
-                        "{n:>6} clients, {}: last p50 {:.2} ms (best baseline {p50:.2} ± \
-                         {p50_mad:.2}), p99 {:.2} ms ({p99:.2} ± {p99_mad:.2}): {}",
+                        "{n:>6} clients, {}: last p50 {}, p99 {}: {}",
                         phase.name,
-                        cf.last_p50,
-                        cf.last_p99,
-                        if met {
-                            "met"
-                        } else if near {
-                            "NOT met, but within the baseline's spread (± its runs' median \
-                             absolute deviation)"
-                        } else {
-                            "NOT met"
-                        }
+                        figure(p50),
+                        figure(p99),
+                        rate_verdict(&[p50, p99])
                     );
                 }
             }
         }
+    }
+}
+
+/// An open loop's verdict from its figures' (corepush, best baseline, shift of corepush's
+/// runs against that baseline's): met where every median is at most the baseline's; a tie
+/// where one is above it but not beyond the runs' spread (the 95 % interval of the
+/// difference reaches zero or below); not met where one is above it beyond that.
+fn rate_verdict(figures: &[(f64, f64, Option<Shift>)]) -> &'static str {
+    if figures.iter().all(|&(mine, best, _)| mine <= best) {
+        "met"
+    } else if figures
+        .iter()
+        .all(|&(mine, best, s)| mine <= best || s.is_some_and(|s| s.low <= 0.0))
+    {
+        "a tie: above the best baseline's median, not beyond the runs' spread"
+    } else {
+        "NOT met"
     }
 }
 
