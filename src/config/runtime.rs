@@ -26,10 +26,11 @@ pub enum FanoutWindow {
     ///
     /// * **Light load, at once.** A fan-out message that finds the loop quiet — nothing held,
     ///   no round under way, the window since the last round began passed — starts a round
-    ///   at once, unless the last such quiet spell ended in a *burst* (two or more fan-out
-    ///   messages before the next quiet spell, closer together than that spell is long — a
-    ///   steady stream that finds the loop busy now and then is no burst): then the round
-    ///   waits twice that burst's
+    ///   at once, unless the last two quiet spells each ended in a *burst* (two or more
+    ///   fan-out messages before the next quiet spell, the last closer together than that
+    ///   spell is long — a steady stream that finds the loop busy now and then is no burst,
+    ///   nor are two messages that met by chance once): then the round waits twice the last
+    ///   burst's
     ///   spread — at most the longer of that spread and the time the last round took to
     ///   write, and at most `max` — or until as many messages as that burst had have come,
     ///   whichever is first, so that a burst that recurs (senders that answer a delivery

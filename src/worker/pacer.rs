@@ -50,6 +50,9 @@ pub(crate) struct Pacer {
     writing: Duration,
     /// The burst under way: the quiet arrival that began it, its last arrival, its size.
     burst: Option<(Instant, Instant, u32)>,
+    /// Whether the burst before the one under way had company: a burst is awaited only
+    /// once it recurs.
+    recurring: bool,
     /// How long a round waits after a quiet arrival, learned from the last burst.
     linger: Duration,
     /// When the round for what is held may start, if a quiet arrival set it.
@@ -71,6 +74,7 @@ impl Pacer {
             round_time: Duration::ZERO,
             writing: Duration::ZERO,
             burst: None,
+            recurring: false,
             linger: Duration::ZERO,
             due: None,
             expect: 0,
@@ -93,15 +97,19 @@ impl Pacer {
             }
             return;
         }
-        // The last burst ends here: if it had company, the next one is awaited for a while —
-        // under a light load only if it came closer together than the quiet after it. A
-        // steady stream that finds the loop busy now and then also makes "bursts", spread as
-        // wide as the gaps between them: waiting for the rest of those only delays each
-        // round. Under a heavy load, gathering them is what keeps the loop up.
+        // The last burst ends here: if it had company, and so had the one before it, the next
+        // one is awaited for a while — under a light load only if it came closer together
+        // than the quiet after it. Senders answering the same delivery make a burst that
+        // recurs; two messages that met by chance in a light stream do not, and waiting after
+        // them would only delay the next lone one. A steady stream that finds the loop busy
+        // now and then also makes "bursts", spread as wide as the gaps between them: waiting
+        // for the rest of those only delays each round. Under a heavy load, gathering them is
+        // what keeps the loop up.
         if let Some((first, last, n)) = self.burst {
             let compact = self.load >= OPENS_AT
                 || last.saturating_duration_since(first) * 2 <= now.saturating_duration_since(last);
-            (self.linger, self.expect) = if n >= 2 && compact {
+            let recurs = n >= 2 && std::mem::replace(&mut self.recurring, n >= 2);
+            (self.linger, self.expect) = if recurs && compact {
                 let spread = last.saturating_duration_since(first) * 2;
                 (spread.min(self.round_time.max(spread / 2)).min(max), n)
             } else {
@@ -329,24 +337,30 @@ mod tests {
             let start = round(&mut p, t0, at, Duration::from_millis(1), false);
             at = start + Duration::from_millis(3);
         }
-        assert_eq!(starts[0], Duration::ZERO, "the first burst teaches");
-        assert!(starts[1..].iter().all(|&s| s == us(180)), "{starts:?}");
+        assert_eq!(
+            starts[..2],
+            [Duration::ZERO; 2],
+            "the first two bursts teach"
+        );
+        assert!(starts[2..].iter().all(|&s| s == us(180)), "{starts:?}");
     }
 
-    /// A message every 5 ms or so, rounds taking 4.5 ms: the second comes during the first
-    /// round, the third (at 10 ms) after the second round. When the round for the third may
-    /// start.
+    /// A message every 5 ms or so, rounds taking 4.5 ms: every second message comes during
+    /// the round of the one before, the next (10 ms after the pair began) after the round
+    /// that carries it — twice over. When the round for the fifth message, at 20 ms, may start.
     fn a_stream_that_finds_the_loop_busy(mut p: Pacer, t0: Instant) -> Instant {
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        p.arrived(ms(0), true);
-        p.started(ms(0));
-        p.arrived(ms(4), false);
-        p.wrote(us(4500));
-        p.finished(true);
-        p.started(t0 + us(4500));
-        p.wrote(us(4500));
-        p.finished(false);
-        p.arrived(ms(10), true);
+        for pair in [0, 10] {
+            p.arrived(ms(pair), true);
+            p.started(ms(pair));
+            p.arrived(ms(pair + 4), false);
+            p.wrote(us(4500));
+            p.finished(true);
+            p.started(ms(pair) + us(4500));
+            p.wrote(us(4500));
+            p.finished(false);
+        }
+        p.arrived(ms(20), true);
         p.next_round(t0)
     }
 
@@ -354,7 +368,7 @@ mod tests {
     fn a_steady_stream_that_found_the_loop_busy_is_not_a_burst() {
         let (p, t0) = adaptive();
         let start = a_stream_that_finds_the_loop_busy(p, t0);
-        assert_eq!(start, t0 + Duration::from_millis(10));
+        assert_eq!(start, t0 + Duration::from_millis(20));
     }
 
     #[test]
@@ -362,27 +376,49 @@ mod tests {
         // Gathering the messages is what keeps a loop under a heavy load up.
         let (p, t0) = loaded();
         let start = a_stream_that_finds_the_loop_busy(p, t0);
-        assert!(start > t0 + Duration::from_millis(10));
+        assert!(start > t0 + Duration::from_millis(20));
+    }
+
+    #[test]
+    fn two_messages_that_met_by_chance_are_not_a_burst() {
+        // A light stream, a message every 10 ms or so, rounds taking 2 ms: one message came
+        // 1 ms after the one before, during its round. The next lone one goes at once.
+        let (mut p, t0) = adaptive();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        for at in [0, 10, 20] {
+            p.arrived(ms(at), true);
+            round(&mut p, t0, ms(at), Duration::from_millis(2), false);
+        }
+        p.arrived(ms(30), true);
+        p.started(ms(30));
+        p.arrived(ms(31), false);
+        p.wrote(Duration::from_millis(2));
+        p.finished(true);
+        p.started(ms(32));
+        p.wrote(Duration::from_millis(2));
+        p.finished(false);
+        p.arrived(ms(40), true);
+        assert_eq!(p.next_round(t0), ms(40));
     }
 
     #[test]
     fn a_recurring_burst_goes_once_as_many_as_last_time_have_come() {
         let (mut p, t0) = adaptive();
         let mut at = t0;
-        for burst in 0..3 {
+        for burst in 0..4 {
             // Four messages 300 µs apart after a quiet spell; rounds take 1 ms, so the linger
             // (twice the spread, at most a round's time) would last past the fourth.
             p.arrived(at, true);
             for k in 1..=3 {
                 let now = at + us(300 * k);
-                if burst > 0 && k < 3 {
+                if burst > 1 && k < 3 {
                     // Fewer than the last burst had: the round still waits for the rest.
                     assert!(p.next_round(t0) > now, "burst {burst}, message {k}");
                 }
                 p.arrived(now, false);
             }
             let last = at + us(900);
-            if burst > 0 {
+            if burst > 1 {
                 // All four are here: no need to wait out the linger.
                 assert!(p.next_round(t0) <= last, "burst {burst}");
             }
