@@ -291,6 +291,10 @@ pub(crate) struct Shift {
     pub(crate) high: f64,
 }
 
+pub(crate) fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,8 +327,4 @@ mod tests {
     fn three_runs_each_are_too_few_for_an_interval() {
         assert_eq!(shift(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]), None);
     }
-}
-
-pub(crate) fn ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
 }
