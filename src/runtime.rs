@@ -401,7 +401,7 @@ impl ShutdownHandle {
     /// Starts a graceful shutdown: stop accepting, send each client what is queued and a
     /// close frame (1001), then end the core loops. Returns at once; idempotent. A business
     /// process behind gateways first handles the client events they already sent it (see
-    /// [`BackendConfig::Gateway`](crate::BackendConfig::Gateway)).
+    /// [`BackendConfig::Gateway`]).
     pub fn shutdown(&self) {
         self.shared.request_shutdown();
     }

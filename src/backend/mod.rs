@@ -1,6 +1,6 @@
 //! Backends: what carries a call from the facade to the connections it is for. Every backend
 //! reaches this instance's connections through the one delivery door
-//! ([`Delivery`](crate::delivery::Delivery)); [`build`] makes the configured one, and is the
+//! ([`Delivery`]); [`build`] makes the configured one, and is the
 //! only place that names them.
 //!
 //! | backend | scope |

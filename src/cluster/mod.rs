@@ -71,14 +71,14 @@ pub(crate) enum Route {
 ///   least every second, and goodbye when it stops, so that [`Peers`] knows who is live.
 pub(crate) trait Transport: Send + Sync + fmt::Debug {
     fn send(&self, to: Route, message: Vec<u8>) -> Result<()>;
-    /// Fails with [`Error::Backend`](crate::Error::Backend) while the engine is unreachable:
+    /// Fails with [`Error::Backend`] while the engine is unreachable:
     /// a cluster-wide answer then cannot be had, even where no other instance is known.
     fn check(&self) -> Result<()>;
 }
 
 /// Whether a transport's link to its engine is up: set by the transport's threads, read by
 /// every sender; while it is down, sends and cluster-wide answers fail with
-/// [`Error::Backend`](crate::Error::Backend).
+/// [`Error::Backend`].
 #[derive(Debug)]
 pub(crate) struct LinkUp {
     up: AtomicBool,

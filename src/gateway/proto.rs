@@ -12,7 +12,7 @@
 //! | both     | [`CLUSTER`] | a cluster message ([`crate::cluster::wire`]), the rest of the frame |
 //! | gateway  | [`OPEN`] | id, uri (empty for a TCP client, which has no upgrade request), header count `u32`, then name and value of each |
 //! | gateway  | [`DATA`] | id, is_text `u8` (0 or 1), payload: the rest of the frame, raw |
-//! | gateway  | [`CLOSED`] | id, flag present `u8`, [flag], group count `u32`, groups |
+//! | gateway  | [`CLOSED`] | id, flag present `u8`, \[flag\], group count `u32`, groups |
 //! | business | [`LEAVING`] | nothing: it is stopping, and takes no new client events |
 //! | gateway  | [`DRAINED`] | nothing: the last client event for that business process went before it |
 //!

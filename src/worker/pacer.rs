@@ -1,5 +1,5 @@
 //! When a core loop's next fan-out round may start: the policy of
-//! [`FanoutWindow`](crate::FanoutWindow), kept apart from the loop so that it can be tested
+//! [`FanoutWindow`], kept apart from the loop so that it can be tested
 //! on its own, with made-up clocks.
 //!
 //! The loop tells the pacer four things: a fan-out message reached connections (and whether
