@@ -104,3 +104,18 @@ impl From<serde_json::Error> for Error {
         Error::Encode(e.to_string())
     }
 }
+
+impl Error {
+    /// What a sender is told when a backend thread's queue (`writer` names that thread: "the
+    /// Redis publisher") refused an item without waiting: a full queue is
+    /// [`Error::Backend`] — the thread is behind, and the queue does not grow past its bound —
+    /// and a thread that has ended is [`Error::Shutdown`].
+    pub(crate) fn queue_refused<T>(e: crossbeam_channel::TrySendError<T>, writer: &str) -> Self {
+        match e {
+            crossbeam_channel::TrySendError::Full(_) => {
+                Error::Backend(format!("{writer} is behind: its queue is full").into())
+            }
+            crossbeam_channel::TrySendError::Disconnected(_) => Error::Shutdown,
+        }
+    }
+}

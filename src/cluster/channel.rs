@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
 
 use super::{LinkUp, Node, Route, Transport, hello};
@@ -76,13 +76,9 @@ impl Transport for ChannelTransport {
                 proto::frame(&[&[proto::TO_ONE], &n.to_be_bytes(), &message], &mut frame);
             }
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Error::Backend(
-                "the channel writer is behind: its queue is full".into(),
-            )),
-            Err(TrySendError::Disconnected(_)) => Err(Error::Shutdown),
-        }
+        self.tx
+            .try_send(frame)
+            .map_err(|e| Error::queue_refused(e, "the channel writer"))
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
 
 use super::{LinkUp, Node, Route, Transport, hello};
@@ -98,16 +98,12 @@ impl Transport for RedisTransport {
             Route::Others => self.all.clone(),
             Route::To(n) => format!("{}{n}", self.direct),
         };
-        match self.tx.try_send(Outgoing {
-            channel,
-            bytes: message,
-        }) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Error::Backend(
-                "the Redis publisher is behind: its queue is full".into(),
-            )),
-            Err(TrySendError::Disconnected(_)) => Err(Error::Shutdown),
-        }
+        self.tx
+            .try_send(Outgoing {
+                channel,
+                bytes: message,
+            })
+            .map_err(|e| Error::queue_refused(e, "the Redis publisher"))
     }
 }
 

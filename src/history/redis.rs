@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{info, warn};
 use parking_lot::Mutex;
 
@@ -393,13 +393,10 @@ impl Keeper for RedisKeeper {
                 .collect();
             reached.sort_unstable();
             reached.dedup();
-            match self.appends.try_send(Append { keys, args }) {
-                Ok(()) => Ok(reached.len()),
-                Err(TrySendError::Full(_)) => Err(Error::Backend(
-                    "the history's Redis appender is behind: its queue is full".into(),
-                )),
-                Err(TrySendError::Disconnected(_)) => Err(Error::Shutdown),
-            }
+            self.appends
+                .try_send(Append { keys, args })
+                .map_err(|e| Error::queue_refused(e, "the history's Redis appender"))?;
+            Ok(reached.len())
         })())
     }
 
