@@ -6,9 +6,9 @@ mod contract;
 
 use std::time::Duration;
 
-use contract::{Deployment, Fixture, Instance, Kind};
-use corepush::{BackendConfig, RedisConfig, Runtime, ServerConfig};
-use util::{Cmd, RedisServer, wait_until};
+use contract::{Deployment, Fixture};
+use corepush::{BackendConfig, RedisConfig};
+use util::RedisServer;
 
 struct RedisFixture;
 
@@ -22,46 +22,16 @@ impl Fixture for RedisFixture {
             "redis-server is needed for the Redis contract (install it, e.g. apt-get install \
              redis-server)",
         );
-        let mut runtimes = Vec::new();
-        let mut instances = Vec::new();
-        for number in [1, 2] {
-            let backend = BackendConfig::Redis(
+        let url = redis.url();
+        let backend = || {
+            BackendConfig::Redis(
                 RedisConfig::default()
-                    .url(redis.url())
+                    .url(url.clone())
                     .prefix(name)
                     .query_timeout(Duration::from_millis(500)),
-            );
-            let rt = Runtime::builder()
-                .workers(2)
-                .instance(number)
-                .server(
-                    ServerConfig::websocket(name, "127.0.0.1:0".parse().unwrap())
-                        .backend(backend)
-                        .handler(|_| Cmd),
-                )
-                .start()
-                .expect("an instance on Redis");
-            instances.push(Instance {
-                server: rt.server(name).expect("its handle"),
-                addr: rt.local_addr(name).expect("its address"),
-            });
-            runtimes.push(rt);
-        }
-        wait_until("the instances see each other", || {
-            instances
-                .iter()
-                .all(|i| i.server.cluster().instances() == [1, 2])
-        });
-        Deployment {
-            instances,
-            kind: Kind::Cluster,
-            stop: Box::new(move || {
-                for rt in runtimes {
-                    rt.shutdown().expect("a clean shutdown");
-                }
-            }),
-            keep: vec![Box::new(redis)],
-        }
+            )
+        };
+        contract::two_instances(name, backend, Box::new(redis))
     }
 }
 

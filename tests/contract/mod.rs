@@ -22,11 +22,11 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use corepush::{Answer, ClientId, Server};
+use corepush::{Answer, BackendConfig, ClientId, Runtime, Server, ServerConfig};
 use serde_json::Value;
 use tungstenite::Message as WsMessage;
 
-use crate::util::{Client, clients_by_worker, recv_json};
+use crate::util::{Client, Cmd, clients_by_worker, recv_json, wait_until};
 
 pub use history::*;
 pub use lifecycle::*;
@@ -81,6 +81,51 @@ pub struct Deployment {
     pub stop: Box<dyn FnOnce()>,
     /// Whatever else must live as long as the deployment (a Redis process, a broker …).
     pub keep: Vec<Box<dyn Any>>,
+}
+
+/// A cluster of two instances, numbers 1 and 2, serving `name` (the `Cmd` handler,
+/// WebSocket, 127.0.0.1:0, [`WORKERS`] core loops each) on the backend `backend` makes for
+/// each; returns once each instance sees both. `engine` is what they meet on (a Redis
+/// process, a broker): the deployment keeps it, and it stops after the instances.
+pub fn two_instances(
+    name: &str,
+    backend: impl Fn() -> BackendConfig,
+    engine: Box<dyn Any>,
+) -> Deployment {
+    let mut runtimes = Vec::new();
+    let mut instances = Vec::new();
+    for number in [1, 2] {
+        let rt = Runtime::builder()
+            .workers(WORKERS)
+            .instance(number)
+            .server(
+                ServerConfig::websocket(name, "127.0.0.1:0".parse().unwrap())
+                    .backend(backend())
+                    .handler(|_| Cmd),
+            )
+            .start()
+            .unwrap_or_else(|e| panic!("instance {number}: {e}"));
+        instances.push(Instance {
+            server: rt.server(name).expect("its handle"),
+            addr: rt.local_addr(name).expect("its address"),
+        });
+        runtimes.push(rt);
+    }
+    wait_until("the instances see each other", || {
+        instances
+            .iter()
+            .all(|i| i.server.cluster().instances() == [1, 2])
+    });
+    Deployment {
+        instances,
+        kind: Kind::Cluster,
+        stop: Box::new(move || {
+            for rt in runtimes {
+                rt.shutdown().expect("a clean shutdown");
+            }
+        }),
+        keep: vec![engine],
+    }
 }
 
 /// One instance: its push handle and the address its clients connect to.
