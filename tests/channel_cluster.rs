@@ -5,7 +5,7 @@
 mod util;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corepush::{
     BackendConfig, ChannelBackendConfig, ChannelConfig, ChannelServer, Error, Runtime, Server,
@@ -215,47 +215,9 @@ fn a_wrong_token_or_no_broker_fails_the_start() {
 fn a_broker_restart_is_survived() {
     let mut broker = Broker::start(Some("secret"));
     let (a, b) = pair(&broker, "restart");
-    let mut on_a = Client::connect(a.addr);
-    let mut on_b = Client::connect(b.addr);
-    broker.stop();
-    // Sends that need the broker fail visibly once the transport has noticed; local ones go on.
-    wait_until("a send that needs the broker fails", || {
-        matches!(a.server.send_raw_to_all("lost?"), Err(Error::Backend(_)))
+    an_engine_restart_is_survived("the broker", &a.server, a.addr, b.addr, |up| {
+        if up { broker.restart() } else { broker.stop() }
     });
-    assert_eq!(
-        a.server
-            .worker(on_a.id.worker())
-            .send_raw("local", on_a.id)
-            .unwrap(),
-        1
-    );
-    loop {
-        if on_a.recv() == "local" {
-            break;
-        }
-    }
-    broker.restart();
-    let back = Instant::now();
-    let mut n = 0;
-    on_b.ws
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let crossed = loop {
-        assert!(back.elapsed() < WAIT, "no push crossed after the restart");
-        n += 1;
-        let _ = a.server.send_raw(format!("again {n}"), on_b.id);
-        match on_b.ws.read() {
-            Ok(tungstenite::Message::Text(t)) if t.starts_with("again") => break back.elapsed(),
-            _ => {}
-        }
-    };
-    assert!(
-        crossed < Duration::from_secs(2),
-        "pushes flowed again only after {crossed:?}"
-    );
-    on_b.ws.get_ref().set_read_timeout(Some(WAIT)).unwrap();
-    drop((on_a, on_b));
     a.stop();
     b.stop();
 }

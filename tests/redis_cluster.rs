@@ -4,7 +4,7 @@
 //! Redis that goes away and comes back is survived.
 mod util;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corepush::{ClientId, Error, Workers};
 use util::*;
@@ -196,49 +196,9 @@ fn an_unreachable_redis_is_an_error_at_start() {
 fn a_redis_restart_is_survived() {
     let mut redis = redis_or_skip!("a_redis_restart_is_survived");
     let (a, b) = pair(&redis, "restart");
-    let mut on_a = Client::connect(a.addr);
-    let mut on_b = Client::connect(b.addr);
-    redis.kill();
-    // Sends that need Redis fail visibly once the publisher has noticed; local ones go on.
-    wait_until("a send that needs Redis fails", || {
-        matches!(a.server.send_raw_to_all("lost?"), Err(Error::Backend(_)))
+    an_engine_restart_is_survived("Redis", &a.server, a.addr, b.addr, |up| {
+        if up { redis.restart() } else { redis.kill() }
     });
-    // Whatever the failed attempts left behind, the next marker proves the order.
-    assert_eq!(
-        a.server
-            .worker(on_a.id.worker())
-            .send_raw("local", on_a.id)
-            .unwrap(),
-        1
-    );
-    loop {
-        if on_a.recv() == "local" {
-            break;
-        }
-    }
-    redis.restart();
-    let back = Instant::now();
-    // Pushes flow again: keep trying until one crosses (every attempt is bounded).
-    let mut n = 0;
-    on_b.ws
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let crossed = loop {
-        assert!(back.elapsed() < WAIT, "no push crossed after the restart");
-        n += 1;
-        let _ = a.server.send_raw(format!("again {n}"), on_b.id);
-        match on_b.ws.read() {
-            Ok(tungstenite::Message::Text(t)) if t.starts_with("again") => break back.elapsed(),
-            _ => {}
-        }
-    };
-    assert!(
-        crossed < Duration::from_secs(2),
-        "pushes flowed again only after {crossed:?}"
-    );
-    on_b.ws.get_ref().set_read_timeout(Some(WAIT)).unwrap();
-    drop((on_a, on_b));
     a.stop();
     b.stop();
 }

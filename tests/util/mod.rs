@@ -15,6 +15,7 @@ mod cmd;
 mod logs;
 mod raw;
 mod redis;
+mod restart;
 #[cfg(feature = "tls")]
 mod tls;
 #[allow(unused_imports)] // not every test file drives the command handler
@@ -25,6 +26,8 @@ pub use logs::*;
 pub use raw::*;
 #[allow(unused_imports)] // nor starts a Redis
 pub use redis::*;
+#[allow(unused_imports)] // nor restarts a cluster's engine
+pub use restart::*;
 #[cfg(feature = "tls")]
 #[allow(unused_imports)] // nor speaks TLS
 pub use tls::*;
