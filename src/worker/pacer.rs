@@ -108,8 +108,9 @@ impl Pacer {
         if let Some((first, last, n)) = self.burst {
             let compact = self.load >= OPENS_AT
                 || last.saturating_duration_since(first) * 2 <= now.saturating_duration_since(last);
-            let recurs = n >= 2 && std::mem::replace(&mut self.recurring, n >= 2);
-            (self.linger, self.expect) = if recurs && compact {
+            // Whatever this burst's size, it is the one before the next.
+            let before_had_company = std::mem::replace(&mut self.recurring, n >= 2);
+            (self.linger, self.expect) = if n >= 2 && before_had_company && compact {
                 let spread = last.saturating_duration_since(first) * 2;
                 (spread.min(self.round_time.max(spread / 2)).min(max), n)
             } else {
@@ -399,6 +400,30 @@ mod tests {
         p.finished(false);
         p.arrived(ms(40), true);
         assert_eq!(p.next_round(t0), ms(40));
+    }
+
+    #[test]
+    fn chance_meetings_with_lone_messages_between_are_not_a_burst() {
+        // As above, twice, with a lone message between the two meetings: the meetings do not
+        // recur back to back, and the lone message after the second goes at once.
+        let (mut p, t0) = adaptive();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let meeting = |p: &mut Pacer, at: u64| {
+            p.arrived(ms(at), true);
+            p.started(ms(at));
+            p.arrived(ms(at + 1), false);
+            p.wrote(Duration::from_millis(2));
+            p.finished(true);
+            p.started(ms(at + 2));
+            p.wrote(Duration::from_millis(2));
+            p.finished(false);
+        };
+        meeting(&mut p, 0);
+        p.arrived(ms(10), true);
+        round(&mut p, t0, ms(10), Duration::from_millis(2), false);
+        meeting(&mut p, 20);
+        p.arrived(ms(30), true);
+        assert_eq!(p.next_round(t0), ms(30));
     }
 
     #[test]
