@@ -268,13 +268,27 @@ fn a_subscriber_that_never_reads_is_cut_off_and_the_others_keep_receiving() {
         stream: fast.stream.try_clone().unwrap(),
     };
     let messages = 512;
+    // The fast subscriber tells which message it has read; the publisher stays at most two
+    // messages (128 KiB) ahead of it, so that it keeps up however the threads are scheduled,
+    // while the slow one, which never reads, falls 32 MiB behind.
+    let (read, progress) = crossbeam_channel::unbounded();
     let reader = std::thread::spawn(move || {
         for i in 0..messages {
             let (from, body) = fast_reader.forwarded();
             assert_eq!((from, body.len(), body[0]), (1, 64 * 1024, i as u8));
+            let _ = read.send(i);
         }
     });
     for i in 0..messages {
+        if i >= 2 {
+            let got = progress.recv_timeout(WAIT);
+            assert_eq!(
+                got,
+                Ok(i - 2),
+                "the fast subscriber reads message {}",
+                i - 2
+            );
+        }
         publisher.publish(&vec![i as u8; 64 * 1024]);
     }
     reader
