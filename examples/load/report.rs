@@ -170,19 +170,15 @@ fn targets<'a>(o: &Opts, find: impl Fn(&str, usize) -> Option<&'a Summary>) {
                             .iter()
                             .min_by(|a, b| f(a).0.total_cmp(&f(b).0))
                             .expect("one baseline at least");
-                        let (mine, runs) = f(cf);
-                        (mine, f(base).0, run::shift(runs, f(base).1))
+                        against(cf, base, f)
                     };
                     let p50 = judge(|f| (f.last_p50, &f.last_p50_runs));
                     let p99 = judge(|f| (f.last_p99, &f.last_p99_runs));
                     let figure = |(mine, best, shift): (f64, f64, Option<Shift>)| {
-                        let interval = shift.map_or(String::new(), |s| {
-                            format!(
-                                ", difference {:+.2} ms (95 % interval {:+.2} to {:+.2})",
-                                s.estimate, s.low, s.high
-                            )
-                        });
-                        format!("{mine:.2} ms (best baseline {best:.2}{interval})")
+                        format!(
+                            "{mine:.2} ms (best baseline {best:.2}{})",
+                            difference(shift)
+                        )
                     };
                     println!(
                         "{n:>6} clients, {}: last p50 {}, p99 {}: {}",
@@ -191,10 +187,58 @@ fn targets<'a>(o: &Opts, find: impl Fn(&str, usize) -> Option<&'a Summary>) {
                         figure(p99),
                         rate_verdict(&[p50, p99])
                     );
+                    if let Some((twin, tf)) = twin(o).and_then(|k| Some((k.clone(), find(&k, n)?)))
+                        && let Some(tf) = tf.fanout.get(i)
+                    {
+                        let (p50, p99) = (
+                            against(cf, tf, |f| (f.last_p50, &f.last_p50_runs)),
+                            against(cf, tf, |f| (f.last_p99, &f.last_p99_runs)),
+                        );
+                        println!(
+                            "{:>15} the same window twice, corepush against {twin}: last p50 {}, \
+                             p99 {}",
+                            "control:",
+                            control(p50),
+                            control(p99)
+                        );
+                    }
                 }
             }
         }
     }
+}
+
+/// One figure `f` (median, runs) of corepush's `mine` against `base`: both medians, and
+/// how far corepush's runs lie above the baseline's.
+fn against(mine: &Fig, base: &Fig, f: fn(&Fig) -> (f64, &[f64])) -> (f64, f64, Option<Shift>) {
+    let ((m, mine_runs), (b, base_runs)) = (f(mine), f(base));
+    (m, b, run::shift(mine_runs, base_runs))
+}
+
+/// The server that runs corepush's own configuration a second time, when the run has it:
+/// `corepush~MS` with the default window's ceiling. How far the two lie apart is how far
+/// runs of one and the same server lie apart in this run, the yardstick for a tie.
+fn twin(o: &Opts) -> Option<String> {
+    if o.coalesce_ms.is_some() {
+        return None;
+    }
+    let ms = corepush::FanoutWindow::default().longest().as_millis();
+    Some(format!("corepush~{ms}"))
+}
+
+/// A control figure: corepush's median, its twin's, and the difference of their runs.
+fn control((mine, twin, shift): (f64, f64, Option<Shift>)) -> String {
+    format!("{mine:.2} against {twin:.2} ms{}", difference(shift))
+}
+
+/// ", difference … (95 % interval …)", or nothing with too few runs for an interval.
+fn difference(shift: Option<Shift>) -> String {
+    shift.map_or(String::new(), |s| {
+        format!(
+            ", difference {:+.2} ms (95 % interval {:+.2} to {:+.2})",
+            s.estimate, s.low, s.high
+        )
+    })
 }
 
 /// An open loop's verdict from its figures' (corepush, best baseline, shift of corepush's
