@@ -26,6 +26,8 @@ pub(crate) struct ServerChild {
     pub(crate) port: u16,
     /// The child's first stdout line (its `listening on` line).
     pub(crate) line: String,
+    /// The child left a `stats` question unanswered: it does not count, and is not asked again.
+    silent: bool,
 }
 
 impl ServerChild {
@@ -73,6 +75,7 @@ impl ServerChild {
             pid,
             port: 0,
             line: String::new(),
+            silent: false,
         };
         let stdout = guard
             .child
@@ -113,15 +116,22 @@ impl ServerChild {
     }
 
     /// Frames queued to clients and the write calls that carried them, so far, from a child
-    /// that counts them (corepush); `None` from one that does not answer within 2 s.
+    /// that counts them (corepush); `None` from one that does not answer within 2 s, and
+    /// at once from then on.
     pub(crate) fn frames_and_writes(&mut self) -> Option<(u64, u64)> {
+        if self.silent {
+            return None;
+        }
         while self.stats.try_recv().is_ok() {}
         let stdin = self.stdin.as_mut()?;
         stdin
             .write_all(b"stats\n")
             .and_then(|()| stdin.flush())
             .ok()?;
-        let line = self.stats.recv_timeout(STATS_TIMEOUT).ok()?;
+        let Ok(line) = self.stats.recv_timeout(STATS_TIMEOUT) else {
+            self.silent = true;
+            return None;
+        };
         let (frames, writes) = line.split_once(' ')?;
         Some((frames.parse().ok()?, writes.parse().ok()?))
     }
