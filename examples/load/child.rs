@@ -268,3 +268,46 @@ pub(crate) fn raise_nofile() -> Result<(u64, bool), String> {
 pub(crate) fn nproc() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A child that listens (prints the line) but never counts: it keeps whatever it is told,
+    /// and its stdout stays open, so a question waits out the timeout as with the floor.
+    fn silent_child(dir: &std::path::Path) -> (ServerChild, std::path::PathBuf) {
+        let told = dir.join("told");
+        let exe = dir.join("silent-server");
+        std::fs::write(
+            &exe,
+            format!(
+                "#!/bin/sh\necho 'listening on ws://127.0.0.1:1/'\ncat > '{}'\n",
+                told.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (
+            ServerChild::start_from(&exe, "floor", 1, &[]).unwrap(),
+            told,
+        )
+    }
+
+    #[test]
+    fn a_server_that_leaves_the_question_unanswered_is_not_asked_again() {
+        let dir = std::env::temp_dir().join(format!("load-child-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mut child, told) = silent_child(&dir);
+        assert_eq!(child.port, 1);
+        assert_eq!(child.frames_and_writes(), None);
+        assert_eq!(child.frames_and_writes(), None);
+        // Closing its stdin ends `cat` and the shell, which have then kept everything told.
+        drop(child.stdin.take());
+        let _ = child.child.wait();
+        let asked = std::fs::read_to_string(&told).unwrap();
+        drop(child);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(asked, "stats\n", "asked once, not twice");
+    }
+}
