@@ -187,17 +187,16 @@ fn targets<'a>(o: &Opts, find: impl Fn(&str, usize) -> Option<&'a Summary>) {
                         figure(p99),
                         rate_verdict(&[p50, p99])
                     );
-                    if let Some((twin, tf)) = twin(o).and_then(|k| Some((k.clone(), find(&k, n)?)))
-                        && let Some(tf) = tf.fanout.get(i)
+                    if let Some(twin) = twin(o)
+                        && let Some(tf) = find(&twin, n).and_then(|t| t.fanout.get(i))
                     {
                         let (p50, p99) = (
                             against(cf, tf, |f| (f.last_p50, &f.last_p50_runs)),
                             against(cf, tf, |f| (f.last_p99, &f.last_p99_runs)),
                         );
                         println!(
-                            "{:>15} the same window twice, corepush against {twin}: last p50 {}, \
-                             p99 {}",
-                            "control:",
+                            "       control: the same window twice, corepush against {twin}: \
+                             last p50 {}, p99 {}",
                             control(p50),
                             control(p99)
                         );
